@@ -43,7 +43,7 @@ METRICS = {  # recipe name -> ultralytics metrics key (None: computed by us)
     "f1": "metrics/F1(B)",
 }
 VAL_LOSSES = {
-    "yolo": ("val/box_loss", "val/cls_loss", "val/dfl_loss"),
+    "yolo": ("val/box_loss", "val/cls_loss", "val/dfl_loss", "val/l1_loss"),  # YOLO26 has l1, YOLO11 dfl
     "rtdetr": ("val/giou_loss", "val/cls_loss", "val/l1_loss"),
 }
 # Training arguments the workbench owns: the run directory, the model/data and the freeze schedule.

@@ -1,0 +1,82 @@
+"""Base mixin of every composed trainer: recipe access, an event hook, measured clipping, portable checkpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from ultralytics.utils.torch_utils import unwrap_model
+
+STOCK_MAX_NORM = 10.0  # ultralytics 8.4 hard-codes this in BaseTrainer.optimizer_step
+
+
+class WorkbenchBase:
+    """Innermost mixin, directly above the ultralytics trainer.
+
+    Class attributes set by the composer (class attributes survive ultralytics' DDP cloudpickle; instance
+    attributes set after construction do not):
+        wb_recipe: the recipe as a plain dict.
+    """
+
+    wb_recipe: dict[str, Any] = {}
+
+    # ---- recipe access --------------------------------------------------------------------------------------
+    def wb_cfg(self, name: str) -> dict[str, Any] | None:
+        """Settings of customization ``name``, or None when it is off."""
+        return (self.wb_recipe.get("customizations") or {}).get(name)
+
+    # ---- hooks other mixins override ---------------------------------------------------------------------------
+    def wb_event(self, event: str, **fields: Any) -> None:
+        """Report a training event (freeze, unfreeze, ...). The telemetry mixin writes it; a no-op otherwise."""
+
+    def wb_max_norm(self) -> float:
+        """Gradient-clipping threshold used by :meth:`optimizer_step`; 0 disables clipping."""
+        return STOCK_MAX_NORM
+
+    def wb_group_names(self) -> list[str]:
+        """Readable, unique names of the optimizer's parameter groups, in group order."""
+        names, seen = [], {}
+        for i, g in enumerate(self.optimizer.param_groups if self.optimizer else []):
+            base = g.get("name") or g.get("param_group") or f"pg{i}"
+            seen[base] = seen.get(base, 0) + 1
+            names.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+        return names
+
+    # ---- ultralytics hooks ------------------------------------------------------------------------------------
+    def set_model_attributes(self):
+        """Record the recipe on the model so best.pt/last.pt say how they were trained.
+
+        A plain dict attribute pickles with the plain ultralytics model class, so checkpoints load anywhere
+        (a model subclass would pickle by reference to our module and fail to load without it).
+        """
+        super().set_model_attributes()
+        from trainers import __version__
+
+        unwrap_model(self.model).workbench = {"recipe": self.wb_recipe, "version": __version__}
+
+    def optimizer_step(self):
+        """Stock optimizer step, with the pre-clip gradient norm measured per group and a configurable threshold.
+
+        Per-group norms come from one fused norm per group (torch's get_total_norm) and the total from those,
+        then ``clip_grads_with_norm_`` reuses the total, so measuring costs no extra pass over the gradients.
+        Norms stay tensors (no host sync per step); telemetry converts them in batches.
+        """
+        self.scaler.unscale_(self.optimizer)
+        max_norm = float(self.wb_max_norm())
+        groups = [[p for p in g["params"] if p.grad is not None] for g in self.optimizer.param_groups]
+        device = next((ps[0].grad.device for ps in groups if ps), self.device)
+        group_norms = torch.stack(
+            [
+                torch.nn.utils.get_total_norm([p.grad for p in ps]) if ps else torch.zeros((), device=device)
+                for ps in groups
+            ]
+        ).float()
+        total = torch.linalg.vector_norm(group_norms)
+        if max_norm > 0:
+            torch.nn.utils.clip_grads_with_norm_([p for ps in groups for p in ps], max_norm, total)
+        self.wb_last_grad = (total.detach(), group_norms.detach(), max_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad()
+        if self.ema:
+            self.ema.update(self.model)
