@@ -1,0 +1,85 @@
+"""Shared fixtures: offline ultralytics, a tiny generated detection dataset, a helper to train for real (tiny)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+# ultralytics reads these at import time: set them before any test imports it.
+from trainers.offline import apply_offline_env  # noqa: E402
+
+apply_offline_env(Path(os.environ.get("WORKBENCH_TEST_CONFIG", "/tmp/workbench-test-yolo-config")))
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+NAMES = ["disc", "block", "ring"]
+
+
+def make_dataset(root: Path, n_train: int = 16, n_val: int = 8, size: int = 64, seed: int = 0) -> Path:
+    """Write a small 3-class dataset (coloured shapes) in ultralytics layout and return its data.yaml."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    colours = [(230, 40, 40), (40, 220, 40), (40, 80, 240)]
+    for split, n in (("train", n_train), ("val", n_val)):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            im = Image.fromarray((rng.random((size, size, 3)) * 50).astype("uint8"))
+            draw, lines = ImageDraw.Draw(im), []
+            for k in range(3):
+                c = k if i % 2 == 0 else int(rng.integers(0, 3))
+                s = int(rng.integers(size // 4, size // 2))
+                x, y = int(rng.integers(0, size - s)), int(rng.integers(0, size - s))
+                (draw.ellipse if c != 1 else draw.rectangle)([x, y, x + s, y + s], fill=colours[c])
+                lines.append(f"{c} {(x + s / 2) / size:.5f} {(y + s / 2) / size:.5f} {s / size:.5f} {s / size:.5f}")
+            im.save(root / "images" / split / f"{i:03d}.png")
+            (root / "labels" / split / f"{i:03d}.txt").write_text("\n".join(lines) + "\n")
+    data = root / "data.yaml"
+    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames: {NAMES}\n")
+    return data
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+TINY_TRAIN = {
+    "epochs": 1,
+    "imgsz": 64,
+    "batch": 8,
+    "nbs": 8,  # one optimizer step per batch, so steps are countable
+    "workers": 0,
+    "plots": False,
+    "val": True,
+    "seed": 0,
+    "deterministic": True,
+}
+
+
+def run_trainer(recipe: dict, tmp_path: Path, callbacks: dict | None = None, family: str | None = None, **kw):
+    """Build the composed trainer for ``recipe`` in ``tmp_path`` and train; returns the trainer."""
+    from trainers.compose import build_trainer_class
+    from trainers.recipe import Recipe
+
+    r = Recipe.from_dict(recipe)
+    cls = build_trainer_class(r, family, telemetry_path=str(tmp_path / "telemetry.jsonl"), **kw)
+    trainer = cls(overrides={**r.train, "model": r.model, "data": r.data, "project": str(tmp_path),
+                             "name": "run", "exist_ok": True})
+    for event, fns in (callbacks or {}).items():
+        for fn in fns if isinstance(fns, list) else [fns]:
+            trainer.add_callback(event, fn)
+    trainer.train()
+    return trainer
+
+
+def recipe_for(data: Path, model: str = "yolo26n.yaml", train: dict | None = None, **customizations) -> dict:
+    return {"model": model, "data": str(data), "train": {**TINY_TRAIN, **(train or {})},
+            "customizations": customizations}
