@@ -1,0 +1,374 @@
+"""The ``workbench`` CLI (trainers/cli.py): exit codes, one-line errors, listings, and what it hands the runner.
+
+Bad invocations run the real CLI in a subprocess so that exit codes and stderr are what a user sees. The runner is
+replaced by a stub only for the in-process tests of the train/resume plumbing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from trainers import cli
+from trainers.errors import DatasetError
+from trainers.runs import create_run_dir, read_status, write_status
+from trainers.telemetry import read_events
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def workbench(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k != "WORKBENCH_RUNS_DIR"}
+    return subprocess.run(
+        [sys.executable, "-m", "trainers.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**base, "PYTHONPATH": str(REPO), **(env or {})},
+        cwd=cwd or REPO,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    """A runs root with a completed, a stopped and a (stale) running run, and a recipe file."""
+    root = tmp_path / "runs"
+    for name, status in (("done", "completed"), ("idle", "stopped")):
+        write_status(create_run_dir(root, name), status=status, epoch=3, epochs=3)
+    (tmp_path / "recipe.yaml").write_text("model: yolo26n.yaml\ndata: data.yaml\ntrain: {epochs: 1}\n")
+    return root
+
+
+# ---- bad invocations: exit 2, exactly one line on stderr, no traceback ------------------------------------------
+BAD = [
+    ("missing recipe", ["train", "{tmp}/nope.yaml", "--runs-dir", "{root}"], "{tmp}/nope.yaml: recipe file not found"),
+    ("recipe not YAML", ["train", "{tmp}/bad.yaml", "--runs-dir", "{root}"], "{tmp}/bad.yaml: not valid YAML"),
+    (
+        "traversal name",
+        ["train", "{tmp}/recipe.yaml", "--runs-dir", "{root}", "--name", "../x"],
+        "--name '../x' is not allowed: use 1-100 letters, digits, '-', '_' or '.'",
+    ),
+    (
+        "name with /",
+        ["train", "{tmp}/recipe.yaml", "--runs-dir", "{root}", "--name", "a/b"],
+        "--name 'a/b' is not allowed",
+    ),
+    (
+        "shell metacharacters",
+        ["train", "{tmp}/recipe.yaml", "--runs-dir", "{root}", "--name", "a;rm -rf"],
+        "--name 'a;rm -rf' is not allowed",
+    ),
+    (
+        "name in use",
+        ["train", "{tmp}/recipe.yaml", "--runs-dir", "{root}", "--name", "done"],
+        "run name 'done' is already in use in {root}; pick another --name",
+    ),
+    (
+        "existing but not reserved",
+        ["train", "{tmp}/recipe.yaml", "--runs-dir", "{root}", "--name", "done", "--existing"],
+        "--existing: run 'done'",
+    ),
+    ("stop unknown run", ["stop", "ghost", "--runs-dir", "{root}"], "run 'ghost' not found in {root}"),
+    ("resume unknown run", ["resume", "ghost", "--runs-dir", "{root}"], "run 'ghost' not found in {root}"),
+    ("resume traversal", ["resume", "../x", "--runs-dir", "{root}"], "run '../x' not found: ../x is not a run folder"),
+    ("resume completed", ["resume", "done", "--runs-dir", "{root}"], "run 'done' is completed; nothing to resume"),
+    (
+        "stop not running",
+        ["stop", "idle", "--runs-dir", "{root}"],
+        "run 'idle' is not running (status: stopped); nothing to stop",
+    ),
+    ("counts missing data", ["counts", "{tmp}/nope/data.yaml"], "data.yaml: file not found"),
+    (
+        "counts unknown split",
+        ["counts", "{data}", "--split", "test"],
+        "split 'test' is not defined; available: train, val",
+    ),
+    (
+        "runs-dir is a file",
+        ["runs", "--runs-dir", "{tmp}/recipe.yaml"],
+        "--runs-dir {tmp}/recipe.yaml is not a directory",
+    ),
+    ("ui bad port", ["ui", "--port", "70000", "--runs-dir", "{root}"], "--port must be between 1 and 65535"),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_invocations_exit_2_with_one_line(case, argv, message, root, tmp_path, tiny_data):
+    (tmp_path / "bad.yaml").write_text("model: [unclosed\ndata: x\n")
+    fill = {"tmp": str(tmp_path), "root": str(root), "data": str(tiny_data)}
+    result = workbench(*(a.format(**fill) for a in argv))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("workbench: error: ")
+    assert message.format(**fill) in lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_runs_dir_from_environment_that_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("")
+    result = workbench("runs", env={"WORKBENCH_RUNS_DIR": str(f)})
+    assert result.returncode == 2
+    expected = f"workbench: error: WORKBENCH_RUNS_DIR {f} is not a directory; pass a folder for runs with --runs-dir"
+    assert result.stderr == expected + "\n"
+
+
+def test_usage_errors_are_argparse_exit_2():
+    assert workbench().returncode == 2
+    result = workbench("train")
+    assert result.returncode == 2 and "RECIPE" in result.stderr and "Traceback" not in result.stderr
+    assert workbench("launch").returncode == 2
+
+
+# ---- runs ----------------------------------------------------------------------------------------------------------
+def test_runs_lists_json_and_table_and_settles_dead_runs(root):
+    dead = create_run_dir(root, "crashed")
+    write_status(dead, status="running", pid=2**22 + 4321, pid_start=1, epoch=1, epochs=5)  # no such process
+    write_status(root / "done", best_metric={"name": "metrics/mAP50-95(B)", "value": 0.51234}, best_epoch=2)
+
+    result = workbench("runs", "--json", "--runs-dir", str(root))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)  # one document
+    assert doc["runs_dir"] == str(root)
+    by_name = {r["name"]: r for r in doc["runs"]}
+    assert set(by_name) == {"done", "idle", "crashed"}
+    assert by_name["crashed"]["status"] == "failed"  # refreshed, not the stale "running"
+    assert by_name["done"]["best_metric"] == {"name": "metrics/mAP50-95(B)", "value": 0.51234}
+    assert set(by_name["idle"]) == {
+        "name",
+        "path",
+        "status",
+        "epoch",
+        "epochs",
+        "best_metric",
+        "created",
+        "updated",
+        "pid",
+    }
+    assert read_events(dead / "telemetry.jsonl")[0][-1]["event"] == "run_end"
+
+    table = workbench("runs", "--runs-dir", str(root)).stdout.splitlines()
+    assert table[0].split() == ["NAME", "STATUS", "EPOCH", "BEST", "UPDATED"]
+    done_row = next(line for line in table if line.startswith("done "))
+    assert "completed" in done_row and "3/3" in done_row and "metrics/mAP50-95(B)=0.5123" in done_row
+    assert next(line for line in table if line.startswith("crashed ")).split()[1:3] == ["failed", "1/5"]
+
+
+def test_runs_on_an_empty_root(tmp_path):
+    result = workbench("runs", "--runs-dir", str(tmp_path / "none"))
+    assert result.returncode == 0 and result.stdout == f"no runs in {tmp_path / 'none'}\n"
+    assert json.loads(workbench("runs", "--json", "--runs-dir", str(tmp_path / "none")).stdout)["runs"] == []
+
+
+def test_runs_dir_defaults_to_env_then_cwd(tmp_path):
+    create_run_dir(tmp_path / "runs", "here")
+    create_run_dir(tmp_path / "envroot", "there")
+    names = lambda r: [x["name"] for x in json.loads(r.stdout)["runs"]]  # noqa: E731
+    assert names(workbench("runs", "--json", cwd=tmp_path)) == ["here"]
+    assert names(workbench("runs", "--json", cwd=tmp_path, env={"WORKBENCH_RUNS_DIR": "envroot"})) == ["there"]
+
+
+# ---- stop ----------------------------------------------------------------------------------------------------------
+def test_stop_sends_sigterm_to_the_running_process(root, tmp_path):
+    marker = tmp_path / "got-sigterm"
+    script = textwrap.dedent(
+        f"""
+        import signal, sys, time
+        def on_term(*_):
+            open({str(marker)!r}, "w").close()
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, on_term)
+        print("ready", flush=True)
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        run_dir = create_run_dir(root, "live")
+        write_status(run_dir, status="running", pid=proc.pid)
+        result = workbench("stop", "live", "--runs-dir", str(root))
+        assert result.returncode == 0, result.stderr
+        assert f"sent SIGTERM to run 'live' (pid {proc.pid})" in result.stdout
+        assert proc.wait(10) == 0 and marker.exists()
+        assert read_status(run_dir)["stop_requested"]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# ---- counts --------------------------------------------------------------------------------------------------------
+def test_counts_json_matches_the_data_module(tiny_data):
+    weights = pytest.importorskip("trainers.weights")  # written concurrently; the check runs once it exists
+    from trainers.data import count_labels, load_dataset
+
+    expected = count_labels(load_dataset(tiny_data), "val")
+    result = workbench("counts", str(tiny_data), "--split", "val", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["split"] == "val" and doc["counts"] == expected.to_dict()
+    assert doc["weights"] == pytest.approx(weights.all_schemes(expected))
+    table = workbench("counts", str(tiny_data)).stdout.splitlines()
+    assert table[1].split()[:4] == ["ID", "CLASS", "INSTANCES", "IMAGES"]
+    assert len(table) == 2 + len(expected.names)
+
+
+# ---- ui ------------------------------------------------------------------------------------------------------------
+class FakePopen:
+    calls: list = []
+
+    def __init__(self, args, **kwargs):
+        FakePopen.calls.append((args, kwargs))
+
+    def wait(self):
+        return 0
+
+
+@pytest.mark.parametrize(("host", "warns"), [("127.0.0.1", False), ("localhost", False), ("0.0.0.0", True)])
+def test_ui_runs_streamlit_without_a_shell(host, warns, tmp_path, monkeypatch, capsys):
+    app = tmp_path / "app" / "main.py"
+    app.parent.mkdir()
+    app.write_text("")
+    monkeypatch.setattr(cli, "APP_SCRIPT", app)
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    FakePopen.calls = []
+    assert cli.main(["ui", "--port", "8600", "--host", host, "--runs-dir", str(tmp_path / "r")]) == 0
+    [(args, kwargs)] = FakePopen.calls
+    assert args == [
+        sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", "8600",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    assert kwargs.get("shell") is not True
+    assert kwargs["env"]["WORKBENCH_RUNS_DIR"] == str(tmp_path / "r")
+    err = capsys.readouterr().err
+    assert (err.count("\n") == 1 and "warning" in err and host in err) if warns else err == ""
+
+
+def test_ui_script_location():
+    assert cli.APP_SCRIPT == REPO / "app" / "main.py"
+
+
+# ---- train / resume plumbing (stub runner) ------------------------------------------------------------------------
+@pytest.fixture
+def runner(monkeypatch):
+    """A stand-in for trainers.runner that records calls and does what the test asks."""
+    stub = types.ModuleType("trainers.runner")
+    stub.calls = []
+    stub.behaviour = lambda: 0
+
+    def train_run(recipe_path, runs_root, name=None, existing=False):
+        stub.calls.append(("train", recipe_path, runs_root, name, existing))
+        return stub.behaviour()
+
+    def resume_run(run_dir):
+        stub.calls.append(("resume", run_dir))
+        return stub.behaviour()
+
+    stub.train_run, stub.resume_run = train_run, resume_run
+    monkeypatch.setitem(sys.modules, "trainers.runner", stub)
+    return stub
+
+
+def test_train_passes_the_arguments_and_the_exit_code_through(runner, root, tmp_path):
+    assert cli.main(["train", str(tmp_path / "recipe.yaml"), "--runs-dir", str(root), "--name", "new"]) == 0
+    assert runner.calls[-1] == ("train", str(tmp_path / "recipe.yaml"), root, "new", False)
+    runner.behaviour = lambda: 1  # training failed
+    assert cli.main(["train", "r.yaml", "--runs-dir", str(root)]) == 1
+    assert runner.calls[-1] == ("train", "r.yaml", root, None, False)
+
+
+def test_train_existing_records_a_bad_input_error_in_the_reserved_run(runner, root, capsys):
+    reserved = create_run_dir(root, "reserved")  # as the launcher leaves it: starting
+
+    def bad_dataset():
+        raise DatasetError("data.yaml: split 'train' has no images")
+
+    runner.behaviour = bad_dataset
+    assert cli.main(["train", "r.yaml", "--runs-dir", str(root), "--name", "reserved", "--existing"]) == 2
+    assert runner.calls[-1][-1] is True  # --existing reached the runner
+    assert capsys.readouterr().err == "workbench: error: data.yaml: split 'train' has no images\n"
+    status = read_status(reserved)
+    assert status["status"] == "failed" and status["error"] == "data.yaml: split 'train' has no images"
+    end = read_events(reserved / "telemetry.jsonl")[0][-1]
+    assert end["event"] == "run_end" and end["status"] == "failed"
+
+
+def test_train_existing_does_not_fail_a_run_another_process_owns(runner, root):
+    busy = create_run_dir(root, "busy")
+    write_status(busy, status="running", pid=os.getppid())
+
+    def refused():
+        raise DatasetError("--existing: run 'busy' is not waiting to start")
+
+    runner.behaviour = refused
+    assert cli.main(["train", "r.yaml", "--runs-dir", str(root), "--name", "busy", "--existing"]) == 2
+    assert read_status(busy)["status"] == "running"
+
+
+def test_unexpected_crash_is_recorded_then_raised(runner, root):
+    reserved = create_run_dir(root, "crash")
+
+    def crash():
+        raise RuntimeError("CUDA error: device-side assert")
+
+    runner.behaviour = crash
+    with pytest.raises(RuntimeError):  # a bug, not bad input: the traceback goes to console.log, exit 1
+        cli.main(["train", "r.yaml", "--runs-dir", str(root), "--name", "crash", "--existing"])
+    status = read_status(reserved)
+    assert status["status"] == "failed" and status["error"] == "RuntimeError: CUDA error: device-side assert"
+    end = read_events(reserved / "telemetry.jsonl")[0][-1]
+    assert any("RuntimeError" in line for line in end["traceback"])
+
+
+def test_resume_accepts_a_name_or_a_path_and_checks_state_first(runner, root):
+    assert cli.main(["resume", "idle", "--runs-dir", str(root)]) == 0
+    assert runner.calls[-1] == ("resume", root / "idle")
+    assert cli.main(["resume", str(root / "idle")]) == 0
+    assert runner.calls[-1] == ("resume", root / "idle")
+    n = len(runner.calls)
+    assert cli.main(["resume", "done", "--runs-dir", str(root)]) == 2
+    assert len(runner.calls) == n  # the runner was never asked
+
+
+def test_resume_refuses_a_run_that_is_really_running(runner, root, capsys):
+    live = create_run_dir(root, "live")
+    write_status(live, status="running", pid=os.getppid())  # alive, and not us
+    assert cli.main(["resume", "live", "--runs-dir", str(root)]) == 2
+    assert "run 'live' is already running" in capsys.readouterr().err
+
+
+def test_keyboard_interrupt_that_escapes_the_runner_exits_130(runner, root):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    runner.behaviour = interrupted
+    assert cli.main(["train", "r.yaml", "--runs-dir", str(root)]) == 130
+
+
+# ---- import weight -------------------------------------------------------------------------------------------------
+def test_importing_the_cli_and_ui_services_does_not_import_torch_ultralytics_or_streamlit():
+    code = (
+        "import sys, trainers.cli, trainers.launcher, trainers.runs, trainers.telemetry; "
+        "print([m for m in ('torch', 'ultralytics', 'streamlit') if m in sys.modules])"
+    )
+    t0 = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert time.monotonic() - t0 < 10
+
+
+def test_module_entry_point_and_help():
+    result = workbench("--help")
+    assert result.returncode == 0
+    for command in ("train", "resume", "runs", "stop", "counts", "ui"):
+        assert command in result.stdout

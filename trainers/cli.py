@@ -1,0 +1,258 @@
+"""The ``workbench`` command line: train, resume, list, stop, count labels, and start the UI.
+
+Exit codes: 0 ok; 1 training failed (the runner says so); 2 bad input (one line ``workbench: error: ...`` on
+stderr, from any :class:`~trainers.errors.WorkbenchError`, or argparse's usage error); 130 interrupted.
+
+Importing this module is cheap: torch and ultralytics are imported by the runner, only when training starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainers.errors import RunError, WorkbenchError
+
+APP_SCRIPT = Path(__file__).resolve().parent.parent / "app" / "main.py"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+# ---- train / resume ------------------------------------------------------------------------------------------------
+def _owned_run(run_dir: Path | None, body: Callable[[], Any]) -> Any:
+    """Run ``body``; if it raises while this process owns ``run_dir``, record the failure in the run first.
+
+    Without this, a run the launcher reserved would sit in ``starting`` until the launcher notices the dead process,
+    and the UI would show "exited without a run-end event" instead of the real message (a bad dataset, say).
+    """
+    if run_dir is None:
+        return body()
+    from trainers.launcher import mark_failed
+
+    try:
+        return body()
+    except WorkbenchError as e:
+        mark_failed(run_dir, str(e), exit_code=2, owner_pid=os.getpid())
+        raise
+    except Exception as e:
+        lines = traceback.format_exc().rstrip().splitlines()[-20:]
+        mark_failed(run_dir, f"{type(e).__name__}: {e}", exit_code=1, traceback=lines, owner_pid=os.getpid())
+        raise
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``workbench train RECIPE``: cheap checks on the name, then train in this process via the runner."""
+    from trainers.runs import STATUS_FILE, ensure_name_free, runs_root, validate_run_name
+
+    root = runs_root(args.runs_dir)
+    run_dir = None
+    if args.name is not None:
+        validate_run_name(args.name)
+        if args.existing:
+            if (root / args.name / STATUS_FILE).is_file():
+                run_dir = root / args.name
+        else:
+            ensure_name_free(root, args.name)  # fail now, not after the dataset scan
+
+    def body() -> int:
+        from trainers.runner import train_run
+
+        return int(train_run(args.recipe, root, name=args.name, existing=args.existing) or 0)
+
+    return _owned_run(run_dir, body)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """``workbench resume RUN``: refuse completed/running runs, then resume in this process via the runner."""
+    from trainers.launcher import check_resumable
+    from trainers.runs import resolve_run, runs_root
+
+    run_dir = resolve_run(runs_root(args.runs_dir), args.run)
+    check_resumable(run_dir)
+
+    def body() -> int:
+        from trainers.runner import resume_run
+
+        return int(resume_run(run_dir) or 0)
+
+    return _owned_run(run_dir, body)
+
+
+# ---- runs / stop ---------------------------------------------------------------------------------------------------
+def _format_metric(metric: Any) -> str:
+    if not isinstance(metric, dict) or metric.get("value") is None:
+        return "-"
+    value = metric["value"]
+    return f"{metric.get('name', '?')}={value:.4f}" if isinstance(value, (int, float)) else f"{metric.get('name')}=?"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
+    )
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """``workbench runs``: one row per run, newest first; live runs are checked for a dead process first."""
+    from trainers.launcher import refresh_status
+    from trainers.runs import ACTIVE_STATUSES, RunSummary, list_runs, runs_root
+
+    root = runs_root(args.runs_dir)
+    summaries = []
+    for s in list_runs(root):
+        if s.status in ACTIVE_STATUSES:
+            try:
+                s = RunSummary.from_status(Path(s.path), refresh_status(s.path))
+            except RunError:
+                pass  # deleted or unreadable since listed: show what we read
+        summaries.append(s)
+    if args.json:
+        print(json.dumps({"runs_dir": str(root), "runs": [s.to_dict() for s in summaries]}, indent=2))
+        return 0
+    if not summaries:
+        print(f"no runs in {root}")
+        return 0
+    rows = [
+        [
+            s.name,
+            s.status,
+            f"{s.epoch if s.epoch is not None else '-'}/{s.epochs if s.epochs is not None else '-'}",
+            _format_metric(s.best_metric),
+            (s.updated or "-").replace("T", " ")[:19],
+        ]
+        for s in summaries
+    ]
+    print(_table(rows, ["NAME", "STATUS", "EPOCH", "BEST", "UPDATED"]))
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """``workbench stop RUN``: send SIGTERM; the runner stops cleanly after the current step."""
+    from trainers.launcher import stop_run
+    from trainers.runs import resolve_run, runs_root
+
+    run_dir = resolve_run(runs_root(args.runs_dir), args.run)
+    pid = stop_run(run_dir)
+    print(f"sent SIGTERM to run {run_dir.name!r} (pid {pid}); it saves and stops after the current step")
+    return 0
+
+
+# ---- counts --------------------------------------------------------------------------------------------------------
+def cmd_counts(args: argparse.Namespace) -> int:
+    """``workbench counts DATA.yaml``: per-class instances and images, and the weights each scheme gives."""
+    from trainers.data import count_labels, load_dataset
+
+    data = Path(args.data)
+    counts = count_labels(load_dataset(data), args.split)  # DatasetError names the file, split or label line
+    from trainers.weights import all_schemes
+
+    schemes = all_schemes(counts)
+    if args.json:
+        doc = {"data": str(data.resolve()), "split": args.split, "counts": counts.to_dict(), "weights": schemes}
+        print(json.dumps(doc, indent=2))
+        return 0
+    names = list(counts.names)
+    header = ["ID", "CLASS", "INSTANCES", "IMAGES", *schemes]
+    rows = [
+        [str(i), name, str(counts.instances[i]), str(counts.images[i]), *(f"{w[i]:.3f}" for w in schemes.values())]
+        for i, name in enumerate(names)
+    ]
+    print(f"{data} [{args.split}]: {counts.n_images} images, {counts.n_labelled} labelled, {counts.n_background} empty")
+    print(_table(rows, header))
+    return 0
+
+
+# ---- ui ------------------------------------------------------------------------------------------------------------
+def cmd_ui(args: argparse.Namespace) -> int:
+    """``workbench ui``: run the Streamlit app in a child process with the runs root in its environment."""
+    from trainers.runs import RUNS_DIR_ENV, runs_root
+
+    if not 1 <= args.port <= 65535:
+        raise WorkbenchError(f"--port must be between 1 and 65535, got {args.port}")
+    if not APP_SCRIPT.is_file():
+        raise WorkbenchError(f"UI script {APP_SCRIPT} not found; run from a full checkout of the workbench")
+    root = runs_root(args.runs_dir)
+    if args.host not in LOCAL_HOSTS:
+        print(
+            f"workbench: warning: serving on {args.host}: anyone who can reach this address can start and stop runs",
+            file=sys.stderr,
+        )
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+        "--server.address", args.host, "--server.port", str(args.port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    env = {**os.environ, RUNS_DIR_ENV: str(root)}
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reaches streamlit too (same process group): let it shut down
+        proc.wait()
+        return 130
+
+
+# ---- parser --------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser for ``workbench`` (also used by the docs and tests)."""
+    parser = argparse.ArgumentParser(prog="workbench", description="Train Ultralytics detectors with the workbench.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    runs_dir_help = "runs root (default: $WORKBENCH_RUNS_DIR or ./runs)"
+
+    p = sub.add_parser("train", help="train a recipe in this process")
+    p.add_argument("recipe", metavar="RECIPE", help="recipe YAML")
+    p.add_argument("--name", help="run name (default: <recipe>-<date>-<time>)")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.add_argument("--existing", action="store_true", help="use the run folder the launcher reserved (needs --name)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("resume", help="resume a stopped or failed run from its last.pt")
+    p.add_argument("run", metavar="RUN", help="run name under the runs root, or path to a run folder")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("runs", help="list runs")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("stop", help="stop a running run (SIGTERM: it saves and ends cleanly)")
+    p.add_argument("run", metavar="RUN", help="run name under the runs root, or path to a run folder")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("counts", help="per-class label counts and class-weight schemes of a dataset")
+    p.add_argument("data", metavar="DATA.yaml", help="dataset YAML")
+    p.add_argument("--split", default="train", help="split to count (default: train)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=cmd_counts)
+
+    p = sub.add_parser("ui", help="start the browser workbench (Streamlit)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: local only)")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the ``workbench`` console script's entry point)."""
+    args = build_parser().parse_args(argv)  # usage errors: argparse prints them and exits 2
+    try:
+        return args.func(args)
+    except WorkbenchError as e:
+        print(f"workbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # the runner turns Ctrl-C into a clean stop; this is one that escaped it
+        print("workbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
