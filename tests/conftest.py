@@ -83,3 +83,14 @@ def run_trainer(recipe: dict, tmp_path: Path, callbacks: dict | None = None, fam
 def recipe_for(data: Path, model: str = "yolo26n.yaml", train: dict | None = None, **customizations) -> dict:
     return {"model": model, "data": str(data), "train": {**TINY_TRAIN, **(train or {})},
             "customizations": customizations}
+
+
+DEMO_DATA = REPO / "assets" / "demo" / "data.yaml"
+DEMO_BASE = REPO / "assets" / "demo_base.pt"
+
+
+@pytest.fixture(scope="session")
+def demo() -> tuple[Path, Path]:
+    """The bundled demo dataset and its base checkpoint (a fine-tune shows non-zero P/R/F1 in epoch 1)."""
+    assert DEMO_DATA.is_file() and DEMO_BASE.is_file(), "run assets/make_demo_data.py and assets/train_demo_base.py"
+    return DEMO_DATA, DEMO_BASE
