@@ -171,6 +171,18 @@ def test_sigkill_is_detected_within_5_seconds_and_closes_the_log(tmp_path, fake)
     assert len(events_of(run_dir)) == n
 
 
+def test_stop_before_the_trainer_handles_signals_ends_as_stopped_not_crashed(tmp_path, fake, monkeypatch):
+    """Stop clicked while the training process is still importing torch: SIGTERM kills it outright."""
+    monkeypatch.setattr(launcher, "train_command", lambda recipe, root, name: [sys.executable, "-c", "input()"])
+    run_dir = launcher.start_run(tmp_path / "demo.yaml", tmp_path / "runs", name="early")
+    launcher.stop_run(run_dir)
+    wait_for(status_is(run_dir, "stopped", "failed"), timeout=5.0)
+    status = read_status(run_dir)
+    assert status["status"] == "stopped" and status["error"] is None and status["exit_code"] == -signal.SIGTERM
+    end = events_of(run_dir)[-1]
+    assert end["event"] == "run_end" and end["status"] == "stopped" and end["source"] == "launcher"
+
+
 UI_SCRIPT = textwrap.dedent(
     """
     import sys, time
@@ -456,3 +468,28 @@ def test_delete_refuses_running_and_non_runs(tmp_path, fake):
     with pytest.raises(RunError, match="is not a workbench run"):
         launcher.delete_run(precious)
     assert (precious / "data.txt").exists()
+
+
+# ---- for real: launcher -> workbench train -> runner -> ultralytics -------------------------------------------------
+@pytest.mark.slow
+def test_real_run_starts_stops_cleanly_resumes_and_logs_the_documented_schema(tmp_path, tiny_data):
+    import yaml
+
+    from tests.conftest import TINY_TRAIN
+
+    recipe = tmp_path / "tiny.yaml"
+    train = {**TINY_TRAIN, "epochs": 4}
+    recipe.write_text(yaml.safe_dump({"model": "yolo26n.yaml", "data": str(tiny_data), "train": train}))
+    run_dir = launcher.start_run(recipe, tmp_path / "runs", name="real")
+    wait_for(lambda: any(e["event"] == "epoch" for e in events_of(run_dir)), timeout=240, interval=0.2)
+    launcher.stop_run(run_dir)
+    wait_for(status_is(run_dir, "stopped", "completed"), timeout=120, interval=0.2)
+    if read_status(run_dir)["status"] == "stopped":  # on a fast machine it may have finished first
+        launcher.resume_run_detached(run_dir)
+        wait_for(status_is(run_dir, "completed"), timeout=240, interval=0.2)
+        assert read_status(run_dir)["resumes"] == 1
+    events = events_of(run_dir)
+    names = events[0]["names"]
+    assert {k: v for k, v in ((e["event"], validate_event(e, names=names)) for e in events) if v} == {}
+    assert events[-1]["event"] == "run_end" and events[-1]["status"] == "completed"
+    assert (run_dir / "weights" / "best.pt").is_file() and read_status(run_dir)["epoch"] == 4

@@ -153,7 +153,7 @@ def cmd_counts(args: argparse.Namespace) -> int:
     counts = count_labels(load_dataset(data), args.split)  # DatasetError names the file, split or label line
     from trainers.weights import all_schemes
 
-    schemes = all_schemes(counts)
+    schemes = all_schemes(counts.instances)  # weights are derived from the box counts per class
     if args.json:
         doc = {"data": str(data.resolve()), "split": args.split, "counts": counts.to_dict(), "weights": schemes}
         print(json.dumps(doc, indent=2))

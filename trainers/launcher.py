@@ -207,10 +207,15 @@ def _describe_exit(code: int | None) -> str:
     return f"; exit code {code}"
 
 
-def _end_as_failed(
-    run_dir: Path, current: dict[str, Any], error: str, exit_code: int | None, traceback: list[str] | None
+def _end_run(
+    run_dir: Path,
+    current: dict[str, Any],
+    status: str,
+    error: str | None,
+    exit_code: int | None,
+    traceback: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Append a failed ``run_end`` to telemetry (so log readers see the end) and return the status fields to set."""
+    """Append a ``run_end`` for a process that cannot (so log readers see the end); return the status fields to set."""
 
     def existing(rel: str) -> str | None:
         path = run_dir / rel
@@ -219,7 +224,7 @@ def _end_as_failed(
     with TelemetryWriter(run_dir / TELEMETRY_FILE) as writer:
         writer.emit(
             "run_end",
-            status="failed",
+            status=status,
             best_epoch=current.get("best_epoch"),
             best_metric=current.get("best_metric"),
             paths={
@@ -232,7 +237,7 @@ def _end_as_failed(
             exit_code=exit_code,
             source="launcher",
         )
-    return {"status": "failed", "error": error, "exit_code": exit_code}
+    return {"status": status, "error": error, "exit_code": exit_code}
 
 
 def mark_failed(
@@ -265,7 +270,7 @@ def mark_failed(
             return None
         if owner_pid is not None and current.get("status") != "starting" and current.get("pid") != owner_pid:
             return None
-        return _end_as_failed(run_dir, current, error, exit_code, traceback)
+        return _end_run(run_dir, current, "failed", error, exit_code, traceback)
 
     return update_status(run_dir, change)
 
@@ -275,8 +280,9 @@ def refresh_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
     For a ``starting``/``running`` run whose process is gone (or whose pid now belongs to another process, told apart
     by the start time recorded at spawn): if the latest attempt's telemetry has a ``run_end``, its status is adopted;
-    otherwise the run is marked ``failed`` with a ``run_end`` appended to telemetry. While the process lives this
-    costs two small file reads, so it can be polled every second.
+    otherwise a ``run_end`` is appended to telemetry and the run is marked ``failed`` ("exited without a run-end
+    event"), or ``stopped`` if a stop had been requested. While the process lives this costs two small file reads,
+    so it can be polled every second.
 
     Returns:
         The (possibly updated) status.
@@ -312,11 +318,15 @@ def refresh_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
                 "error": end.get("error"),
                 "exit_code": exit_code,
             }
+        if current.get("stop_requested") and pid is not None:
+            # Stopped before the runner could take over the signal (still importing torch, say): the user asked for
+            # this end, so it is a stop, not a crash.
+            return _end_run(run_dir, current, "stopped", None, exit_code)
         if pid is None:
             error = "training process was never started (the launcher stopped before spawning it)"
         else:
             error = f"training process {pid} exited without a run-end event (killed or out of memory?)"
-        return _end_as_failed(run_dir, current, error + _describe_exit(exit_code), exit_code, None)
+        return _end_run(run_dir, current, "failed", error + _describe_exit(exit_code), exit_code)
 
     return update_status(run_dir, change)
 
