@@ -227,7 +227,7 @@ def test_run_survives_its_launchers_session_and_a_stranger_detects_its_death(tmp
 
 
 def test_three_concurrent_runs_keep_separate_uncorrupted_logs(tmp_path, fake):
-    fake(steps=400, delay=0.001)
+    fake(steps=800, delay=0.002)  # long enough that the three surely overlap, even on a loaded machine
     root = tmp_path / "runs"
     dirs = [launcher.start_run(tmp_path / "demo.yaml", root, name=f"c{i}") for i in range(3)]
     for d in dirs:
@@ -236,7 +236,7 @@ def test_three_concurrent_runs_keep_separate_uncorrupted_logs(tmp_path, fake):
     for d in dirs:
         events = events_of(d)
         assert {e.get("run") for e in events} == {d.name}  # nothing from another run
-        assert [e["step"] for e in events if e["event"] == "step"] == list(range(1, 401))
+        assert [e["step"] for e in events if e["event"] == "step"] == list(range(1, 801))
         assert events[0]["event"] == "run_start" and events[-1]["event"] == "run_end"
         assert events[-1]["status"] == "completed"
         spans.append((events[0]["t"], events[-1]["t"]))
