@@ -171,7 +171,7 @@ def test_training_run_opens_no_socket(tiny_data, tmp_path):
     recipe = tmp_path / "r.yaml"
     import yaml
 
-    recipe.write_text(yaml.safe_dump(recipe_for(tiny_data, "yolo26n.yaml", {"epochs": 1}, **ALL_SEVEN)))
+    recipe.write_text(yaml.safe_dump(recipe_for(tiny_data, "yolo26n.yaml", {"epochs": 2}, **ALL_SEVEN)))
     probe = textwrap.dedent(f"""
         import sys
         seen = []

@@ -124,7 +124,7 @@ def test_class_weights_from_counts_are_set_on_model_and_checkpoint(tiny_data, tm
     expected = compute_weights(counts, "inverse_frequency", normalize="mean")
     assert trainer.wb_class_weights == pytest.approx(expected)
     ckpt = torch.load(tmp_path / "run" / "weights" / "last.pt", weights_only=False)
-    assert ckpt["ema"].class_weights.float().cpu().tolist() == pytest.approx(expected, rel=1e-3)
+    assert ckpt["model"].class_weights.float().cpu().tolist() == pytest.approx(expected, rel=1e-3)  # stripped: model=EMA
     start = events(tmp_path, "run_start")[0]
     assert start["class_weights"] == pytest.approx(expected)
 
