@@ -111,3 +111,14 @@ def test_recipe_module_is_light():
     code = "import trainers.recipe, sys; print(any(m in sys.modules for m in ('torch', 'ultralytics', 'streamlit')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_example_recipes_validate_and_one_has_all_seven():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "assets" / "recipes"
+    recipes = {p.name: load_recipe(p) for p in sorted(folder.glob("*.yaml"))}
+    assert len(recipes) >= 3
+    assert recipes["demo-all-seven.yaml"].customizations.enabled() == list(CUSTOMIZATIONS)
+    for r in recipes.values():
+        assert r.data.endswith("assets/demo/data.yaml") and Path(r.data).is_absolute()
