@@ -69,9 +69,16 @@ def run_trainer(recipe: dict, tmp_path: Path, callbacks: dict | None = None, fam
     from trainers.compose import build_trainer_class
     from trainers.recipe import Recipe
 
+    import yaml
+
+    from trainers.data import load_dataset, resolved_data_dict
+
     r = Recipe.from_dict(recipe)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data = tmp_path / "data.yaml"  # as the runner does: absolute paths, so ultralytics never resolves against CWD
+    data.write_text(yaml.safe_dump(resolved_data_dict(load_dataset(r.data))))
     cls = build_trainer_class(r, family, telemetry_path=str(tmp_path / "telemetry.jsonl"), **kw)
-    trainer = cls(overrides={**r.train, "model": r.model, "data": r.data, "project": str(tmp_path),
+    trainer = cls(overrides={**r.train, "model": r.model, "data": str(data), "project": str(tmp_path),
                              "name": "run", "exist_ok": True})
     for event, fns in (callbacks or {}).items():
         for fn in fns if isinstance(fns, list) else [fns]:
