@@ -259,8 +259,8 @@ def _finish(run_dir: Path, trainer: Any, outcome: dict[str, Any]) -> None:
             best = {"epoch": prior.get("best_epoch"), **(prior.get("best_metric") or {"name": None, "value": None})}
     best_metric = {"name": best["name"], "value": best["value"]} if best.get("epoch") is not None else None
     weights = run_dir / "weights"
-    paths = {k: str(p) for k, p in {"best": weights / "best.pt", "last": weights / "last.pt",
-                                     "results": run_dir / "results.csv"}.items() if p.exists()}
+    candidates = {"best": weights / "best.pt", "last": weights / "last.pt", "results": run_dir / "results.csv"}
+    paths = {k: str(p) if p.exists() else None for k, p in candidates.items()}
     with TelemetryWriter(run_dir / runs.TELEMETRY_FILE) as out:
         out.emit("run_end", status=outcome["status"], best_epoch=best.get("epoch"), best_metric=best_metric,
                  paths=paths, error=outcome["error"], traceback=outcome["traceback"])
