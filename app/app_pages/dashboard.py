@@ -1,0 +1,156 @@
+"""Run dashboard: live charts of one run while it trains, from its telemetry (read incrementally, only new bytes).
+
+Per-class F1 (lines and a class x epoch heatmap), mAP50 / mAP50-95 / P / R, train and val losses, the LR of each
+named parameter group and the gradient norm per step (pre-clip total, clip threshold, share clipped, per-group norms),
+best-epoch and unfreeze markers, a failure banner with the error, the console tail, stop/resume and downloads.
+The run comes from ``?run=<name>`` (so a browser refresh keeps it) or the picker.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import charts, services
+from app.state import current_runs_root, init_state
+from trainers import launcher
+from trainers.errors import WorkbenchError
+from trainers.runs import ACTIVE_STATUSES
+
+REFRESH_S = 2.0
+STATUS_COLORS = {"starting": "blue", "running": "blue", "completed": "green", "stopped": "orange", "failed": "red"}
+
+init_state()
+root = current_runs_root()
+ss = st.session_state
+
+st.title("Run dashboard")
+names = [name for name, _ in services.runs_with_status(root)]
+if not names:
+    st.info("No runs yet. Start one on the New run page.")
+    st.page_link("app_pages/new_run.py", label="New run", icon=":material/add_circle:")
+    st.stop()
+
+# The ?run= query parameter wins when it changes (a link from the Runs page, a refreshed or shared URL).
+wanted = st.query_params.get("run")
+if wanted in names and ss.get("dash_run_from_url") != wanted:
+    ss.dash_run = wanted
+    ss.dash_run_from_url = wanted
+if ss.get("dash_run") not in names:
+    ss.dash_run = ss.selected_run if ss.get("selected_run") in names else names[0]
+
+top = st.columns([4, 1.4, 1.4, 1.4])
+top[0].selectbox("Run", names, key="dash_run")
+top[1].toggle(
+    "Live refresh", key="dash_live", help=f"re-read new telemetry every {REFRESH_S:g} s while the run is active"
+)
+top[2].toggle("Log-scale LR", key="dash_lr_log")
+top[3].toggle("Log-scale grad norm", key="dash_gn_log")
+name = ss.dash_run
+ss.selected_run = name
+st.query_params["run"] = name
+ss.dash_run_from_url = name
+run_dir = root / name
+
+
+def _act(action: str) -> None:
+    try:
+        if action == "stop":
+            launcher.stop_run(run_dir)
+            ss.dash_flash = ("success", "Stop requested: the run saves and ends at the next batch.")
+        else:
+            launcher.resume_run_detached(run_dir)
+            ss.dash_flash = ("success", "Resuming from the last checkpoint.")
+    except WorkbenchError as e:
+        ss.dash_flash = ("error", str(e))
+
+
+def _status() -> dict:
+    try:
+        return launcher.refresh_status(run_dir)
+    except WorkbenchError as e:
+        return {"status": "unknown", "error": str(e)}
+
+
+was_active = _status().get("status") in ACTIVE_STATUSES
+
+
+@st.fragment(run_every=REFRESH_S if was_active and ss.dash_live else None)
+def dashboard() -> None:
+    st_now = _status()
+    state = str(st_now.get("status", "unknown"))
+    if (state in ACTIVE_STATUSES) != was_active:
+        st.rerun()  # the run ended (or was resumed): a full rerun renders it and starts or stops the refresh
+    log = services.run_events(run_dir).poll()
+
+    # ---- header: status, progress, controls -------------------------------------------------------------------
+    cols = st.columns([1.2, 1.2, 1.2, 1.8, 1.2, 1.3, 1.3])
+    cols[0].markdown("**Status**")
+    cols[0].badge(state, color=STATUS_COLORS.get(state, "gray"))
+    epoch, epochs = int(st_now.get("epoch") or 0), st_now.get("epochs") or log.epochs_planned
+    cols[1].metric("Epoch", f"{epoch}/{epochs or '?'}")
+    eta = services.eta_seconds(log, epochs) if state in ACTIVE_STATUSES else None
+    cols[2].metric("ETA", services.format_duration(eta))
+    best_epoch = st_now.get("best_epoch") or log.best_epoch
+    cols[3].metric(
+        "Best", services.format_metric(st_now.get("best_metric")), help=f"epoch {best_epoch}" if best_epoch else None
+    )
+    share = charts.clip_share(log)
+    cols[4].metric("Steps", f"{log.n_steps:,}")
+    cols[5].metric("Clipped", f"{share:.1%}" if share is not None and log.n_steps else "-")
+    with cols[6]:
+        if state in ACTIVE_STATUSES:
+            st.button("Stop", key="run_stop", on_click=_act, args=("stop",), icon=":material/stop:")
+        else:
+            st.button(
+                "Resume", key="run_resume", on_click=_act, args=("resume",), icon=":material/replay:",
+                disabled=state == "completed", help="continue from weights/last.pt",
+            )  # fmt: skip
+    if epochs:
+        st.progress(min(1.0, epoch / epochs))
+    flash = ss.pop("dash_flash", None)
+    if flash:
+        (st.success if flash[0] == "success" else st.error)(flash[1])
+
+    failure = log.failure or ({"error": st_now.get("error")} if state == "failed" else None)
+    if failure:
+        st.error(f"**Run failed:** {failure.get('error') or 'no error message recorded'}", icon=":material/error:")
+        if failure.get("traceback"):
+            with st.expander("Traceback"):
+                st.code("\n".join(failure["traceback"]), language="text")
+    elif state == "stopped":
+        st.info(f"Stopped after epoch {epoch}. Resume continues from the last checkpoint.", icon=":material/pause:")
+    if not log.n_events:
+        st.info(
+            "Waiting for the first telemetry events (the training process is starting).", icon=":material/hourglass:"
+        )
+
+    # ---- charts ---------------------------------------------------------------------------------------------
+    a, b = st.columns(2)
+    a.plotly_chart(charts.f1_figure(log), key="chart_f1", width="stretch")
+    b.plotly_chart(charts.f1_heatmap(log), key="chart_f1_heatmap", width="stretch")
+    a, b = st.columns(2)
+    a.plotly_chart(charts.metrics_figure(log), key="chart_metrics", width="stretch")
+    b.plotly_chart(charts.loss_figure(log), key="chart_losses", width="stretch")
+    a, b = st.columns(2)
+    a.plotly_chart(charts.lr_figure(log, log_y=ss.dash_lr_log), key="chart_lr", width="stretch")
+    b.plotly_chart(charts.grad_norm_figure(log, log_y=ss.dash_gn_log), key="chart_grad_norm", width="stretch")
+
+    # ---- console, recipe, downloads --------------------------------------------------------------------------
+    with st.expander("Console (last lines)", expanded=state == "failed"):
+        st.code(services.console_tail(run_dir) or "(empty)", language="text")
+    recipe_file = run_dir / "recipe.yaml"
+    if recipe_file.is_file():
+        with st.expander("Recipe"):
+            st.code(recipe_file.read_text(encoding="utf-8"), language="yaml")
+    files = services.artifacts(run_dir)
+    if files:
+        st.markdown("**Downloads**")
+        cols = st.columns(len(files))
+        for col, (label, path, mime) in zip(cols, files, strict=True):
+            col.download_button(
+                label, lambda p=path: services.read_bytes(p), file_name=f"{name}-{label}",
+                mime=mime, key=f"download_{label}", icon=":material/download:", on_click="ignore",
+            )  # fmt: skip
+
+
+dashboard()

@@ -1,0 +1,105 @@
+"""Runs: every run in the runs root with its status, epoch progress, ETA and best metric; open, stop, resume and
+delete (with a confirmation). Everything is read from the run folders, so the list survives a browser refresh or a UI
+restart; it refreshes itself while a run is active.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import services
+from app.state import current_runs_root, init_state
+from trainers import launcher
+from trainers.errors import WorkbenchError
+
+REFRESH_S = 3.0
+STATUS_COLORS = {"starting": "blue", "running": "blue", "completed": "green", "stopped": "orange", "failed": "red"}
+
+init_state()
+root = current_runs_root()
+ss = st.session_state
+
+
+def _act(action: str, path: str, name: str) -> None:
+    """Button callback: run a launcher action and leave a message for the next render."""
+    try:
+        if action == "stop":
+            launcher.stop_run(path)
+            ss.runs_flash = ("success", f"Stop requested for {name}: it saves and ends at the next batch.")
+        elif action == "resume":
+            launcher.resume_run_detached(path)
+            ss.runs_flash = ("success", f"Resuming {name} from its last checkpoint.")
+        elif action == "delete":
+            launcher.delete_run(path)
+            services.forget_run(path)
+            ss.runs_confirm_delete = None
+            ss.runs_flash = ("success", f"Deleted {name}.")
+        elif action == "ask_delete":
+            ss.runs_confirm_delete = name
+        elif action == "cancel_delete":
+            ss.runs_confirm_delete = None
+    except WorkbenchError as e:
+        ss.runs_flash = ("error", str(e))
+
+
+st.title("Runs")
+st.caption(f"Runs in `{root}`")
+rows = services.run_rows(root)
+
+
+@st.fragment(run_every=REFRESH_S if any(r.active for r in rows) else None)
+def run_list() -> None:
+    current = services.run_rows(root)
+    if any(r.active for r in current) != any(r.active for r in rows):
+        st.rerun()  # a run started or ended: rerun the page so the refresh interval follows
+    flash = ss.pop("runs_flash", None)
+    if flash:
+        (st.success if flash[0] == "success" else st.error)(flash[1])
+    if not current:
+        st.info("No runs yet. Start one on the New run page.")
+        st.page_link("app_pages/new_run.py", label="New run", icon=":material/add_circle:")
+        return
+    for row in current:
+        with st.container(border=True, key=f"runs_row_{row.name}"):
+            name_col, status_col, progress_col, eta_col, best_col, actions_col = st.columns([3, 1.3, 3, 1.3, 2, 3.2])
+            name_col.markdown(f"**{row.name}**")
+            if row.created:
+                name_col.caption(row.created.replace("T", " ")[:19])
+            status_col.badge(row.status, color=STATUS_COLORS.get(row.status, "gray"))
+            epochs = row.epochs or "?"
+            progress_col.progress(row.progress, text=f"epoch {row.epoch}/{epochs}")
+            eta_col.metric(
+                "ETA", services.format_duration(row.eta_s) if row.active else "-", label_visibility="visible"
+            )
+            best_col.metric("Best", row.best)
+            with actions_col:
+                a, b, c = st.columns(3)
+                a.page_link(
+                    "app_pages/dashboard.py", label="Open", icon=":material/monitoring:", query_params={"run": row.name}
+                )
+                if row.active:
+                    b.button("Stop", key=f"runs_stop_{row.name}", on_click=_act, args=("stop", row.path, row.name))
+                else:
+                    b.button(
+                        "Resume", key=f"runs_resume_{row.name}", on_click=_act, args=("resume", row.path, row.name),
+                        disabled=row.status == "completed", help="continue from weights/last.pt",
+                    )  # fmt: skip
+                c.button(
+                    "Delete", key=f"runs_delete_{row.name}", on_click=_act, args=("ask_delete", row.path, row.name),
+                    disabled=row.active, help="stop the run first" if row.active else None,
+                )  # fmt: skip
+            if row.error:
+                st.caption(f":red[{row.error}]")
+            if ss.get("runs_confirm_delete") == row.name:
+                st.warning(f"Delete run **{row.name}** and all its files (weights, logs)? This cannot be undone.")
+                y, n, _ = st.columns([1, 1, 6])
+                y.button(
+                    "Yes, delete", key=f"runs_confirm_{row.name}", type="primary", on_click=_act,
+                    args=("delete", row.path, row.name),
+                )  # fmt: skip
+                n.button(
+                    "Cancel", key=f"runs_cancel_{row.name}", on_click=_act, args=("cancel_delete", row.path, row.name)
+                )
+
+
+run_list()

@@ -1,0 +1,77 @@
+"""Session-state defaults shared by the pages, and keeping form values when the user switches pages.
+
+Every page calls :func:`init_state` first, so a page also renders on its own (``AppTest.from_file`` on a page).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from app.services import FormValues
+from trainers.errors import WorkbenchError
+from trainers.runs import runs_root
+
+# Class-weight calculator widgets (key -> default).
+CALCULATOR_DEFAULTS: dict[str, Any] = {
+    "cw_data_source": "demo",
+    "cw_data_path": "",
+    "cw_split": "train",
+    "cw_scheme": "inverse_frequency",
+    "cw_power": 0.5,
+    "cw_beta": 0.999,
+    "cw_cap_on": False,
+    "cw_cap": 10.0,
+    "cw_normalize": "mean",
+    "cw_zero_count": "max",
+    "cw_log": False,
+}
+OTHER_DEFAULTS: dict[str, Any] = {
+    "selected_run": None,  # the run the dashboard opens (also in the ?run= query parameter)
+    "dash_lr_log": False,
+    "dash_gn_log": False,
+    "dash_live": True,
+    "cmp_metric": "mAP50-95",
+}
+# Value widgets whose state must survive page switches (Streamlit drops the state of widgets it did not render).
+# Buttons, download buttons and data editors cannot be written to, so they never use these prefixes/keys.
+PERSISTENT_PREFIXES = ("nr_", "cw_")
+PERSISTENT_KEYS = ("dash_run", "dash_lr_log", "dash_gn_log", "dash_live", "cmp_runs", "cmp_metric", "cmp_class")
+
+
+def defaults() -> dict[str, Any]:
+    return {**FormValues().to_state(), **CALCULATOR_DEFAULTS, **OTHER_DEFAULTS}
+
+
+def init_state() -> None:
+    """Set every default that is not set yet (idempotent, cheap)."""
+    for key, value in defaults().items():
+        st.session_state.setdefault(key, value)
+
+
+def keep_widget_state() -> None:
+    """Re-save form values so that Streamlit does not drop them while their page is not shown.
+
+    Streamlit's documented way: a key written by the script is no longer tied to a widget that was not rendered.
+    """
+    for key in list(st.session_state.keys()):
+        if key.startswith(PERSISTENT_PREFIXES) or key in PERSISTENT_KEYS:
+            st.session_state[key] = st.session_state[key]
+
+
+def current_runs_root() -> Path:
+    """The runs root (``$WORKBENCH_RUNS_DIR`` or ``./runs``); stops the page with an error if it is unusable."""
+    try:
+        return runs_root()
+    except WorkbenchError as e:
+        st.error(str(e))
+        st.stop()
+        raise  # unreachable: st.stop() raises
+
+
+def show_errors(messages: list[str]) -> None:
+    """Inline errors under a field."""
+    for message in messages:
+        st.error(message, icon=":material/error:")

@@ -1,0 +1,307 @@
+"""Chart builders (app/charts.py) on recorded telemetry (tests/fixtures/*.jsonl, from make_telemetry.py)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from app import charts
+from app.charts import RunLog, drop_superseded, minmax_downsample
+from tests.fixtures import make_telemetry as mk
+from trainers.telemetry import read_events, validate_event
+
+FIXTURES = mk.FIXTURES
+ALL_BUILDERS = (
+    charts.f1_figure,
+    charts.f1_heatmap,
+    charts.metrics_figure,
+    charts.loss_figure,
+    charts.lr_figure,
+    charts.grad_norm_figure,
+)
+
+
+def load(name: str) -> list[dict]:
+    events, _ = read_events(FIXTURES / f"{name}.jsonl")
+    return events
+
+
+def names_of(fig) -> list[str]:
+    return [t.name for t in fig.data]
+
+
+def shape_names(fig) -> list[str]:
+    return [s.name for s in fig.layout.shapes]
+
+
+def trace(fig, name: str):
+    return next(t for t in fig.data if t.name == name)
+
+
+# ---- the recorded fixtures -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["empty", *mk.SCENARIOS])
+def test_fixtures_are_schema_valid_and_up_to_date(name, tmp_path):
+    events = load(name)
+    names = None
+    for ev in events:
+        names = ev["names"] if ev["event"] == "run_start" else names
+        assert validate_event(ev, names) == [], ev
+    mk.write_all(tmp_path)  # the generator reproduces the committed bytes exactly
+    assert (tmp_path / f"{name}.jsonl").read_bytes() == (FIXTURES / f"{name}.jsonl").read_bytes()
+
+
+# ---- empty / one epoch / failed ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("builder", ALL_BUILDERS)
+def test_empty_log_gives_an_empty_figure_that_says_so(builder):
+    fig = builder(load("empty"))
+    assert len(fig.data) == 0
+    assert [a.text for a in fig.layout.annotations] == [charts.NO_DATA]
+
+
+def test_run_start_only_log_is_still_empty():
+    events = load("one_epoch")[:1]
+    assert events[0]["event"] == "run_start"
+    log = RunLog.from_events(events)
+    assert log.status == "running" and log.n_steps == 0 and log.names == mk.NAMES
+    for builder in ALL_BUILDERS:
+        assert len(builder(log).data) == 0
+
+
+def test_one_epoch_log():
+    events = load("one_epoch")
+    log = RunLog.from_events(events)
+    epoch = next(e for e in events if e["event"] == "epoch" and not e["final_eval"])
+
+    f1 = charts.f1_figure(log)
+    assert names_of(f1) == [*mk.NAMES, "mean F1"]
+    for row in epoch["per_class"]:
+        assert list(trace(f1, row["name"]).y) == [row["f1"]]
+        assert list(trace(f1, row["name"]).x) == [1]
+    assert trace(f1, "person").mode == "lines+markers"  # a single point must be visible
+    assert shape_names(f1) == ["best epoch 1"]
+
+    metrics = charts.metrics_figure(log)
+    assert names_of(metrics) == ["mAP50", "mAP50-95", "precision", "recall"]
+    assert list(trace(metrics, "mAP50-95").y) == [epoch["metrics"]["metrics/mAP50-95(B)"]]
+
+    lr = charts.lr_figure(log)
+    assert names_of(lr) == mk.STOCK_GROUPS
+    steps = [e for e in events if e["event"] == "step"]
+    assert list(trace(lr, "bias").y) == [s["lr"]["bias"] for s in steps]
+
+    grad = charts.grad_norm_figure(log)
+    assert names_of(grad) == ["total (pre-clip)", *mk.STOCK_GROUPS]  # clipping off: no threshold line
+    assert grad.layout.title.text == "Gradient norm (clipping off)"
+    assert list(trace(grad, "total (pre-clip)").y) == pytest.approx([s["grad_norm"] for s in steps])
+
+    assert log.final_eval is not None and len(log.epochs) == 1  # the final_eval is not a second epoch
+    assert log.status == "completed" and log.failure is None
+
+
+def test_failed_run_keeps_its_charts_and_reports_the_error():
+    log = RunLog.from_events(load("failed"))
+    assert log.status == "failed"
+    assert log.failure["error"].startswith("RuntimeError: CUDA out of memory")
+    assert log.failure["traceback"][-1] == log.failure["error"]
+    assert log.epoch_numbers == [1, 2]
+    assert log.n_steps == 20 + 20 + 7  # the steps of the crashed epoch 3 are real and stay
+    assert list(log.step_column("epoch")[-7:]) == [3] * 7
+    grad = charts.grad_norm_figure(log)
+    assert names_of(grad) == ["total (pre-clip)", "clip threshold", *mk.STOCK_GROUPS]
+    assert set(trace(grad, "clip threshold").y) == {10.0}
+    assert shape_names(charts.metrics_figure(log)) == ["best epoch 2"]
+
+
+# ---- the full run --------------------------------------------------------------------------------------------------
+def test_complete_run_charts():
+    events = load("complete")
+    log = RunLog.from_events(events)
+    steps = [e for e in events if e["event"] == "step"]
+    epochs = [e for e in events if e["event"] == "epoch" and not e["final_eval"]]
+
+    heat = charts.f1_heatmap(log)
+    (hm,) = heat.data
+    assert list(hm.y) == mk.NAMES and list(hm.x) == [1, 2, 3, 4, 5, 6]
+    z = np.array(hm.z, dtype=float)
+    assert z.shape == (4, 6)
+    assert z[3, 0] == 0.0  # bicycle scored 0 in epoch 1
+    assert z[1, 4] == next(r["f1"] for r in epochs[4]["per_class"] if r["name"] == "car")
+
+    lr = charts.lr_figure(log)
+    assert names_of(lr) == mk.LAYER_LR_GROUPS  # one trace per named group
+    head, backbone = np.array(trace(lr, "head/weight").y), np.array(trace(lr, "backbone/weight").y)
+    assert backbone[30:] == pytest.approx(0.1 * head[30:])  # after warmup: the 0.1 ratio holds at every step
+    assert trace(lr, "head/bias").y[0] > trace(lr, "head/bias").y[25]  # warmup: bias falls from 0.1
+    assert shape_names(lr) == ["unfreeze (epoch 3)"]
+    first_step_epoch3 = next(s["step"] for s in steps if s["epoch"] == 3)
+    assert lr.layout.shapes[0].x0 == first_step_epoch3 == 51
+    assert charts.lr_figure(log, log_y=True).layout.yaxis.type == "log"
+
+    grad = charts.grad_norm_figure(log)
+    assert names_of(grad) == ["total (pre-clip)", "clip threshold", *mk.LAYER_LR_GROUPS]
+    share = sum(s["clipped"] for s in steps) / len(steps)
+    assert 0 < share < 1
+    assert grad.layout.title.text == f"Gradient norm: {share:.1%} of {len(steps):,} steps clipped"
+    assert max(trace(grad, "backbone/weight").y[:50]) == 0.0  # frozen backbone: no gradient for 2 epochs
+
+    losses = charts.loss_figure(log)
+    assert set(names_of(losses)) == {f"{s}/{k}_loss" for s in ("train", "val") for k in ("box", "cls", "dfl")}
+    assert trace(losses, "val/box_loss").line.dash == "dash" and trace(losses, "train/box_loss").line.dash == "solid"
+    assert trace(losses, "val/box_loss").line.color == trace(losses, "train/box_loss").line.color
+
+    f1 = charts.f1_figure(log)
+    assert shape_names(f1) == ["best epoch 5", "unfreeze (epoch 3)"]
+    assert list(trace(f1, "mean F1").y) == [e["mean_f1"] for e in epochs]
+
+
+# ---- superseded steps of a resumed run -----------------------------------------------------------------------------
+def test_drop_superseded_on_a_small_log():
+    events = [
+        {"event": "run_start", "start_epoch": 1},
+        {"event": "step", "epoch": 1, "step": 1},
+        {"event": "epoch", "epoch": 1},
+        {"event": "step", "epoch": 2, "step": 2},  # interrupted epoch 2 ...
+        {"event": "epoch", "epoch": 2},  # ... even an epoch event written before last.pt was saved
+        {"event": "unfreeze", "epoch": 2},
+        {"event": "run_end", "status": "stopped"},
+        {"event": "run_start", "start_epoch": 2, "resumed": True},
+        {"event": "step", "epoch": 2, "step": 2},
+        {"event": "epoch", "epoch": 2},
+    ]
+    kept = drop_superseded(events)
+    assert kept == [events[i] for i in (0, 1, 2, 6, 7, 8, 9)]
+    assert drop_superseded(events[:7]) == events[:7]  # nothing is superseded before a resume
+
+
+def test_resumed_run_drops_the_interrupted_epoch_steps():
+    events = load("resumed")
+    superseded = [e for e in events if e["event"] == "step" and e["grad_norm"] == mk.SUPERSEDED_GRAD_NORM]
+    assert len(superseded) == 10
+    kept = drop_superseded(events)
+    assert [e for e in events if e not in kept] == superseded
+
+    log = RunLog.from_events(events)
+    steps = log.step_column("step")
+    assert log.n_steps == 80 and list(steps) == list(range(1, 81))  # contiguous, no duplicates
+    assert mk.SUPERSEDED_GRAD_NORM not in log.step_column("grad_norm")
+    assert mk.SUPERSEDED_GRAD_NORM not in trace(charts.grad_norm_figure(log), "total (pre-clip)").y
+    assert log.epoch_numbers == [1, 2, 3, 4]
+    assert log.status == "completed" and len(log.run_starts) == 2
+    assert log.best_epoch == 4
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 33, 1000])
+def test_incremental_folding_equals_one_shot(chunk):
+    events = load("resumed") + load("complete")[1:]  # a resumed run, then more epochs of another shape
+    whole = RunLog.from_events(events)
+    parts = RunLog()
+    for i in range(0, len(events), chunk):
+        parts.extend(events[i : i + chunk])
+    for col in ("epoch", "step", "grad_norm", "clipped", "max_norm"):
+        np.testing.assert_array_equal(parts.step_column(col), whole.step_column(col))
+    for g in whole.groups:
+        np.testing.assert_array_equal(parts.lr(g), whole.lr(g))
+        np.testing.assert_array_equal(parts.group_grad_norm(g), whole.group_grad_norm(g))
+    assert parts.epochs == whole.epochs and parts.run_end == whole.run_end and parts.n_events == len(events)
+    # and both agree with the pure function
+    kept_steps = [e["step"] for e in drop_superseded(events) if e["event"] == "step"]
+    assert list(whole.step_column("step")) == kept_steps
+
+
+def test_nulls_and_missing_fields_become_gaps():
+    events = [
+        {"event": "run_start", "param_groups": ["a", "b"], "names": ["x"], "start_epoch": 1},
+        {"event": "step", "epoch": 1, "step": 1, "lr": {"a": 0.1, "b": None}, "grad_norm": None, "clipped": False},
+        {"event": "step", "epoch": 1, "step": 2, "lr": {"a": 0.2}, "grad_norm": 3.0, "loss": None, "max_norm": 1.0},
+        {"event": "mystery", "epoch": 1},  # unknown event types are ignored
+    ]
+    log = RunLog.from_events(events)
+    assert log.n_steps == 2 and log.n_events == 4
+    np.testing.assert_array_equal(log.lr("a"), [0.1, 0.2])
+    np.testing.assert_array_equal(log.lr("b"), [np.nan, np.nan])
+    np.testing.assert_array_equal(log.step_column("grad_norm"), [np.nan, 3.0])
+    assert names_of(charts.lr_figure(log)) == ["a"]  # a group with no values draws nothing
+
+
+# ---- downsampling --------------------------------------------------------------------------------------------------
+def test_minmax_downsample_keeps_extremes_order_and_bound():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=100_003)
+    y[777], y[99_000] = 50.0, -50.0
+    x = np.arange(y.size)
+    dx, dy = minmax_downsample(x, y, max_points=1000)
+    assert len(dx) <= 1000 and len(dx) == len(dy)
+    assert np.all(np.diff(dx) > 0)
+    assert dy.max() == 50.0 and dx[dy.argmax()] == 777
+    assert dy.min() == -50.0 and dx[dy.argmin()] == 99_000
+    np.testing.assert_array_equal(dy, y[dx])
+    small_x, small_y = minmax_downsample(x[:500], y[:500], max_points=1000)
+    np.testing.assert_array_equal(small_y, y[:500])
+
+
+def test_minmax_downsample_prefers_numbers_over_nans():
+    y = np.full(10_000, np.nan)
+    y[5000:] = 1.0
+    y[7000] = 9.0
+    dx, dy = minmax_downsample(np.arange(y.size), y, max_points=100)
+    assert 9.0 in dy
+    assert np.isnan(dy[dx < 5000]).all() and not np.isnan(dy[dx >= 5000]).any()
+
+
+# ---- 300k steps ----------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def long_events():
+    return mk.long_run(n_steps=300_000, spike_at=123_457, spike=1e4)
+
+
+def build_all(events) -> list:
+    log = RunLog.from_events(events)
+    return [builder(log) for builder in ALL_BUILDERS]
+
+
+def test_300k_step_log_builds_in_under_a_second(long_events):
+    build_all(long_events[:5000])  # warm plotly's validators once
+    timings = []
+    for _ in range(3):  # best of 3: the bound is on the work, not on a noisy neighbour
+        start = time.perf_counter()
+        figs = build_all(long_events)
+        timings.append(time.perf_counter() - start)
+    assert min(timings) < 1.0, timings
+    lr, grad = figs[4], figs[5]
+    assert names_of(lr) == mk.LAYER_LR_GROUPS
+    for fig in (lr, grad):
+        assert all(len(t.x) <= charts.MAX_POINTS for t in fig.data)
+
+
+def test_300k_spike_is_still_drawn(long_events):
+    log = RunLog.from_events(long_events)
+    assert log.n_steps == 300_000
+    grad = charts.grad_norm_figure(log)
+    total = trace(grad, "total (pre-clip)")
+    assert len(total.x) <= charts.MAX_POINTS
+    assert max(total.y) == 1e4 and total.x[int(np.argmax(total.y))] == 123_457
+    share = float(np.mean([e["clipped"] for e in long_events if e["event"] == "step"]))
+    assert grad.layout.title.text == f"Gradient norm: {share:.1%} of 300,000 steps clipped"
+
+
+# ---- compare and counts --------------------------------------------------------------------------------------------
+def test_compare_figures_overlay_runs():
+    logs = {"a": load("complete"), "b": load("one_epoch"), "empty": load("empty")}
+    fig = charts.compare_figure(logs, "mAP50-95")
+    assert names_of(fig) == ["a", "b"]
+    assert len(trace(fig, "a").y) == 6 and len(trace(fig, "b").y) == 1
+    f1 = charts.compare_f1_figure(logs, "car")
+    assert names_of(f1) == ["a", "b"]
+    epoch = next(e for e in load("one_epoch") if e["event"] == "epoch")
+    assert list(trace(f1, "b").y) == [next(r["f1"] for r in epoch["per_class"] if r["name"] == "car")]
+    assert len(charts.compare_figure({"empty": []}, "mean F1").data) == 0
+
+
+def test_counts_and_weights_figures():
+    fig = charts.counts_figure(["a", "b"], [10, 0], [5, 0], log_y=True)
+    assert names_of(fig) == ["instances", "images"] and list(fig.data[0].y) == [10, 0]
+    assert fig.layout.yaxis.type == "log"
+    w = charts.weights_figure(["a", "b"], [0.5, 1.5])
+    assert list(w.data[0].y) == [0.5, 1.5]
