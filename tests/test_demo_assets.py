@@ -31,7 +31,8 @@ def test_dataset_regenerates_byte_identically(tmp_path):
     out = tmp_path / "demo"
     subprocess.run([sys.executable, str(REPO / "assets/make_demo_data.py"), str(out)], check=True, capture_output=True)
     generated = _tree(out)
-    assert len(generated) == 1 + 48 + 46 + 16 + 16  # data.yaml, train images/labels (2 background), val images/labels
+    # data.yaml, .gitignore, train images/labels (2 background), val images/labels
+    assert len(generated) == 2 + 48 + 46 + 16 + 16
     assert generated == _tree(DEMO)
 
 
