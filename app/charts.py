@@ -10,6 +10,8 @@ columns, and events superseded by a resume are dropped (:func:`drop_superseded`)
 
 Step series are drawn with min-max decimation (:func:`minmax_downsample`): at most ``MAX_POINTS`` points per trace,
 and every bucket keeps its smallest and largest value, so a single gradient spike in 300k steps is still drawn.
+Traces are SVG (``go.Scatter``), not WebGL: a few thousand points each draw fast, and headless browsers and pages
+with many charts do not run out of WebGL contexts.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ class RunLog:
         except KeyError:
             kinds = [ev.get("event") for ev in events]
         # Runs of consecutive steps are folded in one columnar batch; the few other events one by one.
-        others = [i for i, kind in enumerate(kinds) if kind != "step"]
+        others = np.flatnonzero(np.array(kinds, dtype=object) != "step").tolist()
         start = 0
         for i in [*others, len(events)]:
             if i > start:
@@ -561,7 +563,7 @@ def lr_figure(
     steps = log.step_column("step")
     for i, g in enumerate(groups):
         x, y = minmax_downsample(steps, log.lr(g), max_points)
-        fig.add_trace(go.Scattergl(x=x, y=y, name=g, mode="lines", line={"color": _color(i)}))
+        fig.add_trace(go.Scatter(x=x, y=y, name=g, mode="lines", line={"color": _color(i)}))
     if log_y:
         fig.update_yaxes(type="log", title="lr (log)")
     unfreeze = _first_step_of_epoch(log, log.unfreeze_epoch)
@@ -591,13 +593,11 @@ def grad_norm_figure(
         return _empty(fig)
     steps = log.step_column("step")
     x, y = minmax_downsample(steps, total, max_points)
-    fig.add_trace(go.Scattergl(x=x, y=y, name="total (pre-clip)", mode="lines", line={"color": "black", "width": 1}))
+    fig.add_trace(go.Scatter(x=x, y=y, name="total (pre-clip)", mode="lines", line={"color": "black", "width": 1}))
     max_norm = log.step_column("max_norm")
     if np.isfinite(max_norm).any():
         x, y = minmax_downsample(steps, max_norm, max_points)
-        fig.add_trace(
-            go.Scattergl(x=x, y=y, name="clip threshold", mode="lines", line={"color": "red", "dash": "dash"})
-        )
+        fig.add_trace(go.Scatter(x=x, y=y, name="clip threshold", mode="lines", line={"color": "red", "dash": "dash"}))
         share = clip_share(log) or 0.0
         fig.update_layout(title=f"Gradient norm: {share:.1%} of {log.n_steps:,} steps clipped")
     else:
@@ -607,7 +607,7 @@ def grad_norm_figure(
         if np.isfinite(values).any():
             x, y = minmax_downsample(steps, values, max_points)
             fig.add_trace(
-                go.Scattergl(x=x, y=y, name=g, mode="lines", line={"color": _color(i), "width": 1}, opacity=0.7)
+                go.Scatter(x=x, y=y, name=g, mode="lines", line={"color": _color(i), "width": 1}, opacity=0.7)
             )
     if log_y:
         fig.update_yaxes(type="log", title="norm (log)")

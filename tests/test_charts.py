@@ -263,12 +263,15 @@ def build_all(events) -> list:
 
 def test_300k_step_log_builds_in_under_a_second(long_events):
     build_all(long_events[:5000])  # warm plotly's validators once
-    timings = []
-    for _ in range(3):  # best of 3: the bound is on the work, not on a noisy neighbour
-        start = time.perf_counter()
+    cpu, wall = [], []
+    for _ in range(3):
+        start_cpu, start_wall = time.process_time(), time.perf_counter()
         figs = build_all(long_events)
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 1.0, timings
+        cpu.append(time.process_time() - start_cpu)
+        wall.append(time.perf_counter() - start_wall)
+    # Single-threaded work, so CPU time is the wall time of an idle machine; unlike wall time, it does not grow
+    # when other processes share the cores (this suite runs next to trainings).
+    assert min(cpu) < 1.0, f"cpu {cpu}, wall {wall}"
     lr, grad = figs[4], figs[5]
     assert names_of(lr) == mk.LAYER_LR_GROUPS
     for fig in (lr, grad):
