@@ -443,9 +443,10 @@ def _has_images(entry: Path, root: Path) -> bool:
 def count_labels(ds: Dataset, split: str = "train", *, require_labels: bool = False) -> ClassCounts:
     """Count boxes and images per class in one split, validating every label row.
 
-    Reads every label file as bytes and checks them all at once with numpy. Measured on 2 cores with 100,000 label
-    files of 8 boxes (``benchmarks/bench_counts.py``): ~1.5 s when coordinates are written ``0.ddd`` (no float is
-    parsed), ~2.7 s for other number formats (every value parsed), against ~54 s for ultralytics' label cache.
+    Reads every label file as bytes and checks them all at once with numpy. Measured on 2 shared cores with 100,000
+    label files of 8 boxes in a fresh process (``benchmarks/bench_counts.py``): 1.5-1.7 s when coordinates are
+    written ``0.ddd``/``0``/``1`` (no float is parsed), 2.5-2.7 s for other number formats (every value parsed),
+    against 54-82 s for ultralytics' label cache. From a cold disk (page cache dropped) reads dominate: ~7 s.
 
     Args:
         ds: A dataset from :func:`load_dataset`.
