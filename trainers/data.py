@@ -188,8 +188,8 @@ def resolved_data_dict(ds: Dataset) -> dict:
         ds: A dataset from :func:`load_dataset`.
 
     Returns:
-        ``{"path", "train", "val"[, "test"], "names": {id: name}, "nc"}``. A split given as one entry stays a string,
-        a list stays a list.
+        ``{"path", "train", "val"[, "test"], "names": {id: name}, "nc"}``. A split with one folder or list file is
+        written as a string, one with several as a list.
     """
     out: dict[str, Any] = {"path": str(ds.root)}
     for key, entries in ds.splits.items():
