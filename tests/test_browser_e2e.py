@@ -1,0 +1,165 @@
+"""One real-browser end-to-end test: `workbench ui` in headless Chromium, start a customized demo run, watch the
+live charts grow, restart the UI server mid-run and reattach, stop the run.
+
+Needs Debian's chromium (`apt-get install -y chromium`; `.ci/run` installs it) and Python playwright. It is never
+skipped: a missing browser fails the test with the install command.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCREENSHOT = REPO / "assets" / "screenshots" / "dashboard.png"
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "chromium not found: apt-get install -y chromium (or run bash .ci/run)"
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_ui(port: int, runs: Path) -> subprocess.Popen:
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is already served"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainers.cli", "ui", "--port", str(port), "--runs-dir", str(runs)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "workbench ui exited during start-up"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("workbench ui did not come up within 60 s")
+
+
+def stop_ui(proc: subprocess.Popen, port: int) -> None:
+    """Stop `workbench ui` and its streamlit child, and wait until the port is free again."""
+    try:
+        os.killpg(proc.pid, 15)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=20)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"port {port} still served 20 s after stopping the UI")
+
+
+def points(page, key: str) -> int:
+    """Number of data points plotted in the chart with Streamlit key ``key`` (0 if not drawn yet)."""
+    return page.evaluate(
+        # _fullData holds the decoded arrays (plotly.py 6 ships numpy arrays base64-encoded in gd.data)
+        """key => { const gd = document.querySelector('.st-key-' + key + ' .js-plotly-plot');
+                    if (!gd || !gd._fullData) return 0;
+                    return gd._fullData.reduce((n, t) => n + ((t.x && t.x.length) || 0), 0); }""",
+        key,
+    )
+
+
+def trace_names(page, key: str) -> list[str]:
+    return page.evaluate(
+        """key => { const gd = document.querySelector('.st-key-' + key + ' .js-plotly-plot');
+                    return gd && gd.data ? gd.data.map(t => t.name || '') : []; }""",
+        key,
+    )
+
+
+def wait_until(fn, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from trainers.runs import list_runs, read_status
+    from trainers.telemetry import read_events
+
+    runs = tmp_path / "runs"
+    port = free_port()
+    ui = start_ui(port, runs)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1500, "height": 1900})
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+            page.wait_for_selector(".st-key-new_run_start button", timeout=60_000)
+            # per-class F1 is on by default; turn on per-layer LR and gradient clipping
+            assert page.locator(".st-key-nr_per_class_f1_on input").is_checked()
+            for key in ("nr_layer_lr_on", "nr_grad_clip_on"):
+                page.locator(f".st-key-{key} label").first.click()
+                page.wait_for_function(f"() => document.querySelector('.st-key-{key} input').checked")
+            page.locator(".st-key-nr_epochs input").fill("40")
+            page.locator(".st-key-nr_epochs input").press("Enter")
+            page.wait_for_timeout(1500)
+            page.locator(".st-key-new_run_start button").click()
+
+            # the dashboard opens on the new run; charts appear and grow while it is live
+            wait_until(lambda: points(page, "chart_grad_norm") > 0, 180, "the gradient-norm chart")
+            wait_until(lambda: points(page, "chart_f1") > 0, 180, "the F1 chart")
+            lr_groups = trace_names(page, "chart_lr")
+            assert len([n for n in lr_groups if n.startswith(("head/", "backbone/"))]) >= 2, lr_groups
+            first = (points(page, "chart_grad_norm"), points(page, "chart_f1"))
+            wait_until(lambda: points(page, "chart_grad_norm") > first[0] and points(page, "chart_f1") > first[1],
+                       120, "the charts to grow")
+            assert "clip" in " ".join(trace_names(page, "chart_grad_norm")).lower() or page.locator(
+                ".st-key-chart_grad_norm").inner_text().lower().count("clip")
+            (name,) = [r.name for r in list_runs(runs)]
+            run_dir = runs / name
+            assert read_status(run_dir)["status"] == "running"
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+            if os.environ.get("WORKBENCH_UPDATE_SCREENSHOT"):
+                shutil.copyfile(tmp_path / "dashboard.png", SCREENSHOT)
+
+            # restart the UI server mid-run: the run goes on, and the dashboard reattaches to every event
+            stop_ui(ui, port)
+            assert read_status(run_dir)["status"] == "running"
+            ui = start_ui(port, runs)
+            page.goto(f"http://127.0.0.1:{port}/dashboard?run={name}", wait_until="networkidle")
+            wait_until(lambda: points(page, "chart_grad_norm") > 0, 60, "the reattached gradient-norm chart")
+            steps_on_disk = sum(e["event"] == "step" for e in read_events(run_dir / "telemetry.jsonl")[0])
+            wait_until(lambda: points(page, "chart_grad_norm") >= steps_on_disk, 30, "every logged step to show")
+
+            # stop from the dashboard; the status shows stopped
+            page.locator(".st-key-run_stop button").click()
+            wait_until(lambda: read_status(run_dir)["status"] == "stopped", 60, "the run to stop")
+            wait_until(lambda: "stopped" in page.locator("body").inner_text().lower(), 30, "'stopped' on the page")
+            browser.close()
+    finally:
+        stop_ui(ui, port)
