@@ -245,7 +245,7 @@ def test_ui_runs_streamlit_without_a_shell(host, warns, tmp_path, monkeypatch, c
     [(args, kwargs)] = FakePopen.calls
     assert args == [
         sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", "8600",
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
     ]  # fmt: skip
     assert kwargs.get("shell") is not True
     assert kwargs["env"]["WORKBENCH_RUNS_DIR"] == str(tmp_path / "r")

@@ -187,7 +187,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
         "--server.address", args.host, "--server.port", str(args.port),
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
     ]  # fmt: skip
     env = {**os.environ, RUNS_DIR_ENV: str(root)}
     proc = subprocess.Popen(cmd, env=env)
