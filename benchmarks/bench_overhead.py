@@ -42,10 +42,26 @@ def run(kind: str, args, data: str, out: Path, idx: int) -> list[float]:
     from trainers.compose import build_trainer_class
     from trainers.recipe import Recipe
 
-    train = {"epochs": args.epochs, "imgsz": args.imgsz, "batch": 16, "nbs": 16, "seed": 0, "plots": False,
-             "workers": 0, "device": args.device, "amp": False, "verbose": False}
-    overrides = {**train, "model": args.model, "data": data, "project": str(out), "name": f"{kind}{idx}",
-                 "exist_ok": True}
+    train = {
+        "epochs": args.epochs,
+        "imgsz": args.imgsz,
+        "batch": 16,
+        "nbs": 16,
+        "seed": 0,
+        "plots": False,
+        "workers": 0,
+        "device": args.device,
+        "amp": False,
+        "verbose": False,
+    }
+    overrides = {
+        **train,
+        "model": args.model,
+        "data": data,
+        "project": str(out),
+        "name": f"{kind}{idx}",
+        "exist_ok": True,
+    }
     if kind == "stock":
         trainer = DetectionTrainer(overrides=overrides)
     else:
@@ -81,7 +97,7 @@ def main() -> None:
     for i in range(args.repeats):
         stock += run("stock", args, str(data), out, i)[skip:]
         ours += run("ours", args, str(data), out, i)[skip:]
-    ratios = [o / s for o, s in zip(ours, stock)]
+    ratios = [o / s for o, s in zip(ours, stock, strict=True)]
     result = {
         "model": args.model,
         "imgsz": args.imgsz,

@@ -66,20 +66,27 @@ TINY_TRAIN = {
 
 def run_trainer(recipe: dict, tmp_path: Path, callbacks: dict | None = None, family: str | None = None, **kw):
     """Build the composed trainer for ``recipe`` in ``tmp_path`` and train; returns the trainer."""
-    from trainers.compose import build_trainer_class
-    from trainers.recipe import Recipe
-
     import yaml
 
+    from trainers.compose import build_trainer_class
     from trainers.data import load_dataset, resolved_data_dict
+    from trainers.recipe import Recipe
 
     r = Recipe.from_dict(recipe)
     tmp_path.mkdir(parents=True, exist_ok=True)
     data = tmp_path / "data.yaml"  # as the runner does: absolute paths, so ultralytics never resolves against CWD
     data.write_text(yaml.safe_dump(resolved_data_dict(load_dataset(r.data))))
     cls = build_trainer_class(r, family, telemetry_path=str(tmp_path / "telemetry.jsonl"), **kw)
-    trainer = cls(overrides={**r.train, "model": r.model, "data": str(data), "project": str(tmp_path),
-                             "name": "run", "exist_ok": True})
+    trainer = cls(
+        overrides={
+            **r.train,
+            "model": r.model,
+            "data": str(data),
+            "project": str(tmp_path),
+            "name": "run",
+            "exist_ok": True,
+        }
+    )
     for event, fns in (callbacks or {}).items():
         for fn in fns if isinstance(fns, list) else [fns]:
             trainer.add_callback(event, fn)
@@ -88,8 +95,12 @@ def run_trainer(recipe: dict, tmp_path: Path, callbacks: dict | None = None, fam
 
 
 def recipe_for(data: Path, model: str = "yolo26n.yaml", train: dict | None = None, **customizations) -> dict:
-    return {"model": model, "data": str(data), "train": {**TINY_TRAIN, **(train or {})},
-            "customizations": customizations}
+    return {
+        "model": model,
+        "data": str(data),
+        "train": {**TINY_TRAIN, **(train or {})},
+        "customizations": customizations,
+    }
 
 
 DEMO_DATA = REPO / "assets" / "demo" / "data.yaml"

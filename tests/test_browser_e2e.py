@@ -21,8 +21,14 @@ import pytest
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOT = REPO / "assets" / "screenshots" / "dashboard.png"
 
 
@@ -43,7 +49,10 @@ def start_ui(port: int, runs: Path) -> subprocess.Popen:
         assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is already served"
     proc = subprocess.Popen(
         [sys.executable, "-m", "trainers.cli", "ui", "--port", str(port), "--runs-dir", str(runs)],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     deadline = time.monotonic() + 60
@@ -135,10 +144,14 @@ def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
             lr_groups = trace_names(page, "chart_lr")
             assert len([n for n in lr_groups if n.startswith(("head/", "backbone/"))]) >= 2, lr_groups
             first = (points(page, "chart_grad_norm"), points(page, "chart_f1"))
-            wait_until(lambda: points(page, "chart_grad_norm") > first[0] and points(page, "chart_f1") > first[1],
-                       120, "the charts to grow")
+            wait_until(
+                lambda: points(page, "chart_grad_norm") > first[0] and points(page, "chart_f1") > first[1],
+                120,
+                "the charts to grow",
+            )
             assert "clip" in " ".join(trace_names(page, "chart_grad_norm")).lower() or page.locator(
-                ".st-key-chart_grad_norm").inner_text().lower().count("clip")
+                ".st-key-chart_grad_norm"
+            ).inner_text().lower().count("clip")
             (name,) = [r.name for r in list_runs(runs)]
             run_dir = runs / name
             assert read_status(run_dir)["status"] == "running"

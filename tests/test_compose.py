@@ -24,7 +24,8 @@ ALL_SEVEN = {
     "sync_bn": {},
     "grad_clip": {"max_norm": 1.0},
 }
-COMBOS = [tuple(n for n, on in zip(CUSTOMIZATIONS, mask) if on) for mask in itertools.product([0, 1], repeat=7)]
+MASKS = itertools.product([0, 1], repeat=7)
+COMBOS = [tuple(n for n, on in zip(CUSTOMIZATIONS, mask, strict=True) if on) for mask in MASKS]
 
 
 def combo_recipe(data, names, model="yolo26n.yaml", epochs=1):
@@ -71,7 +72,7 @@ def test_sample_of_combinations_trains_one_epoch(tiny_data, tmp_path, names):
 
 def portable_check(weights: Path, loader: str) -> str:
     """Load and predict in a fresh interpreter where importing `trainers` fails."""
-    code = textwrap.dedent(f"""
+    code = textwrap.dedent("""
         import sys, os
         sys.modules["trainers"] = None  # any attempt to import our package now raises ImportError
         from trainers.offline import apply_offline_env
@@ -93,12 +94,18 @@ def portable_check(weights: Path, loader: str) -> str:
     """)
     del code
     env_code = "from trainers.offline import offline_env; import json; print(json.dumps(offline_env()))"
-    env = json.loads(subprocess.run([sys.executable, "-c", env_code], cwd=REPO, capture_output=True, text=True,
-                                    check=True).stdout)
+    env = json.loads(
+        subprocess.run([sys.executable, "-c", env_code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    )
     import os
 
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd="/",
-                         env={**os.environ, **env, "PYTHONPATH": ""})
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env={**os.environ, **env, "PYTHONPATH": ""},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip().splitlines()[-1]
 
@@ -152,8 +159,13 @@ def test_class_survives_ultralytics_ddp_file_generation(tiny_data, tmp_path):
         """)
         import os
 
-        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
-                             env={**os.environ, "PYTHONPATH": str(REPO)})
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         got = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
@@ -186,7 +198,12 @@ def test_training_run_opens_no_socket(tiny_data, tmp_path):
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("YOLO_")}  # the runner must set them itself
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO,
-                         env={**env, "PYTHONPATH": str(REPO), "WORKBENCH_HOME": str(tmp_path / "home")})
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**env, "PYTHONPATH": str(REPO), "WORKBENCH_HOME": str(tmp_path / "home")},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "SOCKETS [] EXIT 0" in out.stdout, out.stdout[-2000:]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import NAMES, recipe_for, run_trainer
+from tests.conftest import recipe_for, run_trainer
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def results(tmp_path: Path) -> list[dict]:
         return [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-# ---- 1. per-class F1 ------------------------------------------------------------------------------------------------
+# ---- 1. per-class F1 -----------------------------------------------------------------------------------------------
 class _StubBox:
     def __init__(self, p, r, idx):
         self.p, self.r = np.array(p), np.array(r)
@@ -37,7 +37,9 @@ class _StubBox:
 def test_per_class_table_keeps_zero_and_absent_classes():
     from trainers.metrics import mean_f1, per_class_table
 
-    validator = type("V", (), {"metrics": type("M", (), {"box": _StubBox([0.9, 0.0, 0.6], [0.9, 0.0, 0.6], [0, 2, 3])})})
+    validator = type(
+        "V", (), {"metrics": type("M", (), {"box": _StubBox([0.9, 0.0, 0.6], [0.9, 0.0, 0.6], [0, 2, 3])})}
+    )
     table = per_class_table(validator, ["a", "b", "c", "d"])
     assert [r["name"] for r in table] == ["a", "b", "c", "d"]
     assert [r["present"] for r in table] == [True, False, True, True]
@@ -61,7 +63,7 @@ def test_per_class_f1_matches_validator_and_lands_in_results_csv(demo, tmp_path)
     epoch_events = [e for e in events(tmp_path, "epoch") if not e["final_eval"]]
     rows = results(tmp_path)
     assert len(epoch_events) == 3 and "metrics/F1(B)" in rows[0]
-    for ev, row in zip(epoch_events, rows):
+    for ev, row in zip(epoch_events, rows, strict=True):
         p, rr, f1, idx = seen[ev["epoch"] - 1]
         assert [c["name"] for c in ev["per_class"]] == names  # every class, in id order
         for c in ev["per_class"]:
@@ -80,7 +82,7 @@ def test_per_class_f1_matches_validator_and_lands_in_results_csv(demo, tmp_path)
     assert trainer.wb_per_class == epoch_events[-1]["per_class"]
 
 
-# ---- 2. class weights -------------------------------------------------------------------------------------------------
+# ---- 2. class weights ----------------------------------------------------------------------------------------------
 class _FirstBatch(Exception):
     pass
 
@@ -105,8 +107,12 @@ def first_batch_losses(recipe: dict, tmp_path: Path) -> dict[str, float]:
 def test_class_weights_scale_classification_loss(tiny_data, tmp_path, model, cls_key):
     train = {"batch": 4, "nbs": 4} if "rtdetr" in model else {}
     stock = first_batch_losses(recipe_for(tiny_data, model, train), tmp_path / "stock")
-    ones = first_batch_losses(recipe_for(tiny_data, model, train, class_weights={"weights": [1, 1, 1]}), tmp_path / "ones")
-    double = first_batch_losses(recipe_for(tiny_data, model, train, class_weights={"weights": [2, 2, 2]}), tmp_path / "x2")
+    ones = first_batch_losses(
+        recipe_for(tiny_data, model, train, class_weights={"weights": [1, 1, 1]}), tmp_path / "ones"
+    )
+    double = first_batch_losses(
+        recipe_for(tiny_data, model, train, class_weights={"weights": [2, 2, 2]}), tmp_path / "x2"
+    )
     assert ones == stock  # all-ones weights reproduce the stock loss exactly (bit for bit)
     assert double[cls_key] == pytest.approx(2 * stock[cls_key], rel=1e-5)
     for k in stock:
@@ -124,12 +130,14 @@ def test_class_weights_from_counts_are_set_on_model_and_checkpoint(tiny_data, tm
     expected = compute_weights(counts, "inverse_frequency", normalize="mean")
     assert trainer.wb_class_weights == pytest.approx(expected)
     ckpt = torch.load(tmp_path / "run" / "weights" / "last.pt", weights_only=False)
-    assert ckpt["model"].class_weights.float().cpu().tolist() == pytest.approx(expected, rel=1e-3)  # stripped: model=EMA
+    assert ckpt["model"].class_weights.float().cpu().tolist() == pytest.approx(
+        expected, rel=1e-3
+    )  # stripped: model=EMA
     start = events(tmp_path, "run_start")[0]
     assert start["class_weights"] == pytest.approx(expected)
 
 
-# ---- 3. best metric --------------------------------------------------------------------------------------------------
+# ---- 3. best metric ------------------------------------------------------------------------------------------------
 class _StockValidate:
     """Stands in for BaseTrainer.validate: raises best_fitness with the stock (mAP) fitness, as 8.4 does."""
 
@@ -167,12 +175,26 @@ def test_best_metric_compares_on_its_own_scale_not_after_parent_raised_it():
     assert trainer.best_fitness == 0.40
 
 
-@pytest.mark.parametrize(("metric", "key", "sign"), [("val/cls_loss", "val/cls_loss", -1), ("recall", "metrics/recall(B)", 1)])
+@pytest.mark.parametrize(
+    ("metric", "key", "sign"), [("val/cls_loss", "val/cls_loss", -1), ("recall", "metrics/recall(B)", 1)]
+)
 def test_best_pt_holds_best_epoch_of_chosen_metric(demo, tmp_path, metric, key, sign):
     data, base = demo  # fine-tuning moves every metric, so the best epoch is not a tie at 0
-    r = recipe_for(data, str(base), train={"epochs": 4, "imgsz": 128, "batch": 16, "nbs": 16, "optimizer": "AdamW",
-                                           "lr0": 0.002, "warmup_epochs": 0, "save_period": 1},
-                   best_metric={"metric": metric})
+    r = recipe_for(
+        data,
+        str(base),
+        train={
+            "epochs": 4,
+            "imgsz": 128,
+            "batch": 16,
+            "nbs": 16,
+            "optimizer": "AdamW",
+            "lr0": 0.002,
+            "warmup_epochs": 0,
+            "save_period": 1,
+        },
+        best_metric={"metric": metric},
+    )
     trainer = run_trainer(r, tmp_path)
     rows = results(tmp_path)
     scores = [sign * row[key] for row in rows]
@@ -191,7 +213,7 @@ def test_best_pt_holds_best_epoch_of_chosen_metric(demo, tmp_path, metric, key, 
     assert bests[-1]["epoch"] == expected + 1 and bests[-1]["best_metric"]["name"] == metric
 
 
-# ---- 4. freeze / unfreeze -------------------------------------------------------------------------------------------
+# ---- 4. freeze / unfreeze ------------------------------------------------------------------------------------------
 def snapshot(trainer, layers: range) -> dict[str, torch.Tensor]:
     from ultralytics.utils.torch_utils import unwrap_model
 
@@ -209,8 +231,9 @@ def test_backbone_frozen_bit_identical_then_trains_after_unfreeze(tiny_data, tmp
     backbone = range(11)  # yolo26n: len(model.yaml['backbone']) == 11
     snaps = {}
     extra = {"layer_lr": {"backbone_ratio": 0.5}} if layer_lr else {}
-    r = recipe_for(tiny_data, train={"epochs": 3, "warmup_epochs": 0}, freeze={"layers": "backbone", "frozen_epochs": 2},
-                   **extra)
+    r = recipe_for(
+        tiny_data, train={"epochs": 3, "warmup_epochs": 0}, freeze={"layers": "backbone", "frozen_epochs": 2}, **extra
+    )
     cb = {
         "on_train_start": lambda t: snaps.__setitem__("start", snapshot(t, backbone)),
         "on_train_epoch_end": lambda t: snaps.__setitem__(t.epoch, snapshot(t, backbone)),
@@ -245,8 +268,12 @@ def test_unfreeze_happens_when_resuming_past_the_unfreeze_epoch(tiny_data, tmp_p
     from trainers.compose import build_trainer_class
     from trainers.recipe import Recipe
 
-    r = recipe_for(tiny_data, train={"epochs": 4, "warmup_epochs": 0}, freeze={"layers": "backbone", "frozen_epochs": 1},
-                   layer_lr={"backbone_ratio": 0.5})
+    r = recipe_for(
+        tiny_data,
+        train={"epochs": 4, "warmup_epochs": 0},
+        freeze={"layers": "backbone", "frozen_epochs": 1},
+        layer_lr={"backbone_ratio": 0.5},
+    )
 
     def stop_before_epoch_3(trainer):
         if trainer.epoch == 2:
@@ -259,8 +286,17 @@ def test_unfreeze_happens_when_resuming_past_the_unfreeze_epoch(tiny_data, tmp_p
 
     recipe = Recipe.from_dict(r)
     cls = build_trainer_class(recipe, telemetry_path=str(tmp_path / "telemetry.jsonl"))
-    trainer = cls(overrides={**recipe.train, "model": str(last), "data": recipe.data, "resume": str(last),
-                             "project": str(tmp_path), "name": "run", "exist_ok": True})
+    trainer = cls(
+        overrides={
+            **recipe.train,
+            "model": str(last),
+            "data": recipe.data,
+            "resume": str(last),
+            "project": str(tmp_path),
+            "name": "run",
+            "exist_ok": True,
+        }
+    )
     snaps = {}
     trainer.add_callback("on_train_start", lambda t: snaps.__setitem__("start", snapshot(t, range(11))))
     trainer.add_callback("on_train_epoch_end", lambda t: snaps.__setitem__(t.epoch, snapshot(t, range(11))))
@@ -272,12 +308,16 @@ def test_unfreeze_happens_when_resuming_past_the_unfreeze_epoch(tiny_data, tmp_p
     assert epochs == [1, 2, 3, 4]
 
 
-# ---- 5. per-layer learning rate -------------------------------------------------------------------------------------
+# ---- 5. per-layer learning rate ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("optimizer", ["auto", "SGD", "AdamW"])
 def test_backbone_lr_is_ratio_of_head_lr_every_step_after_warmup(tiny_data, tmp_path, optimizer):
     ratio = 0.25
-    r = recipe_for(tiny_data, train={"epochs": 3, "warmup_epochs": 1, "optimizer": optimizer, "lr0": 0.01},
-                   layer_lr={"backbone_ratio": ratio}, freeze={"layers": "backbone", "frozen_epochs": 1})
+    r = recipe_for(
+        tiny_data,
+        train={"epochs": 3, "warmup_epochs": 1, "optimizer": optimizer, "lr0": 0.01},
+        layer_lr={"backbone_ratio": ratio},
+        freeze={"layers": "backbone", "frozen_epochs": 1},
+    )
     trainer = run_trainer(r, tmp_path)
     groups = trainer.optimizer.param_groups
     names = [g["name"] for g in groups]
@@ -295,7 +335,7 @@ def test_backbone_lr_is_ratio_of_head_lr_every_step_after_warmup(tiny_data, tmp_
     assert {s["epoch"] for s in steps} == {1, 2, 3}
 
 
-# ---- 6. SyncBatchNorm --------------------------------------------------------------------------------------------------
+# ---- 6. SyncBatchNorm ----------------------------------------------------------------------------------------------
 def _setup_model(trainer):
     """Build the model the way _setup_train does up to set_model_attributes."""
     trainer.setup_model()
@@ -309,9 +349,12 @@ def test_sync_bn_conversion_exactly_when_world_size_above_one(tiny_data, tmp_pat
     from trainers.compose import build_trainer_class
     from trainers.recipe import Recipe
 
-    r = Recipe.from_dict(recipe_for(tiny_data, train={"epochs": 3}, sync_bn={}, freeze={"layers": "backbone", "frozen_epochs": 1}))
-    trainer = build_trainer_class(r)(overrides={**r.train, "model": r.model, "data": r.data,
-                                               "project": str(tmp_path), "name": "run"})
+    r = Recipe.from_dict(
+        recipe_for(tiny_data, train={"epochs": 3}, sync_bn={}, freeze={"layers": "backbone", "frozen_epochs": 1})
+    )
+    trainer = build_trainer_class(r)(
+        overrides={**r.train, "model": r.model, "data": r.data, "project": str(tmp_path), "name": "run"}
+    )
     _setup_model(trainer)
     trainer.world_size = world_size  # simulated: the conversion and the BN modes do not need real ranks
     trainer.set_model_attributes()
@@ -330,7 +373,7 @@ def test_sync_bn_conversion_exactly_when_world_size_above_one(tiny_data, tmp_pat
         assert not sync and plain
 
 
-# ---- 7. gradient clipping -------------------------------------------------------------------------------------------
+# ---- 7. gradient clipping ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("max_norm", [0.5, 0.0])
 def test_post_clip_norm_at_most_max_norm(tiny_data, tmp_path, max_norm):
     post = []
@@ -358,3 +401,32 @@ def test_post_clip_norm_at_most_max_norm(tiny_data, tmp_path, max_norm):
     assert [s["grad_norm"] for s in steps] == pytest.approx([b for _, b in post], rel=1e-6)
     assert all(s["clipped"] is (max_norm > 0) for s in steps)
     assert all(set(s["grad_norms"]) == {"weight", "bn", "bias"} for s in steps)
+
+
+# ---- checkpoints are written atomically -------------------------------------------------------------------------
+def test_failed_checkpoint_write_keeps_the_previous_epochs_last_pt(tiny_data, tmp_path, monkeypatch):
+    import errno
+    import pathlib
+
+    real_write = pathlib.Path.write_bytes
+    writes = []
+
+    def full_disk_on_epoch_2(self, data):
+        writes.append(self.name)
+        if len(writes) > 2:  # epoch 1 writes last + best; the next write dies half-way like a full disk
+            real_write(self, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full_disk_on_epoch_2)
+    with pytest.raises(OSError, match="No space left"):
+        run_trainer(recipe_for(tiny_data, train={"epochs": 3}), tmp_path)
+    monkeypatch.undo()
+    weights = tmp_path / "run" / "weights"
+    assert writes[:2] == [".last.pt.partial", ".best.pt.partial"]  # never written in place
+    assert sorted(p.name for p in weights.iterdir()) == ["best.pt", "last.pt"]  # no partial file left behind
+    ckpt = torch.load(weights / "last.pt", weights_only=False)
+    assert ckpt["epoch"] == 0  # epoch 1's checkpoint, intact
+    from ultralytics import YOLO
+
+    assert YOLO(str(weights / "last.pt")).model.names == {0: "disc", 1: "block", 2: "ring"}

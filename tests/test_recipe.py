@@ -23,11 +23,11 @@ def test_round_trip_every_combination_of_blocks():
         "grad_clip": {"max_norm": 1.0},
     }
     for mask in itertools.product([0, 1], repeat=len(CUSTOMIZATIONS)):
-        on = {k: full[k] for k, m in zip(CUSTOMIZATIONS, mask) if m}
+        on = {k: full[k] for k, m in zip(CUSTOMIZATIONS, mask, strict=True) if m}
         r = Recipe.from_dict({"model": "yolo26n.yaml", "data": "d.yaml", "train": {"epochs": 5}, "customizations": on})
         again = Recipe.from_yaml(r.to_yaml())
         assert again == r
-        assert again.customizations.enabled() == [k for k, m in zip(CUSTOMIZATIONS, mask) if m]
+        assert again.customizations.enabled() == [k for k, m in zip(CUSTOMIZATIONS, mask, strict=True) if m]
 
 
 def test_null_block_means_on_with_defaults():
@@ -35,7 +35,12 @@ def test_null_block_means_on_with_defaults():
     assert r.customizations.grad_clip.max_norm == 10.0
     assert r.customizations.best_metric.metric == "fitness"
     assert r.customizations.best_metric.direction == "max"
-    assert Recipe.from_yaml(BASE + "customizations: {best_metric: {metric: val/box_loss}}").customizations.best_metric.direction == "min"
+    assert (
+        Recipe.from_yaml(
+            BASE + "customizations: {best_metric: {metric: val/box_loss}}"
+        ).customizations.best_metric.direction
+        == "min"
+    )
 
 
 def test_relative_paths_resolve_against_recipe_folder(tmp_path):
@@ -57,16 +62,31 @@ BAD = [
     ("train: {plots: 1}", "train.plots must be true or false"),
     ("customizations: {best_metric: {metric: map}}", "customizations.best_metric.metric: unknown metric 'map'"),
     ("customizations: {best_metric: {metric: mAP50, mode: up}}", "customizations.best_metric.mode"),
-    ("customizations: {layer_lr: {backbone_ratio: -1}}", "customizations.layer_lr.backbone_ratio: Input should be greater than 0"),
-    ("customizations: {grad_clip: {max_norm: -1}}", "customizations.grad_clip.max_norm: Input should be greater than or equal to 0"),
+    (
+        "customizations: {layer_lr: {backbone_ratio: -1}}",
+        "customizations.layer_lr.backbone_ratio: Input should be greater than 0",
+    ),
+    (
+        "customizations: {grad_clip: {max_norm: -1}}",
+        "customizations.grad_clip.max_norm: Input should be greater than or equal to 0",
+    ),
     ("customizations: {grad_clip: {max_nrm: 1}}", "customizations.grad_clip.max_nrm: unknown key; allowed: max_norm"),
-    ("train: {cls_pw: 0.5}\ncustomizations: {class_weights: {}}", "train.cls_pw would weight the classes a second time"),
+    (
+        "train: {cls_pw: 0.5}\ncustomizations: {class_weights: {}}",
+        "train.cls_pw would weight the classes a second time",
+    ),
     ("customizations: {class_weights: {scheme: foo}}", "customizations.class_weights.scheme: Input should be"),
-    ("customizations: {class_weights: {weights: [1, -2]}}", "customizations.class_weights.weights: weights must be finite and >= 0"),
+    (
+        "customizations: {class_weights: {weights: [1, -2]}}",
+        "customizations.class_weights.weights: weights must be finite and >= 0",
+    ),
     ("customizations: {class_weights: {beta: 1.5}}", "customizations.class_weights.beta: Input should be less than 1"),
     ("customizations: {freeze: {layers: 0}}", "customizations.freeze.layers"),
     ("customizations: {freeze: {layers: [1, 1]}}", "distinct layer indices"),
-    ("train: {epochs: 3}\ncustomizations: {freeze: {frozen_epochs: 3}}", "customizations.freeze.frozen_epochs (3) must be less than train.epochs (3)"),
+    (
+        "train: {epochs: 3}\ncustomizations: {freeze: {frozen_epochs: 3}}",
+        "customizations.freeze.frozen_epochs (3) must be less than train.epochs (3)",
+    ),
     ("model2: x", "model2: unknown key"),
     ("train: {task: segment}", "train.task must be 'detect'"),
 ]
@@ -90,7 +110,10 @@ def test_invalid_recipe_rejected_with_field_named(extra, expected):
         ("model: x.yaml\ndata: d.txt\n", "data: 'd.txt' must be a data.yaml"),
         ("model: [a\n", "not valid YAML (line 2"),
         ("- a\n- b\n", "must be a mapping"),
-        ("model: rtdetr-l.yaml\ndata: d.yaml\ncustomizations: {best_metric: {metric: val/dfl_loss}}", "not a rtdetr loss"),
+        (
+            "model: rtdetr-l.yaml\ndata: d.yaml\ncustomizations: {best_metric: {metric: val/dfl_loss}}",
+            "not a rtdetr loss",
+        ),
     ],
 )
 def test_invalid_recipe_shape(text, expected):

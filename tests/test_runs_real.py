@@ -36,11 +36,21 @@ def wait_for(predicate, timeout: float, interval: float = 0.05):
 
 def write_recipe(tmp_path: Path, data: Path, **train) -> Path:
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "model": "yolo26n.yaml", "data": str(data), "train": {**TINY_TRAIN, **train},
-        "customizations": {"per_class_f1": {}, "layer_lr": {"backbone_ratio": 0.5}, "grad_clip": {"max_norm": 5.0},
-                           "freeze": {"layers": "backbone", "frozen_epochs": 1}},
-    }))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "model": "yolo26n.yaml",
+                "data": str(data),
+                "train": {**TINY_TRAIN, **train},
+                "customizations": {
+                    "per_class_f1": {},
+                    "layer_lr": {"backbone_ratio": 0.5},
+                    "grad_clip": {"max_norm": 5.0},
+                    "freeze": {"layers": "backbone", "frozen_epochs": 1},
+                },
+            }
+        )
+    )
     return recipe
 
 
@@ -69,11 +79,20 @@ def test_sigterm_mid_epoch_stops_cleanly_and_resume_logs_every_epoch_once(tmp_pa
 
     assert torch.load(last, weights_only=False)["epoch"] == 0  # the last *finished* epoch (0-based)
     probe = f"from ultralytics import YOLO; m = YOLO({str(last)!r}); print(len(m.model.names))"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          env={**os.environ}).stdout.strip().endswith("3")
+    assert (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={**os.environ})
+        .stdout.strip()
+        .endswith("3")
+    )
 
-    out = subprocess.run([sys.executable, "-m", "trainers.cli", "resume", str(run_dir)], capture_output=True,
-                         text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "trainers.cli", "resume", str(run_dir)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     evs = events_of(run_dir)
     assert epochs_logged(evs) == [1, 2, 3]  # every epoch exactly once

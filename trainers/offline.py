@@ -10,7 +10,9 @@ import shutil
 from pathlib import Path
 
 # Where ultralytics keeps settings, fonts and its DDP temp files for our processes.
-DEFAULT_CONFIG_DIR = Path(os.environ.get("WORKBENCH_HOME", Path.home() / ".cache" / "trainer-workbench")) / "yolo-config"
+DEFAULT_CONFIG_DIR = (
+    Path(os.environ.get("WORKBENCH_HOME", Path.home() / ".cache" / "trainer-workbench")) / "yolo-config"
+)
 
 
 def _bundled_font() -> Path | None:

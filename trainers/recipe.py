@@ -297,8 +297,10 @@ def format_validation_error(e: ValidationError) -> str:
             msg = f"unknown key; allowed: {', '.join(allowed)}" if allowed else "unknown key"
         elif err["type"] == "missing":
             msg = "required"
-        elif "input" in err and err["type"] not in {"value_error", "assertion_error"} and not isinstance(
-            err["input"], dict
+        elif (
+            "input" in err
+            and err["type"] not in {"value_error", "assertion_error"}
+            and not isinstance(err["input"], dict)
         ):
             msg = f"{msg} (got {err['input']!r})"
         # Messages from our own validators already start with the full field path ("train.epochs must ...").
@@ -313,7 +315,9 @@ def _allowed_keys(loc: tuple) -> list[str]:
         if field is None:
             return []
         ann = field.annotation
-        nxt = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        nxt = next(
+            (a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
         if nxt is None:
             return []
         model = nxt

@@ -83,8 +83,9 @@ def prepare(recipe: Recipe) -> Any:
 
 
 # ---- entry points ---------------------------------------------------------------------------------------------------
-def train_run(recipe_path: str | Path, runs_root: str | Path | None = None, name: str | None = None,
-              existing: bool = False) -> int:
+def train_run(
+    recipe_path: str | Path, runs_root: str | Path | None = None, name: str | None = None, existing: bool = False
+) -> int:
     """Validate ``recipe_path``, create the run directory and train in this process. Returns the exit code."""
     from trainers import runs
     from trainers.data import resolved_data_dict
@@ -104,8 +105,15 @@ def train_run(recipe_path: str | Path, runs_root: str | Path | None = None, name
         run_dir = runs.create_run_dir(root, name)
     (run_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
     (run_dir / "data.yaml").write_text(yaml.safe_dump(resolved_data_dict(ds), sort_keys=False), encoding="utf-8")
-    runs.write_status(run_dir, status="running", pid=os.getpid(), epoch=0, epochs=recipe.train.get("epochs", 100),
-                      error=None, resumes=0)
+    runs.write_status(
+        run_dir,
+        status="running",
+        pid=os.getpid(),
+        epoch=0,
+        epochs=recipe.train.get("epochs", 100),
+        error=None,
+        resumes=0,
+    )
     return execute(run_dir, recipe, resume=False)
 
 
@@ -124,7 +132,9 @@ def resume_run(run_dir: str | Path) -> int:
     last = run_dir / "weights" / "last.pt"
     if not last.is_file():
         raise RunError(f"run '{run_dir.name}' has no weights/last.pt (it ended before its first epoch); start it again")
-    recipe = Recipe.from_yaml((run_dir / "recipe.yaml").read_text(encoding="utf-8"), source=str(run_dir / "recipe.yaml"))
+    recipe = Recipe.from_yaml(
+        (run_dir / "recipe.yaml").read_text(encoding="utf-8"), source=str(run_dir / "recipe.yaml")
+    )
     check_last_checkpoint(last)
     events, _ = read_events(run_dir / runs.TELEMETRY_FILE)
     runs.write_status(run_dir, status="running", pid=os.getpid(), error=None, resumes=int(status.get("resumes", 0)) + 1)
@@ -261,11 +271,31 @@ def _finish(run_dir: Path, trainer: Any, outcome: dict[str, Any]) -> None:
     weights = run_dir / "weights"
     candidates = {"best": weights / "best.pt", "last": weights / "last.pt", "results": run_dir / "results.csv"}
     paths = {k: str(p) if p.exists() else None for k, p in candidates.items()}
-    with TelemetryWriter(run_dir / runs.TELEMETRY_FILE) as out:
-        out.emit("run_end", status=outcome["status"], best_epoch=best.get("epoch"), best_metric=best_metric,
-                 paths=paths, error=outcome["error"], traceback=outcome["traceback"])
-    runs.write_status(run_dir, status=outcome["status"], error=outcome["error"], best_epoch=best.get("epoch"),
-                      best_metric=best_metric)
+    # A full disk or a file-size limit may be why the run failed: each write is tried on its own and never
+    # raises, so the status that can be written is.
+    try:
+        with TelemetryWriter(run_dir / runs.TELEMETRY_FILE) as out:
+            out.emit(
+                "run_end",
+                status=outcome["status"],
+                best_epoch=best.get("epoch"),
+                best_metric=best_metric,
+                paths=paths,
+                error=outcome["error"],
+                traceback=outcome["traceback"],
+            )
+    except OSError as e:
+        print(f"workbench: could not write the run_end event: {e}", file=sys.stderr)
+    try:
+        runs.write_status(
+            run_dir,
+            status=outcome["status"],
+            error=outcome["error"],
+            best_epoch=best.get("epoch"),
+            best_metric=best_metric,
+        )
+    except OSError as e:
+        print(f"workbench: could not write status.json: {e}", file=sys.stderr)
 
 
 class _Tee:

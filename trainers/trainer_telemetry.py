@@ -152,18 +152,18 @@ class TelemetryMixin:
             ]
         ).tolist()
         ng = len(names)
-        for (epoch, step, lrs, _, _, max_norm, _), row in zip(steps, packed):
+        for (epoch, step, lrs, _, _, max_norm, _), row in zip(steps, packed, strict=True):
             total = row[0]
             self._wb_writer.emit(
                 "step",
                 epoch=epoch,
                 step=step,
-                lr=dict(zip(names, lrs)),
+                lr=dict(zip(names, lrs, strict=True)),
                 grad_norm=total,
-                grad_norms=dict(zip(names, row[1 : 1 + ng])),
+                grad_norms=dict(zip(names, row[1 : 1 + ng], strict=True)),
                 clipped=bool(max_norm > 0 and total > max_norm),
                 max_norm=max_norm if max_norm > 0 else None,
-                loss=dict(zip(loss_keys, row[1 + ng :])),
+                loss=dict(zip(loss_keys, row[1 + ng :], strict=True)),
             )
 
     # ---- per epoch ----------------------------------------------------------------------------------------------
@@ -201,7 +201,7 @@ class TelemetryMixin:
             best_saved=best_saved,
             best_metric=chosen if not final else None,
             params={"trainable": trainable, "frozen": frozen},
-            lr={n: g["lr"] for n, g in zip(self.wb_group_names(), self.optimizer.param_groups)},
+            lr={n: g["lr"] for n, g in zip(self.wb_group_names(), self.optimizer.param_groups, strict=True)},
             epoch_time=self.epoch_time,
         )
         if not final:

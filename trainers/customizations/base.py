@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -53,6 +54,29 @@ class WorkbenchBase:
         from trainers import __version__
 
         unwrap_model(self.model).workbench = {"recipe": self.wb_recipe, "version": __version__}
+
+    def save_model(self):
+        """Stock checkpointing, written atomically: to a temp file in the same folder, then ``os.replace``.
+
+        ultralytics writes last.pt/best.pt in place, so a write that fails half-way (disk full, file-size limit,
+        a kill) destroys the previous epoch's checkpoint. Here the previous files stay intact until the new ones
+        are complete.
+        """
+        final = (self.last, self.best)
+        temp = tuple(p.with_name(f".{p.name}.partial") for p in final)
+        self.last, self.best = temp
+        try:
+            saved = super().save_model()
+        except BaseException:
+            for t in temp:
+                t.unlink(missing_ok=True)
+            raise
+        finally:
+            self.last, self.best = final
+        for t, f in zip(temp, final, strict=True):
+            if t.exists():
+                os.replace(t, f)
+        return saved
 
     def optimizer_step(self):
         """Stock optimizer step, with the pre-clip gradient norm measured per group and a configurable threshold.

@@ -108,4 +108,6 @@ class ClassWeightsMixin:
         if isinstance(model, RTDETRDetectionModel):
             install_rtdetr_weights(model, tensor)
         self.wb_class_weights = weights
-        LOGGER.info(f"class_weights: {dict(zip(self.data['names'].values(), [round(w, 3) for w in weights]))}")
+        LOGGER.info(
+            f"class_weights: {dict(zip(self.data['names'].values(), [round(w, 3) for w in weights], strict=True))}"
+        )

@@ -24,7 +24,9 @@ class LayerLRMixin:
     """
 
     def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
-        optimizer = super().build_optimizer(model, name=name, lr=lr, momentum=momentum, decay=decay, iterations=iterations)
+        optimizer = super().build_optimizer(
+            model, name=name, lr=lr, momentum=momentum, decay=decay, iterations=iterations
+        )
         ratio = float(self.wb_cfg("layer_lr").get("backbone_ratio", 0.1))
         backbone = backbone_param_ids(model)
         stock_groups, optimizer.param_groups = optimizer.param_groups, []
