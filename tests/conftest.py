@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,14 @@ def demo() -> tuple[Path, Path]:
     """The bundled demo dataset and its base checkpoint (a fine-tune shows non-zero P/R/F1 in epoch 1)."""
     assert DEMO_DATA.is_file() and DEMO_BASE.is_file(), "run assets/make_demo_data.py and assets/train_demo_base.py"
     return DEMO_DATA, DEMO_BASE
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy (returned) or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} not met within {timeout}s")

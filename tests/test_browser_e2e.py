@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.slow
 CHROMIUM_ARGS = [
@@ -103,16 +103,6 @@ def trace_names(page, key: str) -> list[str]:
     )
 
 
-def wait_until(fn, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -139,14 +129,15 @@ def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
             page.locator(".st-key-new_run_start button").click()
 
             # the dashboard opens on the new run; charts appear and grow while it is live
-            wait_until(lambda: points(page, "chart_grad_norm") > 0, 180, "the gradient-norm chart")
-            wait_until(lambda: points(page, "chart_f1") > 0, 180, "the F1 chart")
+            wait_for(lambda: points(page, "chart_grad_norm") > 0, 180, 0.5, "the gradient-norm chart")
+            wait_for(lambda: points(page, "chart_f1") > 0, 180, 0.5, "the F1 chart")
             lr_groups = trace_names(page, "chart_lr")
             assert len([n for n in lr_groups if n.startswith(("head/", "backbone/"))]) >= 2, lr_groups
             first = (points(page, "chart_grad_norm"), points(page, "chart_f1"))
-            wait_until(
+            wait_for(
                 lambda: points(page, "chart_grad_norm") > first[0] and points(page, "chart_f1") > first[1],
                 120,
+                0.5,
                 "the charts to grow",
             )
             assert "clip" in " ".join(trace_names(page, "chart_grad_norm")).lower() or page.locator(
@@ -165,14 +156,14 @@ def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
             assert read_status(run_dir)["status"] == "running"
             ui = start_ui(port, runs)
             page.goto(f"http://127.0.0.1:{port}/dashboard?run={name}", wait_until="networkidle")
-            wait_until(lambda: points(page, "chart_grad_norm") > 0, 60, "the reattached gradient-norm chart")
+            wait_for(lambda: points(page, "chart_grad_norm") > 0, 60, 0.5, "the reattached gradient-norm chart")
             steps_on_disk = sum(e["event"] == "step" for e in read_events(run_dir / "telemetry.jsonl")[0])
-            wait_until(lambda: points(page, "chart_grad_norm") >= steps_on_disk, 30, "every logged step to show")
+            wait_for(lambda: points(page, "chart_grad_norm") >= steps_on_disk, 30, 0.5, "every logged step to show")
 
             # stop from the dashboard; the status shows stopped
             page.locator(".st-key-run_stop button").click()
-            wait_until(lambda: read_status(run_dir)["status"] == "stopped", 60, "the run to stop")
-            wait_until(lambda: "stopped" in page.locator("body").inner_text().lower(), 30, "'stopped' on the page")
+            wait_for(lambda: read_status(run_dir)["status"] == "stopped", 60, 0.5, "the run to stop")
+            wait_for(lambda: "stopped" in page.locator("body").inner_text().lower(), 30, 0.5, "'stopped' on the page")
             browser.close()
     finally:
         stop_ui(ui, port)

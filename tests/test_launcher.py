@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_for
 from trainers import launcher
 from trainers.errors import RecipeError, RunError
 from trainers.runs import create_run_dir, process_start_time, read_status, write_status
@@ -92,16 +93,6 @@ def fake(tmp_path, monkeypatch):
                 os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass  # already gone
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def status_is(run_dir: Path, *wanted: str):

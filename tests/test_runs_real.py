@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, TINY_TRAIN
+from tests.conftest import REPO, TINY_TRAIN, wait_for
 from trainers import launcher
 from trainers.runs import read_status
 from trainers.telemetry import read_events, validate_event
@@ -22,16 +22,6 @@ pytestmark = pytest.mark.slow
 
 def events_of(run_dir: Path) -> list[dict]:
     return read_events(run_dir / "telemetry.jsonl")[0]
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s")
 
 
 def write_recipe(tmp_path: Path, data: Path, **train) -> Path:
