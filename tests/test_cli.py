@@ -265,7 +265,7 @@ def runner(monkeypatch):
     stub.calls = []
     stub.behaviour = lambda: 0
 
-    def train_run(recipe_path, runs_root, name=None, existing=False):
+    def train_run(recipe_path, runs_root, name=None, existing=False, step_stride=1):
         stub.calls.append(("train", recipe_path, runs_root, name, existing))
         return stub.behaviour()
 

@@ -131,3 +131,17 @@ def test_three_real_runs_at_once_complete_with_separate_logs(tmp_path, tiny_data
         assert len(raw) == len(evs) and sum(e["event"] == "run_start" for e in evs) == 1
         assert (run_dir / "weights" / "best.pt").is_file()
     assert len(pids) == 3
+
+
+def test_log_every_writes_every_nth_step_and_survives_resume(tmp_path, tiny_data):
+    recipe = write_recipe(tmp_path, tiny_data, epochs=2, batch=2, nbs=2)  # 8 optimizer steps per epoch
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "trainers.cli", "train", str(recipe), "--runs-dir", str(tmp_path / "runs")]
+    out = subprocess.run([*cmd, "--name", "sparse", "--log-every", "3"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_dir = tmp_path / "runs" / "sparse"
+    steps = [e["step"] for e in events_of(run_dir) if e["event"] == "step"]
+    assert steps == [3, 6, 9, 12, 15]  # 16 steps, every third one written
+    assert read_status(run_dir)["step_stride"] == 3
+    bad = subprocess.run([*cmd, "--log-every", "0"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "--log-every: must be an integer >= 1" in bad.stderr

@@ -46,6 +46,16 @@ def _owned_run(run_dir: Path | None, body: Callable[[], Any]) -> Any:
         raise
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """``workbench train RECIPE``: cheap checks on the name, then train in this process via the runner."""
     from trainers.runs import STATUS_FILE, ensure_name_free, runs_root, validate_run_name
@@ -63,7 +73,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     def body() -> int:
         from trainers.runner import train_run
 
-        return int(train_run(args.recipe, root, name=args.name, existing=args.existing) or 0)
+        return int(
+            train_run(args.recipe, root, name=args.name, existing=args.existing, step_stride=args.log_every) or 0
+        )
 
     return _owned_run(run_dir, body)
 
@@ -210,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="run name (default: <recipe>-<date>-<time>)")
     p.add_argument("--runs-dir", help=runs_dir_help)
     p.add_argument("--existing", action="store_true", help="use the run folder the launcher reserved (needs --name)")
+    p.add_argument(
+        "--log-every", type=_positive_int, default=1, metavar="N",
+        help="write a step event every N optimizer steps (default 1; raise it for very long runs)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("resume", help="resume a stopped or failed run from its last.pt")

@@ -84,7 +84,11 @@ def prepare(recipe: Recipe) -> Any:
 
 # ---- entry points ---------------------------------------------------------------------------------------------------
 def train_run(
-    recipe_path: str | Path, runs_root: str | Path | None = None, name: str | None = None, existing: bool = False
+    recipe_path: str | Path,
+    runs_root: str | Path | None = None,
+    name: str | None = None,
+    existing: bool = False,
+    step_stride: int = 1,
 ) -> int:
     """Validate ``recipe_path``, create the run directory and train in this process. Returns the exit code."""
     from trainers import runs
@@ -113,8 +117,9 @@ def train_run(
         epochs=recipe.train.get("epochs", 100),
         error=None,
         resumes=0,
+        step_stride=int(step_stride),  # kept for resume
     )
-    return execute(run_dir, recipe, resume=False)
+    return execute(run_dir, recipe, resume=False, step_stride=step_stride)
 
 
 def resume_run(run_dir: str | Path) -> int:
@@ -138,7 +143,8 @@ def resume_run(run_dir: str | Path) -> int:
     check_last_checkpoint(last)
     events, _ = read_events(run_dir / runs.TELEMETRY_FILE)
     runs.write_status(run_dir, status="running", pid=os.getpid(), error=None, resumes=int(status.get("resumes", 0)) + 1)
-    return execute(run_dir, recipe, resume=True, step_offset=completed_steps(events))
+    stride = int(status.get("step_stride") or 1)
+    return execute(run_dir, recipe, resume=True, step_offset=completed_steps(events), step_stride=stride)
 
 
 def completed_steps(events: list[dict]) -> int:
@@ -168,7 +174,7 @@ def _pid_alive(pid: Any) -> bool:
 
 
 # ---- the training process ---------------------------------------------------------------------------------------
-def execute(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0) -> int:
+def execute(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0, step_stride: int = 1) -> int:
     """Train (or resume) in this process, translating SIGINT/SIGTERM into a clean stop at a batch boundary."""
     from trainers import runs
     from trainers.offline import apply_offline_env
@@ -180,7 +186,7 @@ def execute(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0) -
     trainer = None
     outcome: dict[str, Any] = {"status": "failed", "error": None, "traceback": None}
     try:
-        trainer = make_trainer(run_dir, recipe, resume=resume, step_offset=step_offset)
+        trainer = make_trainer(run_dir, recipe, resume=resume, step_offset=step_offset, step_stride=step_stride)
 
         def check_stop(_trainer) -> None:
             if stop.is_set():
@@ -206,7 +212,7 @@ def execute(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0) -
     return EXIT_OK if outcome["status"] in {"completed", "stopped"} else EXIT_FAILED
 
 
-def make_trainer(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0):
+def make_trainer(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0, step_stride: int = 1):
     """The composed trainer for a run directory (in-process; also used by tests)."""
     from trainers import runs
     from trainers.compose import build_trainer_class
@@ -219,6 +225,7 @@ def make_trainer(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int =
         telemetry_path=str(run_dir / runs.TELEMETRY_FILE),
         run_dir=str(run_dir),
         step_offset=step_offset,
+        step_stride=step_stride,
     )
     overrides = {
         **recipe.train,
