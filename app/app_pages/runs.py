@@ -61,7 +61,7 @@ def run_list() -> None:
         return
     for row in current:
         with st.container(border=True, key=f"runs_row_{row.name}"):
-            name_col, status_col, progress_col, eta_col, best_col, actions_col = st.columns([3, 1.3, 3, 1.3, 2, 3.2])
+            name_col, status_col, progress_col, eta_col, best_col, actions_col = st.columns([2, 1.5, 2, 0.9, 2.2, 3.2])
             name_col.markdown(f"**{row.name}**")
             if row.created:
                 name_col.caption(row.created.replace("T", " ")[:19])
@@ -73,7 +73,8 @@ def run_list() -> None:
             )
             best_col.metric("Best", row.best)
             with actions_col:
-                a, b, c = st.columns(3)
+                # a horizontal flex row sizes each button to its label (equal columns truncated "Resume")
+                a = b = c = st.container(horizontal=True, gap="small")
                 a.page_link(
                     "app_pages/dashboard.py", label="Open", icon=":material/monitoring:", query_params={"run": row.name}
                 )
