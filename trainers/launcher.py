@@ -109,6 +109,14 @@ def _check_recipe(recipe: Path) -> None:
     load_recipe(recipe)
 
 
+def unusable_runs_root(root: str | os.PathLike[str], e: OSError) -> RunError:
+    """The one-line error for a runs root where no run folder can be made (not writable, under a file, full)."""
+    return RunError(
+        f"runs root {root}: cannot create a run folder there ({e.strerror or type(e).__name__}); "
+        "pass a writable folder with --runs-dir"
+    )
+
+
 def start_run(
     recipe_path: str | os.PathLike[str], runs_root: str | os.PathLike[str] | None, name: str | None = None
 ) -> Path:
@@ -132,18 +140,21 @@ def start_run(
         validate_run_name(name)
     _check_recipe(recipe)
     _reap()
-    if name is not None:
-        run_dir = create_run_dir(root, name)
-    else:
-        for _attempt in range(10):  # another process may take a generated name between the check and the mkdir
-            name = new_run_name(recipe.stem, root)
-            try:
-                run_dir = create_run_dir(root, name)
-                break
-            except RunError:
-                continue
+    try:
+        if name is not None:
+            run_dir = create_run_dir(root, name)
         else:
-            raise RunError(f"could not reserve a run name for {recipe.stem!r} in {root}; pass --name")
+            for _attempt in range(10):  # another process may take a generated name between the check and the mkdir
+                name = new_run_name(recipe.stem, root)
+                try:
+                    run_dir = create_run_dir(root, name)
+                    break
+                except RunError:
+                    continue
+            else:
+                raise RunError(f"could not reserve a run name for {recipe.stem!r} in {root}; pass --name")
+    except OSError as e:
+        raise unusable_runs_root(root, e) from None
     try:
         _spawn(train_command(recipe, root, name), run_dir)
     except OSError as e:
@@ -396,10 +407,16 @@ def resume_run_detached(run_dir: str | os.PathLike[str]) -> None:
     """Resume a stopped or failed run in a detached process (``python -m trainers.cli resume RUN_DIR``).
 
     Raises:
-        RunError: If the run is running or completed, or the process cannot be started.
+        RunError: If the run is running or completed, its weights/last.pt is damaged (nothing is changed then), or
+            the process cannot be started.
     """
     run_dir = Path(run_dir).resolve()
     check_resumable(run_dir)
+    last = run_dir / "weights" / "last.pt"
+    if last.is_file():  # a damaged checkpoint is refused here, so the UI shows why and the run is left as it was
+        from trainers.runner import check_last_checkpoint
+
+        check_last_checkpoint(last)
 
     def reserve(current: dict[str, Any]) -> dict[str, Any] | None:
         if current.get("status") in ACTIVE_STATUSES:  # another resume got here first

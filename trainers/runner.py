@@ -8,6 +8,7 @@ the error and the traceback's last lines) and returns exit code 1.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -18,10 +19,11 @@ from typing import Any
 
 import yaml
 
-from trainers.errors import RecipeError, RunError
+from trainers.errors import RecipeError, RunError, WorkbenchError
 from trainers.recipe import BUILTIN_MODEL_RE, Recipe, load_recipe
 
 EXIT_OK, EXIT_FAILED = 0, 1
+_OUT_OF_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 TRACEBACK_LINES = 12
 
 
@@ -71,14 +73,82 @@ def check_against_dataset(recipe: Recipe, ds: Any) -> None:
         )
 
 
+def check_class_weights(recipe: Recipe, counts: Any) -> None:
+    """Weights from a scheme: compute them now from the train label counts, as the trainer will, so a setting the
+    counts make impossible (``zero_count: error`` with a class that has no boxes) fails before the run folder exists.
+    """
+    cw = recipe.customizations.class_weights
+    if cw is None or cw.weights is not None:
+        return
+    from trainers.weights import compute_weights
+
+    try:
+        compute_weights(
+            counts.instances,
+            cw.scheme,
+            power=cw.power,
+            beta=cw.beta,
+            cap=cw.cap,
+            normalize=cw.normalize,
+            zero_count=cw.zero_count,
+        )
+    except WorkbenchError as e:
+        raise RecipeError(f"customizations.{e}") from None
+
+
+def check_model_task(recipe: Recipe) -> None:
+    """Reject a model that is not a detector (segment, pose, classify, obb) or not a model at all.
+
+    Runs before the run folder is made, so a wrong model never leaves a failed run behind. The task is read from the
+    model YAML, or from a local ``.pt`` by loading it with ultralytics' own loader: that unpickles the file, which is
+    why the UI asks the user to confirm they trust a local checkpoint before it can be started.
+    """
+    import re
+
+    p = Path(recipe.model)
+    if p.suffix.lower() == ".pt":
+        if p.is_file():
+            model_family(p)
+        elif re.search(r"-(seg|pose|cls|obb)\b", p.name, re.I):  # an official asset name that is not a detector
+            raise RecipeError(f"model: {p.name} is not a detection model; use e.g. yolo26n.pt or yolo26n.yaml")
+        return
+    from trainers.offline import apply_offline_env
+
+    apply_offline_env()  # ultralytics reads its settings at import time
+    from ultralytics.nn.tasks import guess_model_task, yaml_model_load
+
+    try:
+        cfg = yaml_model_load(p)
+    except Exception as e:
+        raise RecipeError(f"model: {recipe.model} cannot be read as a model YAML ({type(e).__name__})") from None
+    head = cfg.get("head") if isinstance(cfg, dict) else None
+    last = head[-1] if isinstance(head, list) and head else None
+    if not isinstance(cfg.get("backbone"), list) or not isinstance(last, list) or len(last) < 3:
+        raise RecipeError(
+            f"model: {recipe.model} is not an ultralytics model YAML (it needs 'backbone' and 'head' layer lists); "
+            "use a built-in YAML such as yolo26n.yaml"
+        )
+    module = str(last[-2])
+    if "detect" in module.lower() or module == "RTDETRDecoder":
+        return
+    task = guess_model_task(cfg) or "non-detection"
+    raise RecipeError(
+        f"model: {p.name} is a {task} model (its output layer is {module}); the workbench trains detection models "
+        "such as yolo26n.yaml, yolo11n.yaml or rtdetr-l.yaml"
+    )
+
+
 def prepare(recipe: Recipe) -> Any:
     """Validate model and dataset; return the loaded dataset. Raises WorkbenchError on bad input."""
-    from trainers.data import count_labels, load_dataset
+    from trainers.data import check_images, count_labels, load_dataset
 
     check_model(recipe)
     ds = load_dataset(recipe.data)
     check_against_dataset(recipe, ds)
-    count_labels(ds, "train", require_labels=True)
+    check_class_weights(recipe, count_labels(ds, "train", require_labels=True))
+    for split in ("train", "val"):  # ultralytics would drop a missing/empty/non-image file and train on without it
+        check_images(ds, split)
+    check_model_task(recipe)  # last: it imports ultralytics (and may unpickle a .pt); the checks above are cheap
     return ds
 
 
@@ -106,7 +176,12 @@ def train_run(
         name = runs.validate_run_name(name) if name else runs.new_run_name(Path(recipe_path).stem)
     ds = prepare(recipe)
     if not existing:
-        run_dir = runs.create_run_dir(root, name)
+        try:
+            run_dir = runs.create_run_dir(root, name)
+        except OSError as e:
+            from trainers.launcher import unusable_runs_root
+
+            raise unusable_runs_root(root, e) from None
     (run_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
     (run_dir / "data.yaml").write_text(yaml.safe_dump(resolved_data_dict(ds), sort_keys=False), encoding="utf-8")
     runs.write_status(
@@ -154,11 +229,22 @@ def completed_steps(events: list[dict]) -> int:
 
 
 def check_last_checkpoint(path: Path) -> None:
-    """Fail with one line, touching nothing, when last.pt cannot be read back."""
+    """Fail with one line, touching nothing, when last.pt cannot be read back.
+
+    torch.save writes a zip archive with a CRC-32 per member; torch.load does not check them, so a checkpoint with
+    damaged bytes in the middle would load and resume from garbage weights. ``testzip`` reads every member and checks
+    its CRC (about 0.1 s for a 25 MB last.pt).
+    """
     import zipfile
 
-    if not zipfile.is_zipfile(path):
-        raise RunError(f"{path}: not a readable checkpoint (corrupted or truncated); nothing was changed")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        detail = "truncated or not a zip archive" if isinstance(e, zipfile.BadZipFile) else type(e).__name__
+        raise RunError(f"{path}: not a readable checkpoint ({detail}); nothing was changed") from None
+    if bad is not None:
+        raise RunError(f"{path}: not a readable checkpoint (corrupted: {bad} fails its checksum); nothing was changed")
 
 
 def _pid_alive(pid: Any) -> bool:
@@ -200,7 +286,7 @@ def execute(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0, s
     except (StopRequested, KeyboardInterrupt):
         outcome["status"] = "stopped"
     except Exception as e:  # recorded for the user; the process exits 1
-        outcome["error"] = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
+        outcome["error"] = error_line(e)
         outcome["traceback"] = traceback.format_exc().rstrip().splitlines()[-TRACEBACK_LINES:]
         print(traceback.format_exc(), file=sys.stderr)
     finally:
@@ -210,6 +296,25 @@ def execute(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0, s
         if console is not None:
             console.close()
     return EXIT_OK if outcome["status"] in {"completed", "stopped"} else EXIT_FAILED
+
+
+def error_line(e: BaseException) -> str:
+    """The one-line reason recorded for a failed run.
+
+    An exception re-raised from a DataLoader worker reads "Caught FileNotFoundError in DataLoader worker process
+    0." on its first line; the worker's own message (which names the file) is the last line of the text. A write
+    that failed for lack of space (ENOSPC, EDQUOT, or EFBIG from a file-size limit) says so and how to go on: the
+    checkpoints are written atomically, so weights/last.pt still holds the last epoch saved whole.
+    """
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    if "Original Traceback" in str(e) and len(lines) > 1:
+        return lines[-1]  # the worker's "ExcType: message"
+    line = f"{type(e).__name__}: {lines[0]}"
+    if isinstance(e, OSError) and e.errno in _OUT_OF_SPACE:
+        line += " (a full disk or a file-size limit stopped a write; free space or raise the limit, then resume)"
+    return line
 
 
 def make_trainer(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0, step_stride: int = 1):
@@ -249,12 +354,18 @@ def model_family(path: Path) -> str:
     try:
         model, _ = load_checkpoint(str(path))
     except Exception as e:
-        raise RecipeError(f"model: {path} is not an ultralytics checkpoint ({type(e).__name__})") from None
+        raise RecipeError(
+            f"model: {path} is not an ultralytics checkpoint ({type(e).__name__} while loading it); "
+            "give a .pt saved by ultralytics, e.g. a run's weights/best.pt"
+        ) from None
     if isinstance(model, RTDETRDetectionModel):
         return "rtdetr"
     if type(model) is not DetectionModel:
         task = getattr(model, "task", None) or type(model).__name__
-        raise RecipeError(f"model: {path} is a {task} checkpoint; the workbench trains detection models")
+        raise RecipeError(
+            f"model: {path} is a {task} checkpoint; the workbench trains detection models (give a detection "
+            "checkpoint or a built-in YAML such as yolo26n.yaml)"
+        )
     return "yolo"
 
 

@@ -35,6 +35,10 @@ def errors_for(*paths: str) -> None:
     show_errors([m for k in keys for m in draft.errors[k]])
 
 
+def _forget_trust() -> None:
+    ss.nr_trust_pt = False
+
+
 def number(label: str, key: str, path: str, **kwargs) -> None:
     st.number_input(label, key=key, **kwargs)
     errors_for(path)
@@ -138,7 +142,12 @@ with form_col:
             ss.nr_builtin = FormValues.builtin
         st.selectbox("Architecture (random initial weights)", services.BUILTIN_MODELS, key="nr_builtin")
     else:
-        st.text_input("Path of a .pt checkpoint", key="nr_model_path", placeholder="/path/to/model.pt")
+        st.text_input(
+            "Path of a .pt checkpoint",
+            key="nr_model_path",
+            placeholder="/path/to/model.pt",
+            on_change=_forget_trust,  # trust was given to one file, not to whatever the path names next
+        )
         st.warning(
             ".pt files are Python pickles: loading one can run arbitrary code on this machine. "
             "Only use checkpoints from a source you trust.",
