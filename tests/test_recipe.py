@@ -80,6 +80,7 @@ BAD = [
         "customizations: {class_weights: {weights: [1, -2]}}",
         "customizations.class_weights.weights: weights must be finite and >= 0",
     ),
+    ("customizations: {class_weights: {weights: [0, 0, 0]}}", "customizations.class_weights.weights: at least one"),
     ("customizations: {class_weights: {beta: 1.5}}", "customizations.class_weights.beta: Input should be less than 1"),
     ("customizations: {freeze: {layers: 0}}", "customizations.freeze.layers"),
     ("customizations: {freeze: {layers: [1, 1]}}", "distinct layer indices"),

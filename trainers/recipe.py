@@ -88,6 +88,8 @@ class ClassWeights(_Block):
             bad = [w for w in v if not (w >= 0 and w < float("inf"))]
             if bad:
                 raise ValueError(f"weights must be finite and >= 0, got {bad[0]}")
+            if not any(w > 0 for w in v):
+                raise ValueError("at least one weight must be > 0 (all zeros would switch the classification loss off)")
         return v
 
 
