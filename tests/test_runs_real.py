@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, TINY_TRAIN, wait_for
+from tests.conftest import REPO, TINY_TRAIN, make_dataset, wait_for
 from trainers import launcher
 from trainers.runs import read_status
 from trainers.telemetry import read_events, validate_event
@@ -53,9 +53,11 @@ def schema_problems(evs: list[dict]) -> dict:
     return {i: p for i, p in ((i, validate_event(e, names=names)) for i, e in enumerate(evs)) if p}
 
 
-def test_sigterm_mid_epoch_stops_cleanly_and_resume_logs_every_epoch_once(tmp_path, tiny_data):
-    # batch 2 -> 8 optimizer steps per epoch, so the signal lands inside epoch 2, not between epochs
-    recipe = write_recipe(tmp_path, tiny_data, epochs=3, batch=2, nbs=2)
+def test_sigterm_mid_epoch_stops_cleanly_and_resume_logs_every_epoch_once(tmp_path):
+    # 96 images at batch 2 -> 48 optimizer steps per epoch. Step events are flushed every 32 steps or 1 s, so the
+    # first visible step of epoch 2 arrives well before epoch 2 ends and the signal lands inside it.
+    data = make_dataset(tmp_path / "data", n_train=96, n_val=4)
+    recipe = write_recipe(tmp_path, data, epochs=3, batch=2, nbs=2)
     run_dir = launcher.start_run(recipe, tmp_path / "runs", name="term")
     pid = wait_for(lambda: read_status(run_dir).get("pid"), 30)
     wait_for(lambda: any(e["event"] == "step" and e["epoch"] == 2 for e in events_of(run_dir)), 240, 0.02)
