@@ -10,23 +10,22 @@ from typing import Any
 
 import streamlit as st
 
-from app.services import FormValues
-from trainers.errors import WorkbenchError
-from trainers.runs import runs_root
+from app.recipe_form import FormValues, customization_state
+from trainers.errors import Problem, WorkbenchError
+from trainers.run_folder import runs_root
 
-# Class-weight calculator widgets (key -> default).
+# Class-weight calculator widgets (key -> default): its scheme fields are the New run form's class_weights widgets
+# (``nr_class_weights__*``) under the ``cw_`` prefix, so their defaults come from the same settings model.
 CALCULATOR_DEFAULTS: dict[str, Any] = {
     "cw_data_source": "demo",
     "cw_data_path": "",
     "cw_split": "train",
-    "cw_scheme": "inverse_frequency",
-    "cw_power": 0.5,
-    "cw_beta": 0.999,
-    "cw_cap_on": False,
-    "cw_cap": 10.0,
-    "cw_normalize": "mean",
-    "cw_zero_count": "max",
     "cw_log": False,
+    **{
+        "cw_" + k.removeprefix("nr_class_weights__"): v
+        for k, v in customization_state(FormValues()).items()
+        if k.startswith("nr_class_weights__")
+    },
 }
 OTHER_DEFAULTS: dict[str, Any] = {
     "selected_run": None,  # the run the dashboard opens (also in the ?run= query parameter)
@@ -71,7 +70,7 @@ def current_runs_root() -> Path:
         raise  # unreachable: st.stop() raises
 
 
-def show_errors(messages: list[str]) -> None:
-    """Inline errors under a field."""
-    for message in messages:
-        st.error(message, icon=":material/error:")
+def show_problems(problems: list[Problem]) -> None:
+    """Inline errors under a field: what is wrong, and the fix on its own line."""
+    for p in problems:
+        st.error(p.message + (f"  \n**Fix:** {p.fix}" if p.fix else ""), icon=":material/error:")

@@ -4,9 +4,9 @@ Writes a schema-valid ``telemetry.jsonl`` of ``--epochs`` x ``--steps`` optimize
 300,000 step events, 6 parameter groups, pre-clip norms per group, 3 losses, 4 classes per epoch, freeze/unfreeze)
 into a temporary run folder with a ``running`` status.json, with one huge gradient-norm spike at a known step. Then
 it does what the dashboard page (``app/app_pages/dashboard.py``) does on each render, with the same functions:
-``launcher.refresh_status``, ``services.run_events(run).poll()`` (incremental read from the byte offset + fold +
-snapshot), ``services.eta_seconds``, ``charts.clip_share``, the six chart builders, ``services.console_tail`` and
-``services.artifacts``; and it serializes every figure the way ``st.plotly_chart`` does (figure check +
+``launcher.refresh_status``, ``run_views.run_events(run).poll()`` (incremental read from the byte offset + fold +
+snapshot), ``run_views.eta_seconds``, ``RunLog.clip_share``, the six chart builders, ``run_views.console_tail`` and
+``exports.artifacts``; and it serializes every figure the way ``st.plotly_chart`` does (figure check +
 ``plotly.io.to_json``).
 
 Figures printed:
@@ -183,7 +183,8 @@ def make_run(
     Returns:
         The run folder and the writer (call ``writer.write(writer.next_epoch())`` to append one more epoch).
     """
-    from trainers.runs import create_run_dir, write_status
+    from trainers.run_folder import create_run_dir
+    from trainers.run_status import write_status
 
     run_dir = create_run_dir(root, RUN_NAME)
     spike_step = spike_step if spike_step is not None else (epochs * steps) * 2 // 5 + 7  # mid-epoch, not a bucket edge
@@ -209,15 +210,15 @@ def render(run_dir: Path, *, serialize: bool = True) -> tuple[dict[str, Any], di
     import plotly.io
     import plotly.tools
 
-    from app import charts, services
+    from app import charts, exports, run_views
     from trainers import launcher
 
     t0, c0 = time.perf_counter(), time.process_time()
     status = launcher.refresh_status(run_dir)
-    log = services.run_events(run_dir).poll()  # incremental read + fold + snapshot
+    log = run_views.run_events(run_dir).poll()  # incremental read + fold + snapshot
     t1, c1 = time.perf_counter(), time.process_time()
-    services.eta_seconds(log, status.get("epochs") or log.epochs_planned)
-    charts.clip_share(log)
+    run_views.eta_seconds(log, status.get("epochs") or log.epochs_planned)
+    log.clip_share()
     figs = {
         "chart_f1": charts.f1_figure(log),
         "chart_f1_heatmap": charts.f1_heatmap(log),
@@ -226,8 +227,8 @@ def render(run_dir: Path, *, serialize: bool = True) -> tuple[dict[str, Any], di
         "chart_lr": charts.lr_figure(log, log_y=False),
         "chart_grad_norm": charts.grad_norm_figure(log, log_y=False),
     }
-    services.console_tail(run_dir)
-    services.artifacts(run_dir)
+    run_views.console_tail(run_dir)
+    exports.artifacts(run_dir)
     t2 = time.perf_counter()
     specs: dict[str, str] = {}
     if serialize:  # what st.plotly_chart does with each figure before it builds the message
@@ -265,19 +266,19 @@ def spike_in_trace(spec: dict[str, Any], trace: str, step: int, value: float) ->
 
 def render_floor(root: Path, repeats: int = 5) -> dict[str, float]:
     """Median render of a 2-epoch x 50-step run: what a refresh costs whatever the log size."""
-    from app import services
+    from app import run_views
 
     run_dir, _ = make_run(root, 2, 50)
     render(run_dir)
     timings = [render(run_dir)[2] for _ in range(repeats)]
-    services.forget_run(run_dir)
+    run_views.forget_run(run_dir)
     return {"steps": 100, **{k: statistics.median(t[k] for t in timings) for k in timings[0]}}
 
 
 def read_fold_breakdown(log_path: Path) -> dict[str, float]:
     """The cold read+fold split into its parts: ``read_events`` (JSON decoding), ``RunLog.extend``, ``snapshot``."""
-    from app.charts import RunLog
-    from trainers.telemetry import read_events
+    from trainers.telemetry.events import read_events
+    from trainers.telemetry.run_log import RunLog
 
     t0 = time.perf_counter()
     events, _ = read_events(log_path)
@@ -294,9 +295,9 @@ def plotly_warmup(build: Any) -> None:
     import plotly.io
     import plotly.tools
 
-    from app import charts
+    from trainers.telemetry.run_log import RunLog
 
-    log = charts.RunLog.from_events(
+    log = RunLog.from_events(
         [
             run_start_event(1, T0),
             *step_events(random.Random(0), 1, 1, 5, 5, T0, None),
@@ -325,14 +326,14 @@ def apptest_render(root: Path, run_dir: Path) -> dict[str, Any]:
     """Full Streamlit render of the dashboard page through the app's entry script: cold (cache dropped) and warm."""
     from streamlit.testing.v1 import AppTest
 
-    from app import services
+    from app import run_views
 
     with runs_dir_env(root):
         at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=300)
         at.session_state["nr_model_source"] = "builtin"  # the New run page renders first; keep it light
         at.run()
         at.query_params["run"] = run_dir.name
-        services.forget_run(run_dir)
+        run_views.forget_run(run_dir)
         t0 = time.perf_counter()
         at.switch_page("app_pages/dashboard.py").run()
         cold = time.perf_counter() - t0
@@ -354,8 +355,9 @@ def run_benchmark(
     Returns:
         Every figure measured (see the module docstring), as a JSON-ready dict.
     """
-    from app import charts, services
-    from trainers.telemetry import read_events, validate_event
+    from app import charts, run_views
+    from trainers.telemetry.events import read_events
+    from trainers.telemetry.schema import validate_event
 
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-", dir=workdir) as tmp:
         root = Path(tmp) / "runs"
@@ -382,7 +384,7 @@ def run_benchmark(
             plotly_warmup(build)
         warmup_s = time.perf_counter() - t0
 
-        services.forget_run(run_dir)
+        run_views.forget_run(run_dir)
         _figs, specs, first = render(run_dir)
         gn = json.loads(specs["chart_grad_norm"])
         lr = json.loads(specs["chart_lr"])
@@ -400,7 +402,7 @@ def run_benchmark(
             refresh.append(timing)
         after = json.loads(specs["chart_grad_norm"]) if refreshes else gn
         spike_drawn_after = spike_in_trace(after, "total (pre-clip)", spike_step, spike_value)
-        n_steps = services.run_events(run_dir).poll().n_steps
+        n_steps = run_views.run_events(run_dir).poll().n_steps
 
         result: dict[str, Any] = {
             "epochs": epochs,
@@ -433,7 +435,7 @@ def run_benchmark(
         result["floor"] = render_floor(Path(tmp) / "small")
         if apptest:
             result.update(apptest_render(root, run_dir))
-        services.forget_run(run_dir)
+        run_views.forget_run(run_dir)
         return result
 
 

@@ -5,7 +5,7 @@ or failed, with epochs, best metric and errors; ``--active`` of them ``running``
 pid) and a small telemetry log (2 epochs x 20 steps, written as the trainer writes it). Then it measures:
 
 - ``trainers.runs.list_runs(root)``: the first call and the median of ``--repeats``. Goal <= 1 s.
-- ``app.services.run_rows(root)``: what the Runs page (``app/app_pages/runs.py``) calls on every render: the list,
+- ``app.run_views.run_rows(root)``: what the Runs page (``app/app_pages/runs.py``) calls on every render: the list,
   plus a status re-read per run and a liveness check and ETA (telemetry poll) for active runs.
 - ``workbench runs --json``: the CLI in a fresh process (interpreter start and imports included).
 - a full ``AppTest`` render of the Runs page through the app's entry script (``st.navigation``): first and second
@@ -49,7 +49,8 @@ def make_runs(root: Path, n: int, active: int = 3) -> list[str]:
     Returns:
         The run names.
     """
-    from trainers.runs import create_run_dir, write_status
+    from trainers.run_folder import create_run_dir
+    from trainers.run_status import write_status
 
     # One small log, written once by the benchmark's generator (the trainer's byte format) and copied to every run.
     template_root = root.parent / "template"
@@ -108,16 +109,16 @@ def run_benchmark(
     workdir: Path | None = None,
 ) -> dict[str, Any]:
     """Create the runs and time every way of listing them (see the module docstring)."""
-    from app import services
-    from trainers.runs import list_runs
+    from app import run_views
+    from trainers.run_folder import list_runs
 
     with tempfile.TemporaryDirectory(prefix="bench-runs-", dir=workdir) as tmp:
         root = Path(tmp) / "runs"
         make_s, names = _timed(lambda: make_runs(root, n, active))
         first_s, runs = _timed(lambda: list_runs(root))
         list_s = [_timed(lambda: list_runs(root))[0] for _ in range(repeats)]
-        rows_first_s, rows = _timed(lambda: services.run_rows(root))
-        rows_s = [_timed(lambda: services.run_rows(root))[0] for _ in range(repeats)]
+        rows_first_s, rows = _timed(lambda: run_views.run_rows(root))
+        rows_s = [_timed(lambda: run_views.run_rows(root))[0] for _ in range(repeats)]
         result: dict[str, Any] = {
             "runs": n,
             "active": active,
@@ -146,7 +147,7 @@ def run_benchmark(
         if apptest:
             result.update(apptest_runs_page(root))
         for name in names[:active]:
-            services.forget_run(root / name)
+            run_views.forget_run(root / name)
         return result
 
 
@@ -162,7 +163,7 @@ def report(r: dict[str, Any]) -> str:
         f"list_runs: first {r['list_first_s'] * 1000:.0f} ms, median {r['list_median_s'] * 1000:.0f} ms, "
         f"{r['listed']} listed, all: {r['all_listed']} "
         f"(goal <= {r['list_goal_s']:g} s: {'met' if r['list_goal_met'] else 'NOT MET'})",
-        f"services.run_rows (the Runs page's list): first {r['run_rows_first_s'] * 1000:.0f} ms, "
+        f"run_views.run_rows (the Runs page's list): first {r['run_rows_first_s'] * 1000:.0f} ms, "
         f"median {r['run_rows_median_s'] * 1000:.0f} ms, {r['run_rows_count']} rows",
     ]
     if "cli_median_s" in r:

@@ -222,7 +222,7 @@ def last_step_drawn(page) -> int:
 
 def steps_logged(run_dir: Path) -> tuple[int, int]:
     """``(step events in the log, the largest step number)`` (the trainer numbers optimizer steps, not events)."""
-    from trainers.telemetry import read_events
+    from trainers.telemetry.events import read_events
 
     steps = [ev.get("step", 0) for ev in read_events(run_dir / "telemetry.jsonl")[0] if ev.get("event") == "step"]
     return len(steps), max(steps, default=0)
@@ -309,7 +309,7 @@ FAKE_WRITER = textwrap.dedent(
     from pathlib import Path
     sys.path[:0] = [{repo!r}, {bench!r}]
     import bench_dashboard as b
-    from trainers.runs import write_status
+    from trainers.run_status import write_status
     run_dir, w = b.make_run(Path({root!r}), epochs={history}, steps=200, planned_epochs=10_000, spike_step=777)
     write_status(run_dir, status="running")  # make_run recorded this process as the run's pid
     print("ready", flush=True)
@@ -357,7 +357,7 @@ class LiveRun:
 
     @property
     def pid(self) -> int | None:
-        from trainers.runs import read_status
+        from trainers.run_status import read_status
 
         return self.proc.pid if self.proc else read_status(self.run_dir).get("pid")
 
@@ -365,7 +365,7 @@ class LiveRun:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
-            from trainers.runs import write_status
+            from trainers.run_status import write_status
 
             write_status(self.run_dir, status="stopped")
             return
@@ -485,7 +485,7 @@ def run_benchmark(
 ) -> dict[str, Any]:  # fmt: skip
     from playwright.sync_api import sync_playwright
 
-    from trainers.runs import write_status
+    from trainers.run_status import write_status
 
     result: dict[str, Any] = {"first_paint_goal_s": GOAL_FIRST_PAINT_S}
     with tempfile.TemporaryDirectory(prefix="bench-ui-", dir=workdir) as tmp, sync_playwright() as p:

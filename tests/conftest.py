@@ -71,8 +71,10 @@ def run_trainer(recipe: dict, tmp_path: Path, callbacks: dict | None = None, fam
 
     from trainers.compose import build_trainer_class
     from trainers.data import load_dataset, resolved_data_dict
+    from trainers.offline import quiet_integrations
     from trainers.recipe import Recipe
 
+    quiet_integrations()  # as the training process does: no Ray Tune / MLflow callbacks in the trainer
     r = Recipe.from_dict(recipe)
     tmp_path.mkdir(parents=True, exist_ok=True)
     data = tmp_path / "data.yaml"  # as the runner does: absolute paths, so ultralytics never resolves against CWD
@@ -113,6 +115,17 @@ def demo() -> tuple[Path, Path]:
     """The bundled demo dataset and its base checkpoint (a fine-tune shows non-zero P/R/F1 in epoch 1)."""
     assert DEMO_DATA.is_file() and DEMO_BASE.is_file(), "run assets/make_demo_data.py and assets/train_demo_base.py"
     return DEMO_DATA, DEMO_BASE
+
+
+def fake_last_pt(run_dir: Path) -> Path:
+    """A ``weights/last.pt`` that passes the resume checks (a readable zip), for runs that never really trained."""
+    import zipfile
+
+    path = Path(run_dir) / "weights" / "last.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", b"not a model")
+    return path
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):

@@ -20,14 +20,15 @@ import yaml
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.errors import AppTestError
 
-from app import services
+from app import recipe_form, run_views, settings_form
 from tests.fixtures.make_telemetry import FIXTURES
 from trainers import launcher
+from trainers.customizations.class_weights import ClassWeights
 from trainers.data import count_labels, load_dataset
 from trainers.errors import RunError
 from trainers.recipe import Recipe
-from trainers.runs import create_run_dir, process_start_time, read_status, write_status
-from trainers.weights import compute_weights
+from trainers.run_folder import create_run_dir
+from trainers.run_status import process_start_time, read_status, write_status
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN = REPO / "app" / "main.py"
@@ -57,7 +58,7 @@ def open_page(page: str, query: dict | None = None, **state) -> AppTest:
 
 
 def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return [as_line(e.value) for e in at.error]
 
 
 def errors_next_to(at: AppTest, key: str) -> list[str]:
@@ -75,7 +76,12 @@ def errors_next_to(at: AppTest, key: str) -> list[str]:
 
     block = find(at.main)
     assert block is not None, f"no widget with key {key}"
-    return [e.value for e in block.error]
+    return [as_line(e.value) for e in block.error]
+
+
+def as_line(shown: str) -> str:
+    """An inline error as the one line the CLI prints (the UI puts the fix on a line of its own)."""
+    return shown.replace("  \n**Fix:** ", "; ")
 
 
 def make_run(root: Path, name: str, fixture: str | None, **status) -> Path:
@@ -123,7 +129,8 @@ def test_ui_process_never_imports_torch_or_ultralytics(tmp_path):
         import os, shutil, sys
         sys.path.insert(0, {str(REPO)!r})
         os.environ["WORKBENCH_RUNS_DIR"] = {str(root)!r}
-        from trainers.runs import create_run_dir, write_status
+        from trainers.run_folder import create_run_dir
+        from trainers.run_status import write_status
         d = create_run_dir({str(root)!r}, "done")
         shutil.copy({str(FIXTURES / "complete.jsonl")!r}, d / "telemetry.jsonl")
         write_status(d, status="completed", epoch=6, epochs=6)
@@ -151,7 +158,7 @@ def test_new_run_defaults_are_the_demo_and_valid(runs_root):
     assert errors(at) == []
     assert not at.button(key="new_run_start").disabled
     recipe = Recipe.from_yaml(at.code[0].value)  # the live preview is a valid recipe
-    assert recipe.model == str(services.DEMO_MODEL) and recipe.data == str(services.DEMO_DATA)
+    assert recipe.model == str(recipe_form.DEMO_MODEL) and recipe.data == str(recipe_form.DEMO_DATA)
     assert "circle, square, triangle, cross" in at.success[0].value  # the dataset was checked inline
 
 
@@ -160,15 +167,15 @@ def test_backbone_ratio_zero_is_an_inline_error_and_start_is_refused(runs_root, 
     monkeypatch.setattr(launcher, "start_run", lambda *a, **k: started.append(a))
     at = open_page("new_run", **BUILTIN)
     at.toggle(key="nr_layer_lr_on").set_value(True).run()
-    at.number_input(key="nr_llr_ratio").set_value(0.0).run()
-    near = errors_next_to(at, "nr_llr_ratio")
+    at.number_input(key="nr_layer_lr__backbone_ratio").set_value(0.0).run()
+    near = errors_next_to(at, "nr_layer_lr__backbone_ratio")
     assert len(near) == 1 and near[0].startswith("customizations.layer_lr.backbone_ratio: ")
     assert "greater than 0" in near[0]
     assert at.button(key="new_run_start").disabled
     with pytest.raises(AppTestError, match="disabled"):  # a browser user cannot press it either
         at.button(key="new_run_start").click()
     assert started == []
-    at.number_input(key="nr_llr_ratio").set_value(0.5).run()
+    at.number_input(key="nr_layer_lr__backbone_ratio").set_value(0.5).run()
     assert errors(at) == [] and not at.button(key="new_run_start").disabled
 
 
@@ -196,20 +203,21 @@ def test_dataset_error_from_the_label_checker_is_shown(runs_root, tmp_path):
 
 def test_class_weights_of_the_wrong_length_are_an_inline_error(runs_root):
     at = open_page("new_run", **BUILTIN, nr_class_weights_on=True)
-    at.radio(key="nr_cw_mode").set_value("explicit").run()
-    at.text_input(key="nr_cw_weights").set_value("1.0, 2.0").run()
-    near = errors_next_to(at, "nr_cw_weights")
+    at.text_input(key="nr_class_weights__weights").set_value("1.0, 2.0").run()
+    near = errors_next_to(at, "nr_class_weights__weights")
     assert near == [
         "customizations.class_weights.weights has 2 values but the dataset has 4 classes "
         "(circle, square, triangle, cross); give one weight per class"
     ]
     assert at.button(key="new_run_start").disabled
-    at.text_input(key="nr_cw_weights").set_value("1, x, 2, 3").run()
-    assert errors_next_to(at, "nr_cw_weights") == ["customizations.class_weights.weights: 'x' is not a number"]
-    at.text_input(key="nr_cw_weights").set_value("1, 2, -3, 4").run()
-    (msg,) = errors_next_to(at, "nr_cw_weights")
+    at.text_input(key="nr_class_weights__weights").set_value("1, x, 2, 3").run()
+    assert errors_next_to(at, "nr_class_weights__weights") == [
+        "customizations.class_weights.weights: 'x' is not a number"
+    ]
+    at.text_input(key="nr_class_weights__weights").set_value("1, 2, -3, 4").run()
+    (msg,) = errors_next_to(at, "nr_class_weights__weights")
     assert msg.startswith("customizations.class_weights.weights") and "-3" in msg
-    at.text_input(key="nr_cw_weights").set_value("1, 2.5, 3, 4").run()
+    at.text_input(key="nr_class_weights__weights").set_value("1, 2.5, 3, 4").run()
     assert errors(at) == []
 
 
@@ -233,10 +241,10 @@ def test_local_pt_needs_an_explicit_trust_confirmation(runs_root, tmp_path):
 def test_recipe_cross_checks_and_training_arguments_show_inline(runs_root):
     at = open_page("new_run", **BUILTIN, nr_freeze_on=True)
     at.number_input(key="nr_epochs").set_value(3).run()
-    at.number_input(key="nr_fz_epochs").set_value(5).run()
-    (msg,) = errors_next_to(at, "nr_fz_epochs")
+    at.number_input(key="nr_freeze__frozen_epochs").set_value(5).run()
+    (msg,) = errors_next_to(at, "nr_freeze__frozen_epochs")
     assert msg.startswith("customizations.freeze.frozen_epochs (5) must be less than train.epochs (3)")
-    at.checkbox(key="nr_fz_forever").check().run()
+    at.checkbox(key="nr_freeze__frozen_epochs__none").check().run()
     assert errors(at) == []
     at.text_area(key="nr_extra_train").set_value("cos_lr: true\nfoo: 1").run()
     assert errors_next_to(at, "nr_extra_train") == [
@@ -274,17 +282,17 @@ def test_start_with_a_patched_launcher_writes_the_expected_recipe(runs_root, mon
     at.selectbox(key="nr_optimizer").set_value("AdamW").run()
     at.number_input(key="nr_lr0").set_value(0.002).run()
     at.toggle(key="nr_class_weights_on").set_value(True).run()
-    at.selectbox(key="nr_cw_scheme").set_value("effective_number").run()
-    at.number_input(key="nr_cw_beta").set_value(0.99).run()
+    at.selectbox(key="nr_class_weights__scheme").set_value("effective_number").run()
+    at.number_input(key="nr_class_weights__beta").set_value(0.99).run()
     at.toggle(key="nr_best_metric_on").set_value(True).run()
-    at.selectbox(key="nr_bm_metric").set_value("f1").run()
+    at.selectbox(key="nr_best_metric__metric").set_value("f1").run()
     at.toggle(key="nr_freeze_on").set_value(True).run()
-    at.number_input(key="nr_fz_epochs").set_value(2).run()
+    at.number_input(key="nr_freeze__frozen_epochs").set_value(2).run()
     at.toggle(key="nr_layer_lr_on").set_value(True).run()
-    at.number_input(key="nr_llr_ratio").set_value(0.25).run()
+    at.number_input(key="nr_layer_lr__backbone_ratio").set_value(0.25).run()
     at.toggle(key="nr_sync_bn_on").set_value(True).run()
     at.toggle(key="nr_grad_clip_on").set_value(True).run()
-    at.number_input(key="nr_gc_max_norm").set_value(5.0).run()
+    at.number_input(key="nr_grad_clip__max_norm").set_value(5.0).run()
     at.text_area(key="nr_extra_train").set_value("plots: false").run()
     at.text_input(key="nr_name").set_value("my-run").run()
     assert errors(at) == []
@@ -296,7 +304,7 @@ def test_start_with_a_patched_launcher_writes_the_expected_recipe(runs_root, mon
     assert captured["text"].rstrip("\n") == preview.rstrip("\n")  # what you see is what runs
     assert yaml.safe_load(captured["text"]) == {
         "model": "yolo11n.yaml",
-        "data": str(services.DEMO_DATA),
+        "data": str(recipe_form.DEMO_DATA),
         "train": {
             "epochs": 4, "imgsz": 128, "batch": 16, "optimizer": "AdamW", "lr0": 0.002, "seed": 0, "patience": 100,
             "plots": False,
@@ -330,8 +338,8 @@ def test_start_with_the_defaults_runs_the_demo(runs_root, monkeypatch):
     monkeypatch.setattr(launcher, "start_run", fake_start)
     at = open_page("new_run")
     at.button(key="new_run_start").click().run()
-    assert captured["recipe"]["model"] == str(services.DEMO_MODEL)
-    assert captured["recipe"]["data"] == str(services.DEMO_DATA)
+    assert captured["recipe"]["model"] == str(recipe_form.DEMO_MODEL)
+    assert captured["recipe"]["data"] == str(recipe_form.DEMO_DATA)
     assert captured["recipe"]["customizations"] == {"per_class_f1": {}}
 
 
@@ -481,7 +489,7 @@ def test_dashboard_live_run_reads_only_new_events(runs_root, monkeypatch):
     steps = lambda: {m.label: m.value for m in at.metric}["Steps"]  # noqa: E731
     assert steps() == str(n_steps(lines[:40]))
     assert {m.label: m.value for m in at.metric}["ETA"] != "-"  # epoch 1 ended: the ETA is known
-    cache = services.run_events(run)
+    cache = run_views.run_events(run)
     offset = cache.offset
     with open(run / "telemetry.jsonl", "ab") as f:
         f.write(b"".join(lines[40:60]))
@@ -514,11 +522,11 @@ def test_dashboard_resume_switches_to_the_live_view(runs_root, monkeypatch):
 def test_dashboard_reattaches_after_a_ui_restart(runs_root):
     run = make_run(runs_root, "r", "complete", status="completed", epoch=6, epochs=6)
     first = open_page("dashboard", query={"run": "r"})
-    services._CACHE.clear()  # a restarted UI process has no cache: it reads the log from the start
+    run_views._CACHE.clear()  # a restarted UI process has no cache: it reads the log from the start
     again = open_page("dashboard", query={"run": "r"})
     steps = [{m.label: m.value for m in at.metric}["Steps"] for at in (first, again)]
     assert steps == ["150", "150"]
-    assert services.run_events(run).offset == (run / "telemetry.jsonl").stat().st_size
+    assert run_views.run_events(run).offset == (run / "telemetry.jsonl").stat().st_size
 
 
 def test_dashboard_with_no_runs_links_to_new_run(runs_root):
@@ -554,18 +562,20 @@ def editor_table(at: AppTest):
 def test_calculator_matches_count_labels_and_compute_weights_on_the_demo(runs_root, split):
     at = open_page("class_weights")
     at.selectbox(key="cw_split").set_value(split).run()
-    counts = count_labels(load_dataset(services.DEMO_DATA), split)
+    counts = count_labels(load_dataset(recipe_form.DEMO_DATA), split)
     table = editor_table(at)
     assert list(table["class"]) == counts.names
     assert list(table["instances"]) == counts.instances
     assert list(table["images"]) == counts.images
-    assert list(table["weight"]) == pytest.approx(compute_weights(counts.instances, "inverse_frequency"))
+    assert list(table["weight"]) == pytest.approx(ClassWeights().from_counts(counts.instances))
     at.selectbox(key="cw_scheme").set_value("effective_number").run()
     at.number_input(key="cw_beta").set_value(0.99).run()
-    at.checkbox(key="cw_cap_on").check().run()
+    at.checkbox(key="cw_cap__none").uncheck().run()
     at.number_input(key="cw_cap").set_value(2.0).run()
     at.selectbox(key="cw_normalize").set_value("min").run()
-    expected = compute_weights(counts.instances, "effective_number", beta=0.99, cap=2.0, normalize="min")
+    expected = ClassWeights(scheme="effective_number", beta=0.99, cap=2.0, normalize="min").from_counts(
+        counts.instances
+    )
     assert list(editor_table(at)["weight"]) == pytest.approx(expected)
     counts_fig = charts_by_key(at)["chart_counts"]
     assert trace_names(counts_fig) == ["instances", "images"]
@@ -586,7 +596,7 @@ def test_calculator_flags_zero_count_classes(runs_root, tmp_path):
     assert any("no labels in this split: never" in w.value for w in at.warning)
     table = editor_table(at)
     assert list(table["zero count"]) == [False, False, True]
-    assert list(table["weight"]) == pytest.approx(compute_weights([3, 3, 0], "inverse_frequency"))
+    assert list(table["weight"]) == pytest.approx(ClassWeights().from_counts([3, 3, 0]))
     at.selectbox(key="cw_zero_count").set_value("error").run()
     assert any(e.startswith("class_weights.zero_count is 'error'") for e in errors(at))
 
@@ -602,8 +612,8 @@ def test_use_in_new_run_prefills_the_scheme(runs_root):
     at.button(key="weights_use").click().run()
     assert at.title[0].value == "New run"
     assert at.toggle(key="nr_class_weights_on").value is True
-    assert at.radio(key="nr_cw_mode").value == "scheme"
-    assert at.selectbox(key="nr_cw_scheme").value == "sqrt_inverse"
+    assert at.text_input(key="nr_class_weights__weights").value == ""  # derived from the scheme
+    assert at.selectbox(key="nr_class_weights__scheme").value == "sqrt_inverse"
     assert yaml.safe_load(at.code[0].value)["customizations"]["class_weights"]["scheme"] == "sqrt_inverse"
 
 
@@ -611,13 +621,14 @@ def test_use_in_new_run_passes_hand_edited_weights(runs_root):
     at = open_page("class_weights")
     at.session_state["weights_editor"] = {"edited_rows": {3: {"weight": 7.5}}, "added_rows": [], "deleted_rows": []}
     at.run()
-    counts = count_labels(load_dataset(services.DEMO_DATA), "train")
-    expected = compute_weights(counts.instances, "inverse_frequency")[:3] + [7.5]
+    counts = count_labels(load_dataset(recipe_form.DEMO_DATA), "train")
+    expected = ClassWeights().from_counts(counts.instances)[:3] + [7.5]
     assert any("Edited by hand" in c.value for c in at.caption)
     at.button(key="weights_use").click().run()
     assert at.title[0].value == "New run"
-    assert at.radio(key="nr_cw_mode").value == "explicit"
-    assert services.parse_float_list(at.text_input(key="nr_cw_weights").value) == pytest.approx(expected, rel=1e-5)
+    assert settings_form.parse_float_list(at.text_input(key="nr_class_weights__weights").value) == pytest.approx(
+        expected, rel=1e-5
+    )
     assert not any("class_weights" in e for e in errors(at))
 
 
@@ -640,7 +651,7 @@ def test_start_from_the_ui_trains_and_the_dashboard_follows(runs_root):
     at.text_area(key="nr_extra_train").set_value("plots: false\nworkers: 0\nnbs: 8\ndevice: cpu").run()
     at.toggle(key="nr_layer_lr_on").set_value(True).run()
     at.toggle(key="nr_grad_clip_on").set_value(True).run()
-    at.number_input(key="nr_gc_max_norm").set_value(1.0).run()
+    at.number_input(key="nr_grad_clip__max_norm").set_value(1.0).run()
     assert errors(at) == []
     at.button(key="new_run_start").click().run()
     assert at.title[0].value == "Run dashboard"
@@ -653,7 +664,7 @@ def test_start_from_the_ui_trains_and_the_dashboard_follows(runs_root):
         time.sleep(2)
     at.run()
     status = read_status(runs_root / name)
-    assert status["status"] == "completed", (status, services.console_tail(runs_root / name, 30))
+    assert status["status"] == "completed", (status, run_views.console_tail(runs_root / name, 30))
     figs = charts_by_key(at)
     assert trace_names(figs["chart_f1"]) == ["circle", "square", "triangle", "cross", "mean F1"]
     assert len([n for n in trace_names(figs["chart_lr"]) if n.startswith(("head/", "backbone/"))]) >= 2

@@ -33,7 +33,8 @@ def load(name: str):
 
 # ---- bench_dashboard -----------------------------------------------------------------------------------------------
 def test_generated_log_is_schema_valid_with_one_spike(tmp_path):
-    from trainers.telemetry import read_events, validate_event
+    from trainers.telemetry.events import read_events
+    from trainers.telemetry.schema import validate_event
 
     bench = load("bench_dashboard")
     run_dir, writer = bench.make_run(tmp_path / "runs", epochs=4, steps=30, spike_step=77, spike_value=5e5)

@@ -106,8 +106,9 @@ def trace_names(page, key: str) -> list[str]:
 def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from trainers.runs import list_runs, read_status
-    from trainers.telemetry import read_events
+    from trainers.run_folder import list_runs
+    from trainers.run_status import read_status
+    from trainers.telemetry.events import read_events
 
     runs = tmp_path / "runs"
     port = free_port()

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from app import charts
-from app.charts import RunLog, drop_superseded, minmax_downsample
+from app.charts import minmax_downsample
 from tests.fixtures import make_telemetry as mk
-from trainers.telemetry import read_events, validate_event
+from trainers.telemetry.events import read_events
+from trainers.telemetry.run_log import RunLog, drop_superseded
+from trainers.telemetry.schema import validate_event
 
 FIXTURES = mk.FIXTURES
 ALL_BUILDERS = (

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import fake_last_pt
 from trainers import cli
 from trainers.errors import DatasetError
-from trainers.runs import create_run_dir, read_status, write_status
-from trainers.telemetry import read_events
+from trainers.run_folder import create_run_dir
+from trainers.run_status import read_status, write_status
+from trainers.telemetry.events import read_events
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,6 +45,7 @@ def root(tmp_path) -> Path:
     root = tmp_path / "runs"
     for name, status in (("done", "completed"), ("idle", "stopped")):
         write_status(create_run_dir(root, name), status=status, epoch=3, epochs=3)
+        fake_last_pt(root / name)
     (tmp_path / "recipe.yaml").write_text("model: yolo26n.yaml\ndata: data.yaml\ntrain: {epochs: 1}\n")
     return root
 
@@ -208,7 +211,8 @@ def test_stop_sends_sigterm_to_the_running_process(root, tmp_path):
 
 # ---- counts --------------------------------------------------------------------------------------------------------
 def test_counts_json_matches_the_data_module(tiny_data):
-    weights = pytest.importorskip("trainers.weights")  # written concurrently; the check runs once it exists
+    from trainers import weights
+    from trainers.customizations.class_weights import ClassWeights
     from trainers.data import count_labels, load_dataset
 
     expected = count_labels(load_dataset(tiny_data), "val")
@@ -216,7 +220,8 @@ def test_counts_json_matches_the_data_module(tiny_data):
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["split"] == "val" and doc["counts"] == expected.to_dict()
-    assert doc["weights"] == weights.all_schemes(expected.instances)  # floats survive JSON exactly
+    # every scheme with the recipe's default parameters; floats survive JSON exactly
+    assert doc["weights"] == weights.all_schemes(expected.instances, **ClassWeights().scheme_params())
     table = workbench("counts", str(tiny_data)).stdout.splitlines()
     assert table[1].split()[:4] == ["ID", "CLASS", "INSTANCES", "IMAGES"]
     assert len(table) == 2 + len(expected.names)
@@ -260,8 +265,8 @@ def test_ui_script_location():
 # ---- train / resume plumbing (stub runner) ------------------------------------------------------------------------
 @pytest.fixture
 def runner(monkeypatch):
-    """A stand-in for trainers.runner that records calls and does what the test asks."""
-    stub = types.ModuleType("trainers.runner")
+    """A stand-in for trainers.training that records calls and does what the test asks."""
+    stub = types.ModuleType("trainers.training")
     stub.calls = []
     stub.behaviour = lambda: 0
 
@@ -274,7 +279,7 @@ def runner(monkeypatch):
         return stub.behaviour()
 
     stub.train_run, stub.resume_run = train_run, resume_run
-    monkeypatch.setitem(sys.modules, "trainers.runner", stub)
+    monkeypatch.setitem(sys.modules, "trainers.training", stub)
     return stub
 
 
@@ -357,7 +362,8 @@ def test_keyboard_interrupt_that_escapes_the_runner_exits_130(runner, root):
 # ---- import weight -------------------------------------------------------------------------------------------------
 def test_importing_the_cli_and_ui_services_does_not_import_torch_ultralytics_or_streamlit():
     code = (
-        "import sys, trainers.cli, trainers.launcher, trainers.runs, trainers.telemetry; "
+        "import sys, trainers.cli, trainers.launcher, trainers.run_folder, trainers.telemetry.run_log, "
+        "trainers.recipe, trainers.customizations; "
         "print([m for m in ('torch', 'ultralytics', 'streamlit') if m in sys.modules])"
     )
     t0 = time.monotonic()

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, recipe_for, run_trainer
-from trainers.recipe import CUSTOMIZATIONS
+from trainers import customizations as table
+
+CUSTOMIZATIONS = table.keys()
 
 ALL_SEVEN = {
     "per_class_f1": {},
@@ -37,9 +39,11 @@ def combo_recipe(data, names, model="yolo26n.yaml", epochs=1):
 
 @pytest.mark.parametrize("family", ["yolo", "rtdetr"])
 def test_all_128_combinations_compose(family):
-    from trainers.compose import ORDER, build_trainer_class
-    from trainers.customizations import MIXINS
+    from trainers.compose import build_trainer_class
     from trainers.trainer_telemetry import TelemetryMixin
+
+    order = [row.key for row in table.by_rank()]
+    mixins = {row.key: row.mixin for row in table.rows()}
 
     assert len(COMBOS) == 128
     base_name = "RTDETRTrainer" if family == "rtdetr" else "DetectionTrainer"
@@ -47,12 +51,13 @@ def test_all_128_combinations_compose(family):
         cls = build_trainer_class(combo_recipe("d.yaml", names), family)
         mro = cls.__mro__
         assert mro[1] is TelemetryMixin and base_name in [c.__name__ for c in mro]
-        present = [n for n in ORDER if MIXINS[n] in mro]
-        assert present == [n for n in ORDER if n in names]  # exactly the toggled ones, in the written order
-        assert sorted(cls.wb_recipe["customizations"]) == sorted(names)
+        present = [n for n in order if mixins[n] in mro]
+        assert present == [n for n in order if n in names]  # exactly the toggled ones, in rank order
+        assert [mro.index(mixins[n]) for n in present] == sorted(mro.index(mixins[n]) for n in present)
+        assert sorted(cls.recipe.customizations) == sorted(names)
         # every customization hook resolves to the mixin, never shadowed by the ultralytics base
         for n in names:
-            for attr, fn in vars(MIXINS[n]).items():
+            for attr, fn in vars(mixins[n]).items():
                 if callable(fn) and not attr.startswith("__"):
                     assert any(vars(c).get(attr) is fn for c in mro)
 
@@ -154,7 +159,7 @@ def test_class_survives_ultralytics_ddp_file_generation(tiny_data, tmp_path):
             ours = {{k: sum(getattr(f, "__module__", "") == "trainers.trainer_telemetry" for f in v)
                     for k, v in t.callbacks.items()}}
             print(json.dumps({{"name": type(t).__name__, "mro": [c.__name__ for c in type(t).__mro__],
-                "recipe": t.wb_recipe, "stride": t.wb_step_stride, "telemetry": t.wb_telemetry_path,
+                "recipe": t.recipe.to_dict(), "stride": t.step_stride, "telemetry": t.telemetry_path,
                 "ours": {{k: v for k, v in ours.items() if v}}}}))
         """)
         import os
@@ -172,7 +177,9 @@ def test_class_survives_ultralytics_ddp_file_generation(tiny_data, tmp_path):
         ddp_cleanup(trainer, file)
     assert got["name"] == cls.__name__
     assert got["mro"] == [c.__name__ for c in cls.__mro__]
-    assert got["recipe"] == cls.wb_recipe and got["stride"] == 3 and got["telemetry"] == str(tmp_path / "t.jsonl")
+    assert (
+        got["recipe"] == cls.recipe.to_dict() and got["stride"] == 3 and got["telemetry"] == str(tmp_path / "t.jsonl")
+    )
     assert got["ours"] == {"on_train_start": 1, "on_fit_epoch_end": 1}  # nothing registered twice
     assert not Path(file).exists()
 
@@ -191,7 +198,7 @@ def test_training_run_opens_no_socket(tiny_data, tmp_path):
             if event.startswith(("socket.", "urllib.", "http.")):
                 seen.append(event)
         sys.addaudithook(hook)
-        from trainers.runner import train_run
+        from trainers.training import train_run
         code = train_run({str(recipe)!r}, {str(tmp_path / "runs")!r}, "net")
         print("SOCKETS", sorted(set(seen)), "EXIT", code)
     """)

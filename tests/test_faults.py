@@ -32,8 +32,9 @@ from tests.fixtures.make_telemetry import FIXTURES
 from tests.test_robustness import snapshot
 from trainers import launcher
 from trainers.errors import RunError
-from trainers.runs import create_run_dir, read_status, write_status
-from trainers.telemetry import read_events
+from trainers.run_folder import create_run_dir
+from trainers.run_status import read_status, write_status
+from trainers.telemetry.events import read_events
 
 
 def cli(*args: str, preexec_fn=None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -154,7 +155,7 @@ def stopped_run(tmp_path) -> Path:
 
 
 def test_intact_last_pt_passes_the_resume_check(stopped_run):
-    from trainers.runner import check_last_checkpoint
+    from trainers.preflight import check_last_checkpoint
 
     check_last_checkpoint(stopped_run / "weights" / "last.pt")  # no false alarm on a real checkpoint
 
@@ -194,7 +195,7 @@ def test_runs_page_resume_of_a_damaged_last_pt_shows_the_error_and_changes_nothi
 
 # ---- a corrupt line in the middle of telemetry --------------------------------------------------------------------
 def test_dashboard_draws_a_run_whose_telemetry_has_a_corrupt_middle_line(tmp_path, monkeypatch):
-    from app import services
+    from app import run_views
     from tests.test_app_pages import open_page
 
     root = tmp_path / "runs"
@@ -210,7 +211,7 @@ def test_dashboard_draws_a_run_whose_telemetry_has_a_corrupt_middle_line(tmp_pat
         events, _ = read_events(run / "telemetry.jsonl")
     assert events == [json.loads(line) for line in clean]  # every other event kept, in order
 
-    services._CACHE.clear()
+    run_views._CACHE.clear()
     with pytest.warns(RuntimeWarning, match="byte offset"):
         at = open_page("dashboard", query={"run": "torn"})
     assert not at.exception
@@ -241,7 +242,7 @@ def test_error_from_a_dataloader_worker_names_the_workers_file():
     """On a GPU, ultralytics loads images in DataLoader workers; torch re-raises their error with a header line."""
     from torch._utils import ExceptionWrapper
 
-    from trainers.runner import error_line
+    from trainers.training import error_line
 
     try:
         raise FileNotFoundError("Image Not Found /data/images/val/003.png")
@@ -295,9 +296,9 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 def test_ui_killed_and_restarted_while_three_runs_train_all_three_reattach(tmp_path, tiny_data, monkeypatch):
-    from app import services
+    from app import run_views
     from tests.test_app_pages import open_page
-    from trainers.runs import process_start_time
+    from trainers.run_status import process_start_time
 
     root = tmp_path / "runs"
     recipe = write_recipe(tmp_path / "long.yaml", tiny_data, train={"epochs": 300}, per_class_f1={})
@@ -322,18 +323,18 @@ def test_ui_killed_and_restarted_while_three_runs_train_all_three_reattach(tmp_p
 
         # What the restarted server shows, rendered by the same page scripts against the same runs root.
         monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(root))
-        services._CACHE.clear()  # a new UI process starts with no event cache
+        run_views._CACHE.clear()  # a new UI process starts with no event cache
         at = open_page("runs")
         text = " ".join(m.value for m in at.markdown)
         for run in runs:
             assert f"**{run.name}**" in text
             assert at.button(key=f"runs_stop_{run.name}")  # only active runs get a Stop button
-        assert {r.name: r.status for r in services.run_rows(root)} == {r.name: "running" for r in runs}
+        assert {r.name: r.status for r in run_views.run_rows(root)} == {r.name: "running" for r in runs}
         for run in runs:
             size = (run / "telemetry.jsonl").stat().st_size
             dash = open_page("dashboard", query={"run": run.name})
             assert not dash.exception
-            cache = services.run_events(run)
+            cache = run_views.run_events(run)
             assert cache.offset >= size  # it read the whole log on disk, from the start
             steps = int({m.label: m.value for m in dash.metric}["Steps"].replace(",", ""))
             assert steps > 0

@@ -18,19 +18,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import fake_last_pt, wait_for
 from trainers import launcher
 from trainers.errors import RecipeError, RunError
-from trainers.runs import create_run_dir, process_start_time, read_status, write_status
-from trainers.telemetry import read_events, validate_event
+from trainers.run_folder import create_run_dir
+from trainers.run_status import process_start_time, read_status, write_status
+from trainers.telemetry.events import read_events
+from trainers.telemetry.schema import validate_event
 
 REPO = Path(__file__).resolve().parent.parent
 
 FAKE_TRAINER = textwrap.dedent(
     """
-    import os, random, signal, sys, time
-    from trainers.runs import read_status, write_status
-    from trainers.telemetry import TelemetryWriter
+    import os, random, signal, sys, time, zipfile
+    from trainers.run_status import read_status, write_status
+    from trainers.telemetry.events import TelemetryWriter
 
     run_dir, steps, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     name = os.path.basename(run_dir)
@@ -48,6 +50,9 @@ FAKE_TRAINER = textwrap.dedent(
            unbuffered=os.environ.get("PYTHONUNBUFFERED"), resumed="--resume" in sys.argv)
     print("fake trainer started", name)
     rng = random.Random(name)
+    os.makedirs(os.path.join(run_dir, "weights"), exist_ok=True)  # like a real run after its first epoch
+    with zipfile.ZipFile(os.path.join(run_dir, "weights", "last.pt"), "w") as archive:
+        archive.writestr("archive/data.pkl", b"fake")
     for i in range(1, steps + 1):
         if stop:
             break
@@ -276,6 +281,7 @@ def test_commands_are_argument_lists_never_a_shell(tmp_path, monkeypatch):
     assert read_status(run_dir)["pid"] == os.getpid()
 
     write_status(run_dir, status="stopped")
+    fake_last_pt(run_dir)
     launcher.resume_run_detached(run_dir)
     args, kwargs = RecordingPopen.calls[-1]
     assert args == [sys.executable, "-m", "trainers.cli", "resume", str(run_dir)]

@@ -6,8 +6,11 @@ import itertools
 
 import pytest
 
+from trainers import customizations as table
 from trainers.errors import RecipeError
-from trainers.recipe import CUSTOMIZATIONS, Recipe, load_recipe
+from trainers.recipe import Recipe, load_recipe
+
+CUSTOMIZATIONS = table.keys()
 
 BASE = "model: yolo26n.yaml\ndata: data.yaml\n"
 

@@ -385,7 +385,8 @@ def test_existing_without_name_is_refused(tmp_path, ds):
 
 
 def test_resume_of_a_run_without_last_pt_changes_nothing(tmp_path):
-    from trainers.runs import create_run_dir, write_status
+    from trainers.run_folder import create_run_dir
+    from trainers.run_status import write_status
 
     runs = tmp_path / "runs"
     run = create_run_dir(runs, "early")
@@ -393,7 +394,11 @@ def test_resume_of_a_run_without_last_pt_changes_nothing(tmp_path):
     (run / "recipe.yaml").write_text("model: yolo26n.yaml\ndata: data.yaml\n")
     before = snapshot(runs)
     result = workbench("resume", "early", "--runs-dir", str(runs), cwd=tmp_path)
-    assert_rejected(result, "run 'early' has no weights/last.pt (it ended before its first epoch); start it again")
+    assert_rejected(
+        result,
+        "run 'early' never finished an epoch (no weights/last.pt), so there is nothing to resume; "
+        "start it again with 'workbench rerun early'",
+    )
     assert snapshot(runs) == before
 
 
@@ -495,7 +500,8 @@ def test_every_dataset_rejection_in_test_data_leaves_the_files_unchanged(tmp_pat
 
 def test_every_cli_rejection_in_test_cli_leaves_the_files_unchanged(tmp_path, tiny_data):
     from tests.test_cli import BAD
-    from trainers.runs import create_run_dir, write_status
+    from trainers.run_folder import create_run_dir
+    from trainers.run_status import write_status
 
     root = tmp_path / "runs"  # the same fixture as tests/test_cli.py::root
     for name, status in (("done", "completed"), ("idle", "stopped")):
@@ -538,8 +544,8 @@ UI_CASES = {
         "data: enter the path of a data.yaml",
     ),
     "freeze layers not a layer spec": (
-        {"nr_freeze_on": True, "nr_fz_layers": "head"},
-        "nr_fz_layers",
+        {"nr_freeze_on": True, "nr_freeze__layers": "head"},
+        "nr_freeze__layers",
         "customizations.freeze.layers: 'head' is not 'backbone', a number of leading layers or a list of layer "
         "indices like 0, 1, 2",
     ),

@@ -1,4 +1,4 @@
-"""Run folders: root resolution, names, status.json, listing (trainers/runs.py)."""
+"""Run folders: root resolution, names, status.json, listing (trainers/run_folder.py, trainers/run_status.py)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,16 @@ from pathlib import Path
 import pytest
 
 from trainers.errors import RunError
-from trainers.runs import (
+from trainers.run_folder import (
     create_run_dir,
     find_run,
     list_runs,
     new_run_name,
-    process_start_time,
-    read_status,
     resolve_run,
     runs_root,
     validate_run_name,
-    write_status,
 )
+from trainers.run_status import process_start_time, read_status, write_status
 
 
 # ---- runs root -----------------------------------------------------------------------------------------------------
@@ -226,7 +224,7 @@ def test_list_runs_reads_status_only_and_is_fast_for_500_runs(tmp_path, monkeypa
     def no_telemetry(*a, **k):
         raise AssertionError("list_runs must not read telemetry")
 
-    monkeypatch.setattr("trainers.telemetry.read_events", no_telemetry)
+    monkeypatch.setattr("trainers.telemetry.events.read_events", no_telemetry)
     t0 = time.perf_counter()
     listed = list_runs(root)
     elapsed = time.perf_counter() - t0

@@ -14,8 +14,9 @@ import yaml
 
 from tests.conftest import REPO, TINY_TRAIN, make_dataset, wait_for
 from trainers import launcher
-from trainers.runs import read_status
-from trainers.telemetry import read_events, validate_event
+from trainers.run_status import read_status
+from trainers.telemetry.events import read_events
+from trainers.telemetry.schema import validate_event
 
 pytestmark = pytest.mark.slow
 

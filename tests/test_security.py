@@ -30,7 +30,7 @@ from tests.conftest import DEMO_BASE, REPO, wait_for
 from tests.test_robustness import snapshot
 from trainers import launcher
 from trainers.errors import RunError
-from trainers.runs import validate_run_name
+from trainers.run_folder import validate_run_name
 
 
 # ---- the UI server listens on loopback unless told otherwise --------------------------------------------------------

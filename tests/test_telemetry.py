@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainers.telemetry import SCHEMA_VERSION, TelemetryTail, TelemetryWriter, read_events, validate_event
+from trainers.telemetry.events import SCHEMA_VERSION, TelemetryTail, TelemetryWriter, read_events
+from trainers.telemetry.schema import validate_event
 
 NAMES = ["cat", "dog", "bird"]
 

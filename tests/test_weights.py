@@ -7,10 +7,21 @@ import math
 import numpy as np
 import pytest
 
+from trainers import weights
+from trainers.customizations.class_weights import ClassWeights
 from trainers.errors import WorkbenchError
-from trainers.weights import NORMALIZATIONS, SCHEMES, ZERO_COUNT, all_schemes, compute_weights
+from trainers.weights import NORMALIZATIONS, SCHEMES, ZERO_COUNT
 
 COUNTS = [5000, 200, 3000]
+DEFAULTS = ClassWeights()  # the recipe's defaults: the one place they are stated
+
+
+def compute_weights(counts, scheme=DEFAULTS.scheme, **kwargs):
+    return weights.compute_weights(counts, scheme, **{**DEFAULTS.scheme_params(), **kwargs})
+
+
+def all_schemes(counts, **kwargs):
+    return weights.all_schemes(counts, **{**DEFAULTS.scheme_params(), **kwargs})
 
 
 def approx(values, rel=1e-9):

@@ -1,9 +1,9 @@
 """The ``workbench`` command line: train, resume, list, stop, count labels, and start the UI.
 
-Exit codes: 0 ok; 1 training failed (the runner says so); 2 bad input (one line ``workbench: error: ...`` on
+Exit codes: 0 ok; 1 training failed (the training process says so); 2 bad input (one line ``workbench: error: ...`` on
 stderr, from any :class:`~trainers.errors.WorkbenchError`, or argparse's usage error); 130 interrupted.
 
-Importing this module is cheap: torch and ultralytics are imported by the runner, only when training starts.
+Importing this module is cheap: torch and ultralytics are imported by trainers.training, only when training starts.
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``workbench train RECIPE``: cheap checks on the name, then train in this process via the runner."""
-    from trainers.runs import STATUS_FILE, ensure_name_free, runs_root, validate_run_name
+    """``workbench train RECIPE``: cheap checks on the name, then train in this process (trainers.training)."""
+    from trainers.run_folder import ensure_name_free, runs_root, validate_run_name
+    from trainers.run_status import STATUS_FILE
 
     root = runs_root(args.runs_dir)
     run_dir = None
@@ -71,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             ensure_name_free(root, args.name)  # fail now, not after the dataset scan
 
     def body() -> int:
-        from trainers.runner import train_run
+        from trainers.training import train_run
 
         return int(
             train_run(args.recipe, root, name=args.name, existing=args.existing, step_stride=args.log_every) or 0
@@ -81,15 +82,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    """``workbench resume RUN``: refuse completed/running runs, then resume in this process via the runner."""
-    from trainers.launcher import check_resumable
-    from trainers.runs import resolve_run, runs_root
+    """``workbench resume RUN``: refuse completed/running runs, then resume in this process (trainers.training)."""
+    from trainers.launcher import resumable_status
+    from trainers.run_folder import resolve_run, runs_root
 
     run_dir = resolve_run(runs_root(args.runs_dir), args.run)
-    check_resumable(run_dir)
+    resumable_status(run_dir)
 
     def body() -> int:
-        from trainers.runner import resume_run
+        from trainers.training import resume_run
 
         return int(resume_run(run_dir) or 0)
 
@@ -114,7 +115,8 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 def cmd_runs(args: argparse.Namespace) -> int:
     """``workbench runs``: one row per run, newest first; live runs are checked for a dead process first."""
     from trainers.launcher import refresh_status
-    from trainers.runs import ACTIVE_STATUSES, RunSummary, list_runs, runs_root
+    from trainers.run_folder import RunSummary, list_runs, runs_root
+    from trainers.run_status import ACTIVE_STATUSES
 
     root = runs_root(args.runs_dir)
     summaries = []
@@ -146,9 +148,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    """``workbench stop RUN``: send SIGTERM; the runner stops cleanly after the current step."""
+    """``workbench stop RUN``: send SIGTERM; the training process stops cleanly after the current step."""
     from trainers.launcher import stop_run
-    from trainers.runs import resolve_run, runs_root
+    from trainers.run_folder import resolve_run, runs_root
 
     run_dir = resolve_run(runs_root(args.runs_dir), args.run)
     pid = stop_run(run_dir)
@@ -163,9 +165,11 @@ def cmd_counts(args: argparse.Namespace) -> int:
 
     data = Path(args.data)
     counts = count_labels(load_dataset(data), args.split)  # DatasetError names the file, split or label line
+    from trainers.customizations.class_weights import ClassWeights
     from trainers.weights import all_schemes
 
-    schemes = all_schemes(counts.instances)  # weights are derived from the box counts per class
+    # weights are derived from the box counts per class, with the recipe's default parameters
+    schemes = all_schemes(counts.instances, **ClassWeights().scheme_params())
     if args.json:
         doc = {"data": str(data.resolve()), "split": args.split, "counts": counts.to_dict(), "weights": schemes}
         print(json.dumps(doc, indent=2))
@@ -184,7 +188,7 @@ def cmd_counts(args: argparse.Namespace) -> int:
 # ---- ui ------------------------------------------------------------------------------------------------------------
 def cmd_ui(args: argparse.Namespace) -> int:
     """``workbench ui``: run the Streamlit app in a child process with the runs root in its environment."""
-    from trainers.runs import RUNS_DIR_ENV, runs_root
+    from trainers.run_folder import RUNS_DIR_ENV, runs_root
 
     if not 1 <= args.port <= 65535:
         raise WorkbenchError(f"--port must be between 1 and 65535, got {args.port}")
@@ -265,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkbenchError as e:
         print(f"workbench: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # the runner turns Ctrl-C into a clean stop; this is one that escaped it
+    except KeyboardInterrupt:  # the training process turns Ctrl-C into a clean stop; this is one that escaped it
         print("workbench: interrupted", file=sys.stderr)
         return 130
 

@@ -20,22 +20,29 @@ from pathlib import Path
 from typing import Any
 
 from trainers.errors import RecipeError, RunError
-from trainers.runs import (
-    ACTIVE_STATUSES,
+from trainers.run_folder import (
     CONSOLE_FILE,
-    STATUS_FILE,
+    LAST_CHECKPOINT,
     TELEMETRY_FILE,
+    check_resumable,
     create_run_dir,
+    end_run,
     new_run_name,
+    unusable_runs_root,
+    validate_run_name,
+)
+from trainers.run_folder import runs_root as resolve_runs_root
+from trainers.run_status import (
+    ACTIVE_STATUSES,
+    STATUS_FILE,
     now_iso,
-    proc_stat,
+    process_alive,
     read_status,
     update_status,
-    validate_run_name,
     write_status,
 )
-from trainers.runs import runs_root as resolve_runs_root
-from trainers.telemetry import TelemetryWriter, read_events
+from trainers.telemetry.events import read_events
+from trainers.telemetry.run_log import RunLog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A run left in "starting" with no pid this long after its last update lost its launcher before the spawn.
@@ -109,14 +116,6 @@ def _check_recipe(recipe: Path) -> None:
     load_recipe(recipe)
 
 
-def unusable_runs_root(root: str | os.PathLike[str], e: OSError) -> RunError:
-    """The one-line error for a runs root where no run folder can be made (not writable, under a file, full)."""
-    return RunError(
-        f"runs root {root}: cannot create a run folder there ({e.strerror or type(e).__name__}); "
-        "pass a writable folder with --runs-dir"
-    )
-
-
 def start_run(
     recipe_path: str | os.PathLike[str], runs_root: str | os.PathLike[str] | None, name: str | None = None
 ) -> Path:
@@ -165,46 +164,19 @@ def start_run(
 
 # ---- watch ---------------------------------------------------------------------------------------------------------
 def _process_state(pid: int, pid_start: int | None) -> tuple[bool, int | None]:
-    """Whether the process recorded as (pid, start time) is still alive, and its exit code if we learned it."""
+    """Whether the run's process lives, and its exit code if we learned it (our own children are polled first)."""
     key = (pid, pid_start)
     _reap()
     if key in _exit_codes:
         return False, _exit_codes[key]
     if key in _children:
         return True, None
-    stat = proc_stat(pid)
-    if stat is None:
-        if os.path.isdir("/proc/self"):
-            return False, None  # Linux: no /proc entry, no process
-        try:  # no /proc (macOS): signal 0 checks existence only, without telling reuse apart
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False, None
-        except PermissionError:
-            pass
-        return True, None
-    state, start = stat
-    if pid_start is not None and start != pid_start:
-        return False, None  # the pid now belongs to another process
-    if state == "Z":  # dead, waiting for its parent; reap it if that is us (started by an earlier launcher state)
-        try:
-            waited, wstatus = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return False, None
-        return False, (os.waitstatus_to_exitcode(wstatus) if waited else None)
-    return True, None
+    return process_alive(pid, pid_start)
 
 
 def _last_run_end(run_dir: Path) -> dict[str, Any] | None:
-    """The ``run_end`` of the latest attempt (after the last ``run_start``), or None if that attempt has none."""
-    events, _ = read_events(run_dir / TELEMETRY_FILE)
-    end = None
-    for ev in events:
-        if ev.get("event") == "run_start":
-            end = None
-        elif ev.get("event") == "run_end":
-            end = ev
-    return end
+    """The ``run_end`` of the latest attempt, or None if that attempt has none."""
+    return RunLog.from_events(read_events(run_dir / TELEMETRY_FILE)[0]).run_end
 
 
 def _describe_exit(code: int | None) -> str:
@@ -216,39 +188,6 @@ def _describe_exit(code: int | None) -> str:
         except ValueError:
             pass
     return f"; exit code {code}"
-
-
-def _end_run(
-    run_dir: Path,
-    current: dict[str, Any],
-    status: str,
-    error: str | None,
-    exit_code: int | None,
-    traceback: list[str] | None = None,
-) -> dict[str, Any]:
-    """Append a ``run_end`` for a process that cannot (so log readers see the end); return the status fields to set."""
-
-    def existing(rel: str) -> str | None:
-        path = run_dir / rel
-        return str(path) if path.exists() else None
-
-    with TelemetryWriter(run_dir / TELEMETRY_FILE) as writer:
-        writer.emit(
-            "run_end",
-            status=status,
-            best_epoch=current.get("best_epoch"),
-            best_metric=current.get("best_metric"),
-            paths={
-                "best": existing("weights/best.pt"),
-                "last": existing("weights/last.pt"),
-                "results": existing("results.csv"),
-            },
-            error=error,
-            traceback=traceback,
-            exit_code=exit_code,
-            source="launcher",
-        )
-    return {"status": status, "error": error, "exit_code": exit_code}
 
 
 def mark_failed(
@@ -274,16 +213,15 @@ def mark_failed(
     Returns:
         The status after the update.
     """
-    run_dir = Path(run_dir)
 
-    def change(current: dict[str, Any]) -> dict[str, Any] | None:
+    def owned(current: dict[str, Any]) -> bool:
         if current.get("status") not in ACTIVE_STATUSES:
-            return None
-        if owner_pid is not None and current.get("status") != "starting" and current.get("pid") != owner_pid:
-            return None
-        return _end_run(run_dir, current, "failed", error, exit_code, traceback)
+            return False
+        return owner_pid is None or current.get("status") == "starting" or current.get("pid") == owner_pid
 
-    return update_status(run_dir, change)
+    return end_run(
+        run_dir, "failed", error=error, traceback=traceback, exit_code=exit_code, source="launcher", only_if=owned
+    )
 
 
 def refresh_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -317,11 +255,15 @@ def refresh_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if alive:
         return status
 
-    def change(current: dict[str, Any]) -> dict[str, Any] | None:
-        if current.get("status") not in ACTIVE_STATUSES or current.get("pid") != pid:
-            return None  # settled (or restarted) by someone else since we looked
-        end = _last_run_end(run_dir)
-        if end is not None:  # it finished and said so, but died before writing its final status
+    def still_ours(current: dict[str, Any]) -> bool:
+        return current.get("status") in ACTIVE_STATUSES and current.get("pid") == pid  # else settled or restarted
+
+    end = _last_run_end(run_dir)
+    if end is not None:  # it finished and said so, but died before writing its final status
+
+        def adopt(current: dict[str, Any]) -> dict[str, Any] | None:
+            if not still_ours(current):
+                return None
             return {
                 "status": end.get("status") if end.get("status") in ("completed", "stopped", "failed") else "failed",
                 "best_epoch": end.get("best_epoch", current.get("best_epoch")),
@@ -329,17 +271,20 @@ def refresh_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
                 "error": end.get("error"),
                 "exit_code": exit_code,
             }
-        if current.get("stop_requested") and pid is not None:
-            # Stopped before the runner could take over the signal (still importing torch, say): the user asked for
-            # this end, so it is a stop, not a crash.
-            return _end_run(run_dir, current, "stopped", None, exit_code)
-        if pid is None:
-            error = "training process was never started (the launcher stopped before spawning it)"
-        else:
-            error = f"training process {pid} exited without a run-end event (killed or out of memory?)"
-        return _end_run(run_dir, current, "failed", error + _describe_exit(exit_code), exit_code)
 
-    return update_status(run_dir, change)
+        return update_status(run_dir, adopt)
+    if status.get("stop_requested") and pid is not None:
+        # Stopped before the runner could take over the signal (still importing torch, say): the user asked for
+        # this end, so it is a stop, not a crash.
+        return end_run(run_dir, "stopped", exit_code=exit_code, source="launcher", only_if=still_ours)
+    if pid is None:
+        error = "training process was never started (the launcher stopped before spawning it)"
+    else:
+        error = f"training process {pid} exited without a run-end event (killed or out of memory?)"
+    return end_run(
+        run_dir, "failed", error=error + _describe_exit(exit_code), exit_code=exit_code, source="launcher",
+        only_if=still_ours,
+    )  # fmt: skip
 
 
 def _mtime(run_dir: Path) -> float:
@@ -384,23 +329,13 @@ def stop_run(run_dir: str | os.PathLike[str], sig: int = signal.SIGTERM) -> int:
     return pid
 
 
-def check_resumable(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Refuse to resume a run that is running or completed; return its (refreshed) status.
-
-    A ``starting`` run with no pid yet, or with this process' pid, counts as reserved for us (the launcher set it
-    before spawning this process).
+def resumable_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The run's settled status (:func:`refresh_status`) if it can be resumed; raises the one-line reason if not.
 
     Raises:
-        RunError: ``run 'x' is completed; nothing to resume``, or the run is already running.
+        RunError: From :func:`trainers.run_folder.check_resumable`.
     """
-    run_dir = Path(run_dir)
-    status = refresh_status(run_dir)
-    state, pid = status.get("status"), status.get("pid")
-    if state == "completed":
-        raise RunError(f"run {run_dir.name!r} is completed; nothing to resume")
-    if state in ACTIVE_STATUSES and not (state == "starting" and pid in (None, os.getpid())):
-        raise RunError(f"run {run_dir.name!r} is already {state} (pid {pid}); stop it first or wait for it to end")
-    return status
+    return check_resumable(run_dir, refresh_status(run_dir))
 
 
 def resume_run_detached(run_dir: str | os.PathLike[str]) -> None:
@@ -410,13 +345,11 @@ def resume_run_detached(run_dir: str | os.PathLike[str]) -> None:
         RunError: If the run is running or completed, its weights/last.pt is damaged (nothing is changed then), or
             the process cannot be started.
     """
-    run_dir = Path(run_dir).resolve()
-    check_resumable(run_dir)
-    last = run_dir / "weights" / "last.pt"
-    if last.is_file():  # a damaged checkpoint is refused here, so the UI shows why and the run is left as it was
-        from trainers.runner import check_last_checkpoint
+    from trainers.preflight import check_last_checkpoint
 
-        check_last_checkpoint(last)
+    run_dir = Path(run_dir).resolve()
+    resumable_status(run_dir)
+    check_last_checkpoint(run_dir / LAST_CHECKPOINT)  # damaged: refused here, so the UI says why, nothing changed
 
     def reserve(current: dict[str, Any]) -> dict[str, Any] | None:
         if current.get("status") in ACTIVE_STATUSES:  # another resume got here first

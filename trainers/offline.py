@@ -58,3 +58,22 @@ def offline_env(config_dir: str | Path | None = None) -> dict[str, str]:
 def apply_offline_env(config_dir: str | Path | None = None) -> None:
     """Apply :func:`offline_env` to this process. Call before importing ultralytics."""
     os.environ.update(offline_env(config_dir))
+
+
+# ultralytics integrations that would import other tools (Ray, MLflow, ...) or talk to a server from inside training.
+INTEGRATIONS_OFF = {
+    "clearml": False, "comet": False, "dvc": False, "mlflow": False, "raytune": False, "tensorboard": False,
+    "wandb": False, "sync": False,
+}  # fmt: skip
+
+
+def quiet_integrations() -> None:
+    """Switch off ultralytics' third-party integrations in its settings (in our config dir, not the user's).
+
+    With ``ray`` installed (the cluster extra) ultralytics' Ray Tune callback imports it in every trainer; other
+    integrations log to servers. Call after :func:`apply_offline_env`, before a trainer is created.
+    """
+    from ultralytics.utils import SETTINGS
+
+    if any(SETTINGS.get(k) != v for k, v in INTEGRATIONS_OFF.items()):
+        SETTINGS.update(INTEGRATIONS_OFF)

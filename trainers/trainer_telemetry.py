@@ -23,27 +23,27 @@ STEP_FLUSH_SECONDS = 1.0  # ... at most this long, so live charts stay live
 
 
 def _on_train_start(trainer) -> None:
-    trainer.wb_emit_run_start()
+    trainer.emit_run_start()
 
 
 def _on_fit_epoch_end(trainer) -> None:
-    trainer.wb_emit_epoch()
+    trainer.emit_epoch()
 
 
 class TelemetryMixin:
     """Outermost mixin: sees every other customization's results (F1 table, chosen metric, group names).
 
     Class attributes (set by the composer):
-        wb_telemetry_path: file to append events to; None disables telemetry.
-        wb_run_dir: run directory whose status.json is updated each epoch; None to skip.
-        wb_step_stride: write every n-th optimizer step (1 = every step).
-        wb_step_offset: optimizer steps already logged by earlier processes of this run (resume).
+        telemetry_path: file to append events to; None disables telemetry.
+        run_dir: run directory whose status.json is updated each epoch; None to skip.
+        step_stride: write every n-th optimizer step (1 = every step).
+        step_offset: optimizer steps already logged by earlier processes of this run (resume).
     """
 
-    wb_telemetry_path: str | None = None
-    wb_run_dir: str | None = None
-    wb_step_stride: int = 1
-    wb_step_offset: int = 0
+    telemetry_path: str | None = None
+    run_dir: str | None = None
+    step_stride: int = 1
+    step_offset: int = 0
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -52,44 +52,46 @@ class TelemetryMixin:
         for event, fn in (("on_train_start", _on_train_start), ("on_fit_epoch_end", _on_fit_epoch_end)):
             if fn not in self.callbacks[event]:
                 self.add_callback(event, fn)
-        self._wb_writer = None
-        self._wb_steps: list[tuple] = []
-        self._wb_last_flush = time.monotonic()
-        self._wb_step = int(self.wb_step_offset)
-        self._wb_in_final_eval = False
-        self.wb_best: dict[str, Any] = {"epoch": None, "name": None, "value": None}
+        self._telemetry_writer = None
+        self._pending_steps: list[tuple] = []
+        self._last_flush = time.monotonic()
+        self._global_step = int(self.step_offset)
+        self._in_final_eval = False
+        self.best_record: dict[str, Any] = {"epoch": None, "name": None, "value": None}
 
     # ---- writing ------------------------------------------------------------------------------------------------
-    def _wb_out(self):
-        if self._wb_writer is None and self.wb_telemetry_path and RANK in {-1, 0}:
-            from trainers.telemetry import TelemetryWriter
+    def _telemetry_out(self):
+        if self._telemetry_writer is None and self.telemetry_path and RANK in {-1, 0}:
+            from trainers.telemetry.events import TelemetryWriter
 
-            self._wb_writer = TelemetryWriter(self.wb_telemetry_path)
-        return self._wb_writer
+            self._telemetry_writer = TelemetryWriter(self.telemetry_path)
+        return self._telemetry_writer
 
-    def wb_event(self, event: str, **fields: Any) -> None:
-        out = self._wb_out()
+    def emit_event(self, event: str, **fields: Any) -> None:
+        out = self._telemetry_out()
         if out is not None:
-            self.wb_flush_steps()  # keep the log in time order
+            self.flush_steps()  # keep the log in time order
             out.emit(event, **fields)
 
-    def wb_status(self, **fields: Any) -> None:
-        if self.wb_run_dir and RANK in {-1, 0}:
-            from trainers.runs import write_status
+    def write_run_status(self, **fields: Any) -> None:
+        if self.run_dir and RANK in {-1, 0}:
+            from trainers.run_status import write_status
 
-            write_status(self.wb_run_dir, **fields)
+            write_status(self.run_dir, **fields)
 
     # ---- run start ----------------------------------------------------------------------------------------------
-    def wb_emit_run_start(self) -> None:
+    def emit_run_start(self) -> None:
         import ultralytics
 
         from trainers import __version__
 
-        self.wb_event(
+        if self.args.resume and self.run_dir and RANK in {-1, 0}:
+            self.best_record = self._saved_best()
+        self.emit_event(
             "run_start",
-            recipe=self.wb_recipe,
+            recipe=self.recipe.to_dict(),
             names=[str(n) for n in self.data["names"].values()],
-            param_groups=self.wb_group_names(),
+            param_groups=self.param_group_names(),
             versions={
                 "workbench": __version__,
                 "ultralytics": ultralytics.__version__,
@@ -102,23 +104,35 @@ class TelemetryMixin:
             start_epoch=self.start_epoch + 1,
             resumed=bool(self.args.resume),
             world_size=self.world_size,
-            class_weights=getattr(self, "wb_class_weights", None),
+            best=self.best_record if self.best_record["epoch"] is not None else None,
             argv=sys.argv,
+            **self.run_state(),
         )
-        self.wb_status(status="running", pid=os.getpid(), epoch=self.start_epoch, epochs=self.epochs)
+        self.write_run_status(status="running", pid=os.getpid(), epoch=self.start_epoch, epochs=self.epochs)
+
+    def _saved_best(self) -> dict[str, Any]:
+        """The best epoch an earlier attempt recorded in status.json: a resumed attempt starts from it, so status.json,
+        run_end and the dashboard keep it while no later epoch beats it (best.pt is ultralytics' and already right)."""
+        from trainers.run_status import read_status
+
+        status = read_status(self.run_dir)
+        metric = status.get("best_metric") or {}
+        if status.get("best_epoch") is None:
+            return {"epoch": None, "name": None, "value": None}
+        return {"epoch": status["best_epoch"], "name": metric.get("name"), "value": metric.get("value")}
 
     # ---- per optimizer step ---------------------------------------------------------------------------------
     def optimizer_step(self):
         super().optimizer_step()
-        self._wb_step += 1
-        if self._wb_out() is None or self._wb_step % max(int(self.wb_step_stride), 1):
+        self._global_step += 1
+        if self._telemetry_out() is None or self._global_step % max(int(self.step_stride), 1):
             return
-        total, group_norms, max_norm = self.wb_last_grad
+        total, group_norms, max_norm = self.last_grad_norms
         loss = self.loss_items if isinstance(self.loss_items, dict) else {}
-        self._wb_steps.append(
+        self._pending_steps.append(
             (
                 self.epoch + 1,
-                self._wb_step,
+                self._global_step,
                 [g["lr"] for g in self.optimizer.param_groups],
                 total,
                 group_norms,
@@ -126,16 +140,16 @@ class TelemetryMixin:
                 {k: v.detach() if torch.is_tensor(v) else v for k, v in loss.items()},
             )
         )
-        if len(self._wb_steps) >= STEP_FLUSH_EVERY or time.monotonic() - self._wb_last_flush > STEP_FLUSH_SECONDS:
-            self.wb_flush_steps()
+        if len(self._pending_steps) >= STEP_FLUSH_EVERY or time.monotonic() - self._last_flush > STEP_FLUSH_SECONDS:
+            self.flush_steps()
 
-    def wb_flush_steps(self) -> None:
+    def flush_steps(self) -> None:
         """Convert buffered step tensors to numbers in one host transfer and write the step events."""
-        steps, self._wb_steps = self._wb_steps, []
-        self._wb_last_flush = time.monotonic()
-        if not steps or self._wb_writer is None:
+        steps, self._pending_steps = self._pending_steps, []
+        self._last_flush = time.monotonic()
+        if not steps or self._telemetry_writer is None:
             return
-        names = self.wb_group_names()
+        names = self.param_group_names()
         loss_keys = list(steps[-1][6])
         packed = torch.stack(
             [
@@ -154,7 +168,7 @@ class TelemetryMixin:
         ng = len(names)
         for (epoch, step, lrs, _, _, max_norm, _), row in zip(steps, packed, strict=True):
             total = row[0]
-            self._wb_writer.emit(
+            self._telemetry_writer.emit(
                 "step",
                 epoch=epoch,
                 step=step,
@@ -168,15 +182,15 @@ class TelemetryMixin:
 
     # ---- per epoch ----------------------------------------------------------------------------------------------
     def final_eval(self):
-        self._wb_in_final_eval = True
+        self._in_final_eval = True
         try:
             super().final_eval()
         finally:
-            self._wb_in_final_eval = False
+            self._in_final_eval = False
 
-    def wb_emit_epoch(self) -> None:
-        self.wb_flush_steps()
-        final = self._wb_in_final_eval
+    def emit_epoch(self) -> None:
+        self.flush_steps()
+        final = self._in_final_eval
         table = per_class_table(self.validator, self.data["names"])
         metrics = {k: float(v) for k, v in (self.metrics or {}).items()}
         if self.tloss is not None:
@@ -185,11 +199,11 @@ class TelemetryMixin:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         epoch = self.epoch + (0 if final else 1)  # final_eval has already advanced self.epoch by one
-        chosen = getattr(self, "wb_best_metric", None) or {"name": "fitness", "value": self.fitness}
+        chosen = getattr(self, "chosen_metric", None) or {"name": "fitness", "value": self.fitness}
         best_saved = not final and self.fitness is not None and self.best_fitness == self.fitness
         if best_saved:
-            self.wb_best = {"epoch": epoch, "name": chosen["name"], "value": chosen["value"]}
-        self.wb_event(
+            self.best_record = {"epoch": epoch, "name": chosen["name"], "value": chosen["value"]}
+        self.emit_event(
             "epoch",
             epoch=epoch,
             final_eval=final,
@@ -201,16 +215,10 @@ class TelemetryMixin:
             best_saved=best_saved,
             best_metric=chosen if not final else None,
             params={"trainable": trainable, "frozen": frozen},
-            lr={n: g["lr"] for n, g in zip(self.wb_group_names(), self.optimizer.param_groups, strict=True)},
+            lr={n: g["lr"] for n, g in zip(self.param_group_names(), self.optimizer.param_groups, strict=True)},
             epoch_time=self.epoch_time,
         )
         if not final:
-            self.wb_status(
-                status="running",
-                epoch=epoch,
-                epochs=self.epochs,
-                best_epoch=self.wb_best["epoch"],
-                best_metric={"name": self.wb_best["name"], "value": self.wb_best["value"]}
-                if self.wb_best["epoch"] is not None
-                else None,
-            )
+            best = self.best_record
+            known = {"best_epoch": best["epoch"], "best_metric": {"name": best["name"], "value": best["value"]}}
+            self.write_run_status(status="running", epoch=epoch, epochs=self.epochs, **(known if best["epoch"] else {}))

@@ -23,22 +23,28 @@ import numpy as np
 
 from trainers.errors import WorkbenchError
 
-__all__ = ["NORMALIZATIONS", "SCHEMES", "ZERO_COUNT", "all_schemes", "compute_weights"]
+__all__ = ["NORMALIZATIONS", "SCHEMES", "SCHEME_LABELS", "ZERO_COUNT", "all_schemes", "compute_weights"]
 
 SCHEMES = ("inverse_frequency", "power", "effective_number", "sqrt_inverse")
+SCHEME_LABELS = {
+    "inverse_frequency": "inverse frequency (max/n)",
+    "power": "power (1/n^p)",
+    "effective_number": "effective number (beta)",
+    "sqrt_inverse": "sqrt inverse (1/sqrt n)",
+}
 NORMALIZATIONS = ("mean", "min", "none")  # mean: weights average 1 (keeps the loss scale, like ultralytics cls_pw)
 ZERO_COUNT = ("max", "one", "error")  # what a class with 0 labels gets: largest finite weight, 1.0, or raise
 
 
 def compute_weights(
     counts: Sequence[int],
-    scheme: str = "inverse_frequency",
+    scheme: str,
     *,
-    power: float = 0.5,
-    beta: float = 0.999,
-    cap: float | None = None,
-    normalize: str = "mean",
-    zero_count: str = "max",
+    power: float,
+    beta: float,
+    cap: float | None,
+    normalize: str,
+    zero_count: str,
 ) -> list[float]:
     """Compute one loss weight per class from its label count.
 
@@ -106,7 +112,8 @@ def all_schemes(counts: Sequence[int], **kwargs) -> dict[str, list[float]]:
 
     Args:
         counts: Labels per class, in class-id order.
-        **kwargs: Keyword arguments of :func:`compute_weights` other than ``scheme`` (defaults otherwise).
+        **kwargs: Keyword arguments of :func:`compute_weights` other than ``scheme`` (their defaults live in the
+            recipe's ``ClassWeights`` settings: ``ClassWeights().scheme_params()``).
 
     Returns:
         Scheme name to weights, in :data:`SCHEMES` order.

@@ -9,8 +9,11 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app import charts, services
+from app import charts, dataset_info, exports, recipe_form
+from app.recipe_form import toggle_key, widget_key
 from app.state import init_state
+from app.widgets import setting_widget
+from trainers.customizations.class_weights import ClassWeights
 from trainers.errors import WorkbenchError
 
 init_state()
@@ -24,19 +27,30 @@ def _reset_edits() -> None:
 
 def _use_in_new_run(names: list[str], weights: list[float], edited: bool) -> None:
     """Pre-fill the New run page: this dataset, class weights on (the scheme, or the edited list)."""
-    ss.nr_class_weights_on = True
+    ss[toggle_key("class_weights")] = True
     if ss.cw_data_source == "demo":
         ss.nr_data_source = "demo"
     else:
         ss.nr_data_source, ss.nr_data_path = "path", ss.cw_data_path
-    if edited or ss.cw_split != "train":  # training derives weights from train counts: pass these exact numbers
-        ss.nr_cw_mode = "explicit"
-        ss.nr_cw_weights = ", ".join(f"{w:.6g}" for w in weights)
-    else:
-        ss.nr_cw_mode = "scheme"
-        for key in ("scheme", "power", "beta", "cap_on", "cap", "normalize", "zero_count"):
-            ss[f"nr_cw_{key}"] = ss[f"cw_{key}"]
+    for spec in SCHEME_FIELDS:  # the same settings, under the New run form's keys
+        ss[widget_key("class_weights", spec.name)] = ss[f"cw_{spec.name}"]
+        if spec.none_box:
+            ss[widget_key("class_weights", f"{spec.name}__none")] = ss[f"cw_{spec.name}__none"]
+    # Training derives weights from the train counts: an edited list or another split passes these exact numbers.
+    explicit = edited or ss.cw_split != "train"
+    ss[widget_key("class_weights", "weights")] = ", ".join(f"{w:.6g}" for w in weights) if explicit else ""
     ss.weights_go_to_new_run = True
+
+
+SCHEME_FIELDS = [spec for spec in recipe_form.specs("class_weights") if spec.name != "weights"]
+
+
+def _settings() -> ClassWeights:
+    """The calculator's scheme settings, validated by the recipe's own model."""
+    values = {
+        spec.name: spec.to_value(ss[f"cw_{spec.name}"], bool(ss.get(f"cw_{spec.name}__none"))) for spec in SCHEME_FIELDS
+    }
+    return ClassWeights(**values)
 
 
 if ss.pop("weights_go_to_new_run", False):  # set by 'Use in a new run'
@@ -58,11 +72,11 @@ if ss.cw_data_source == "path":
     b.text_input("data.yaml", key="cw_data_path", placeholder="/path/to/data.yaml", on_change=_reset_edits)
 c.selectbox("Split", ["train", "val"], key="cw_split", on_change=_reset_edits)
 
-form = services.FormValues(data_source=ss.cw_data_source, data_path=ss.cw_data_path)
-path, error = services.data_path(form)
-info = services.inspect_dataset(path) if path else None
-if error or info is None or info.error:
-    st.error(error or (info.error if info else "no dataset"), icon=":material/error:")
+form = recipe_form.FormValues(data_source=ss.cw_data_source, data_path=ss.cw_data_path)
+path, problem = recipe_form.data_path(form)
+info = dataset_info.inspect_dataset(path) if path else None
+if problem or info is None or info.error:
+    st.error(str(problem) if problem else (info.error if info else "no dataset"), icon=":material/error:")
     st.stop()
 if ss.cw_split not in info.counts:
     st.error(f"data: split '{ss.cw_split}' is not in {info.path}")
@@ -74,41 +88,26 @@ st.caption(
 )
 
 # ---- scheme ------------------------------------------------------------------------------------------------------
-cols = st.columns(6)
-cols[0].selectbox(
-    "Scheme", services.SCHEMES, key="cw_scheme", format_func=services.SCHEME_LABELS.get, on_change=_reset_edits
-)
-cols[1].number_input(
-    "Power", key="cw_power", min_value=0.0, step=0.1, disabled=ss.cw_scheme != "power", on_change=_reset_edits
-)
-cols[2].number_input(
-    "beta", key="cw_beta", min_value=0.0, max_value=0.999999, step=0.001, format="%.4f",
-    disabled=ss.cw_scheme != "effective_number", on_change=_reset_edits,
-)  # fmt: skip
-cols[3].selectbox("Normalise", services.NORMALIZATIONS, key="cw_normalize", on_change=_reset_edits)
-cols[4].selectbox("Zero-count classes", services.ZERO_COUNT, key="cw_zero_count", on_change=_reset_edits)
-with cols[5]:
-    st.checkbox("Cap", key="cw_cap_on", on_change=_reset_edits)
-    st.number_input(
-        "Cap value", key="cw_cap", min_value=0.0, step=1.0, disabled=not ss.cw_cap_on, on_change=_reset_edits,
-        label_visibility="collapsed",
-    )  # fmt: skip
+visible = [spec for spec in SCHEME_FIELDS if spec.when is None or ss.get(f"cw_{spec.when[0]}") == spec.when[1]]
+for col, spec in zip(st.columns(len(visible)), visible, strict=True):
+    with col:
+        setting_widget(spec, f"cw_{spec.name}", on_change=_reset_edits)
 
 try:
-    weights = services.class_weights(
-        counts, ss.cw_scheme, power=ss.cw_power, beta=ss.cw_beta, cap=ss.cw_cap if ss.cw_cap_on else None,
-        normalize=ss.cw_normalize, zero_count=ss.cw_zero_count,
-    )  # fmt: skip
-except WorkbenchError as e:
-    st.error(str(e), icon=":material/error:")
+    settings = _settings()
+    weights = settings.from_counts(counts.instances)
+except (WorkbenchError, ValueError) as e:  # a pydantic ValidationError is a ValueError
+    st.error(
+        f"customizations.class_weights: {e}" if not isinstance(e, WorkbenchError) else str(e), icon=":material/error:"
+    )
     st.stop()
 
 zero = [n for n, k in zip(counts.names, counts.instances, strict=True) if k == 0]
 if zero:
     st.warning(
         f"{len(zero)} class(es) have no labels in this split: {', '.join(zero)}. "
-        f"They get {'the largest weight' if ss.cw_zero_count == 'max' else 'weight 1.0'} "
-        f"(zero-count: {ss.cw_zero_count}).",
+        f"They get {'the largest weight' if settings.zero_count == 'max' else 'weight 1.0'} "
+        f"(classes with no labels: {settings.zero_count}).",
         icon=":material/warning:",
     )
 
@@ -148,23 +147,19 @@ with right:
         st.caption("Edited by hand: 'Use in a new run' passes this exact list.")
     st.plotly_chart(charts.weights_figure(counts.names, final), key="chart_weights", width="stretch")
 
-    source = f"{info.path} [{ss.cw_split}], scheme {ss.cw_scheme}" + (" (edited)" if was_edited else "")
+    source = f"{info.path} [{ss.cw_split}], scheme {settings.scheme}" + (" (edited)" if was_edited else "")
     meta = {
         "data": info.path, "split": ss.cw_split, "instances": counts.instances, "images": counts.images,
-        "scheme": {
-            "scheme": ss.cw_scheme, "power": ss.cw_power, "beta": ss.cw_beta,
-            "cap": ss.cw_cap if ss.cw_cap_on else None, "normalize": ss.cw_normalize, "zero_count": ss.cw_zero_count,
-        },
-        "edited": was_edited,
+        "scheme": settings.model_dump(exclude={"weights"}), "edited": was_edited,
     }  # fmt: skip
     x, y, z = st.columns(3)
     x.download_button(
-        "YAML", services.weights_yaml(counts.names, final, source), file_name="class_weights.yaml",
+        "YAML", exports.weights_yaml(counts.names, final, source), file_name="class_weights.yaml",
         mime="application/x-yaml", key="weights_export_yaml", icon=":material/download:", disabled=bool(bad),
         on_click="ignore",
     )  # fmt: skip
     y.download_button(
-        "JSON", services.weights_json(counts.names, final, **meta), file_name="class_weights.json",
+        "JSON", exports.weights_json(counts.names, final, **meta), file_name="class_weights.json",
         mime="application/json", key="weights_export_json", icon=":material/download:", disabled=bool(bad),
         on_click="ignore",
     )  # fmt: skip

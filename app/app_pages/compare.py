@@ -5,15 +5,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import charts, services
+from app import charts, run_views
 from app.state import current_runs_root, init_state
+from trainers.telemetry.run_log import RunLog
 
 init_state()
 root = current_runs_root()
 ss = st.session_state
 
 st.title("Compare runs")
-runs = services.runs_with_status(root)
+runs = run_views.runs_with_status(root)
 names = [name for name, _ in runs]
 if not names:
     st.info("No runs yet. Start one on the New run page.")
@@ -28,7 +29,7 @@ if not ss.cmp_runs:
     st.info("Choose at least one run.")
     st.stop()
 
-logs = {name: services.run_events(root / name).poll() for name in ss.cmp_runs}
+logs = {name: run_views.run_events(root / name).poll() for name in ss.cmp_runs}
 statuses = dict(runs)
 
 metrics = list(charts.COMPARE_METRICS)
@@ -36,7 +37,7 @@ for log in logs.values():
     metrics += [k for k in log.metric_keys() if k not in charts.DETECTION_METRICS and k not in metrics]
 if ss.get("cmp_metric") not in metrics:
     ss.cmp_metric = metrics[0]
-classes = list(dict.fromkeys(n for log in logs.values() for n in charts.per_class_f1(log)))
+classes = list(dict.fromkeys(n for log in logs.values() for n in log.per_class("f1")))
 if classes and ss.get("cmp_class") not in classes:
     ss.cmp_class = classes[0]
 
@@ -52,13 +53,13 @@ with b:
         st.info("None of these runs has per-class F1 yet (turn on the per_class_f1 customization).")
 
 
-def _last(log: charts.RunLog, key: str) -> float | None:
+def _last(log: RunLog, key: str) -> float | None:
     values = [v for v in log.epoch_metric(key) if v is not None]
     return round(values[-1], 4) if values else None
 
 
-def _last_f1(log: charts.RunLog, class_name: str) -> float | None:
-    values = [v for v in charts.per_class_f1(log).get(class_name, []) if v is not None]
+def _last_f1(log: RunLog, class_name: str) -> float | None:
+    values = [v for v in log.per_class("f1").get(class_name, []) if v is not None]
     return round(values[-1], 4) if values else None
 
 

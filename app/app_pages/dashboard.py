@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, services
+from app import charts, exports, run_views
 from app.state import current_runs_root, init_state
 from trainers import launcher
 from trainers.errors import WorkbenchError
-from trainers.runs import ACTIVE_STATUSES
+from trainers.run_status import ACTIVE_STATUSES
 
 REFRESH_S = 2.0
 STATUS_COLORS = {"starting": "blue", "running": "blue", "completed": "green", "stopped": "orange", "failed": "red"}
@@ -24,7 +24,7 @@ root = current_runs_root()
 ss = st.session_state
 
 st.title("Run dashboard")
-names = [name for name, _ in services.runs_with_status(root)]
+names = [name for name, _ in run_views.runs_with_status(root)]
 if not names:
     st.info("No runs yet. Start one on the New run page.")
     st.page_link("app_pages/new_run.py", label="New run", icon=":material/add_circle:")
@@ -80,7 +80,7 @@ def dashboard() -> None:
     state = str(st_now.get("status", "unknown"))
     if (state in ACTIVE_STATUSES) != was_active:
         st.rerun()  # the run ended (or was resumed): a full rerun renders it and starts or stops the refresh
-    log = services.run_events(run_dir).poll()
+    log = run_views.run_events(run_dir).poll()
 
     # ---- header: status, progress, controls -------------------------------------------------------------------
     cols = st.columns([1.2, 1.2, 1.2, 1.8, 1.2, 1.3, 1.3])
@@ -88,13 +88,13 @@ def dashboard() -> None:
     cols[0].badge(state, color=STATUS_COLORS.get(state, "gray"))
     epoch, epochs = int(st_now.get("epoch") or 0), st_now.get("epochs") or log.epochs_planned
     cols[1].metric("Epoch", f"{epoch}/{epochs or '?'}")
-    eta = services.eta_seconds(log, epochs) if state in ACTIVE_STATUSES else None
-    cols[2].metric("ETA", services.format_duration(eta))
+    eta = run_views.eta_seconds(log, epochs) if state in ACTIVE_STATUSES else None
+    cols[2].metric("ETA", run_views.format_duration(eta))
     best_epoch = st_now.get("best_epoch") or log.best_epoch
     cols[3].metric(
-        "Best", services.format_metric(st_now.get("best_metric")), help=f"epoch {best_epoch}" if best_epoch else None
+        "Best", run_views.format_metric(st_now.get("best_metric")), help=f"epoch {best_epoch}" if best_epoch else None
     )
-    share = charts.clip_share(log)
+    share = log.clip_share()
     cols[4].metric("Steps", f"{log.n_steps:,}")
     cols[5].metric("Clipped", f"{share:.1%}" if share is not None and log.n_steps else "-")
     with cols[6]:
@@ -137,18 +137,18 @@ def dashboard() -> None:
 
     # ---- console, recipe, downloads --------------------------------------------------------------------------
     with st.expander("Console (last lines)", expanded=state == "failed"):
-        st.code(services.console_tail(run_dir) or "(empty)", language="text")
+        st.code(run_views.console_tail(run_dir) or "(empty)", language="text")
     recipe_file = run_dir / "recipe.yaml"
     if recipe_file.is_file():
         with st.expander("Recipe"):
             st.code(recipe_file.read_text(encoding="utf-8"), language="yaml")
-    files = services.artifacts(run_dir)
+    files = exports.artifacts(run_dir)
     if files:
         st.markdown("**Downloads**")
         cols = st.columns(len(files))
         for col, (label, path, mime) in zip(cols, files, strict=True):
             col.download_button(
-                label, lambda p=path: services.read_bytes(p), file_name=f"{name}-{label}",
+                label, lambda p=path: exports.read_bytes(p), file_name=f"{name}-{label}",
                 mime=mime, key=f"download_{label}", icon=":material/download:", on_click="ignore",
             )  # fmt: skip
 

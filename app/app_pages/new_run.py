@@ -1,8 +1,11 @@
-"""New run: pick a model and a dataset, set the main training arguments and the seven customizations, preview the
-recipe YAML and Start. Invalid input shows an inline error under its field and Start stays refused until it is fixed.
+"""New run: pick a model and a dataset, set the main training arguments and the customizations, preview the recipe
+YAML and Start. Invalid input shows an inline error under its field and Start stays refused until it is fixed.
 
-Every widget's key is ``nr_<FormValues field>``; the recipe is rebuilt from session state on each rerun with
-:func:`app.services.build_recipe` (the same :class:`~trainers.recipe.Recipe` validation as the CLI).
+Widget keys are ``nr_<FormValues field>`` and, per customization of the table, ``nr_<key>_on`` and
+``nr_<key>__<setting>`` (:mod:`app.recipe_form`). The customizations and their fields are drawn from the table and
+each settings model (:mod:`app.settings_form`), so a new customization appears here without code of its own. The
+recipe is rebuilt from session state on each rerun with :func:`app.recipe_form.build_recipe` (the same
+:class:`~trainers.recipe.Recipe` validation as the CLI).
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import services
-from app.services import CUSTOMIZATION_HELP, CUSTOMIZATION_TITLES, FormValues
-from app.state import current_runs_root, init_state, show_errors
+from app import dataset_info, recipe_form
+from app.recipe_form import FormValues, toggle_key, widget_key
+from app.state import current_runs_root, init_state, show_problems
+from app.widgets import setting_widget
+from trainers import customizations as table
 from trainers.errors import WorkbenchError
 
 init_state()
@@ -22,17 +27,17 @@ if ss.pop("new_run_clear_name", False):
     ss.nr_name = ""
 
 form = FormValues.from_state(ss)
-data_value, data_error = services.data_path(form)
-dataset = services.inspect_dataset(data_value) if data_value and not data_error else None
-draft = services.build_recipe(form, dataset, root)
-shown: set[str] = set()  # error keys already shown next to a field
+data_value, data_problem = recipe_form.data_path(form)
+dataset = dataset_info.inspect_dataset(data_value) if data_value and not data_problem else None
+draft = recipe_form.build_recipe(form, dataset, root)
+shown: set = set()  # problems already shown next to a field
 
 
 def errors_for(*paths: str) -> None:
-    """Show the draft's errors for these field paths (and below) that no earlier field showed."""
-    keys = [k for k in draft.error_fields(*paths) if k not in shown]
-    shown.update(keys)
-    show_errors([m for k in keys for m in draft.errors[k]])
+    """Show the draft's problems about these field paths (and below) that no earlier field showed."""
+    new = [p for p in draft.under(*paths) if p not in shown]
+    shown.update(new)
+    show_problems(new)
 
 
 def _forget_trust() -> None:
@@ -40,80 +45,24 @@ def _forget_trust() -> None:
 
 
 def number(label: str, key: str, path: str, **kwargs) -> None:
+    # No min/max: Streamlit would silently keep the old value; the recipe's validation reports the range instead.
     st.number_input(label, key=key, **kwargs)
     errors_for(path)
 
 
-def customization_fields(name: str) -> None:
-    """The parameters of one customization, each with its inline errors."""
-    block = f"customizations.{name}"
-    if name == "class_weights":
-        st.radio(
-            "Weights",
-            ["scheme", "explicit"],
-            format_func={"scheme": "From train label counts", "explicit": "Explicit list"}.get,
-            key="nr_cw_mode",
-            horizontal=True,
-        )
-        if ss.nr_cw_mode == "explicit":
-            st.text_input("One weight per class, in class-id order", key="nr_cw_weights", placeholder="1.0, 2.5, 0.8")
-            errors_for(f"{block}.weights")
-            return
-        a, b, c = st.columns(3)
-        with a:
-            st.selectbox("Scheme", services.SCHEMES, key="nr_cw_scheme", format_func=services.SCHEME_LABELS.get)
-        with b:
-            if ss.nr_cw_scheme == "power":
-                number("Power", "nr_cw_power", f"{block}.power", min_value=0.0, step=0.1)
-            elif ss.nr_cw_scheme == "effective_number":
-                number("beta", "nr_cw_beta", f"{block}.beta", min_value=0.0, max_value=1.0, step=0.001, format="%.4f")
-        with c:
-            st.selectbox("Normalise", services.NORMALIZATIONS, key="nr_cw_normalize")
-        a, b, c = st.columns(3)
-        a.checkbox("Cap the weights", key="nr_cw_cap_on")
-        with b:
-            if ss.nr_cw_cap_on:
-                number("Cap", "nr_cw_cap", f"{block}.cap", min_value=0.0, step=1.0)
-        c.selectbox("Classes with no labels", services.ZERO_COUNT, key="nr_cw_zero_count")
+def customization_fields(key: str) -> None:
+    """The settings of one customization, three to a row (a field that only matters for another's value, hidden)."""
+    fields = [s for s in recipe_form.specs(key) if s.when is None or ss.get(widget_key(key, s.when[0])) == s.when[1]]
+    for start in range(0, len(fields), 3):
+        columns = st.columns(3)
+        for col, spec in zip(columns, fields[start : start + 3], strict=False):
+            with col:
+                setting_widget(spec, widget_key(key, spec.name))
+                errors_for(f"customizations.{key}.{spec.name}")
+    if key == "class_weights":
         st.page_link(
             "app_pages/class_weights.py", label="Preview the weights in the calculator", icon=":material/balance:"
         )
-    elif name == "best_metric":
-        if ss.nr_bm_metric not in services.BEST_METRICS:
-            ss.nr_bm_metric = "fitness"
-        a, b = st.columns(2)
-        with a:
-            st.selectbox("Metric", services.BEST_METRICS, key="nr_bm_metric")
-            errors_for(f"{block}.metric")
-        with b:
-            st.selectbox(
-                "Direction", ["auto", "max", "min"], key="nr_bm_mode", help="auto: min for val/* losses, else max"
-            )
-            errors_for(f"{block}.mode")
-    elif name == "freeze":
-        a, b, c = st.columns(3)
-        with a:
-            st.text_input(
-                "Layers", key="nr_fz_layers", help="'backbone', a number of leading layers, or indices 0, 1, 2"
-            )
-            errors_for(f"{block}.layers")
-        with b:
-            number(
-                "Frozen epochs",
-                "nr_fz_epochs",
-                f"{block}.frozen_epochs",
-                min_value=0,
-                step=1,
-                disabled=ss.nr_fz_forever,
-            )
-        c.checkbox("Never unfreeze", key="nr_fz_forever")
-    elif name == "layer_lr":
-        number(
-            "Backbone LR ratio", "nr_llr_ratio", f"{block}.backbone_ratio", min_value=0.0, step=0.05, format="%.3f",
-            help="backbone lr = ratio x head lr (0 < ratio <= 100)",
-        )  # fmt: skip
-    elif name == "grad_clip":
-        number("Max gradient norm", "nr_gc_max_norm", f"{block}.max_norm", min_value=0.0, step=1.0, help="0 disables")
 
 
 st.title("New run")
@@ -136,11 +85,13 @@ with form_col:
         label_visibility="collapsed",
     )
     if ss.nr_model_source == "demo":
-        st.caption(f"`{services.DEMO_MODEL.relative_to(services.REPO_ROOT)}`: a small detector trained for the demo.")
+        st.caption(
+            f"`{recipe_form.DEMO_MODEL.relative_to(recipe_form.REPO_ROOT)}`: a small detector trained for the demo."
+        )
     elif ss.nr_model_source == "builtin":
-        if ss.nr_builtin not in services.BUILTIN_MODELS:
+        if ss.nr_builtin not in recipe_form.BUILTIN_MODELS:
             ss.nr_builtin = FormValues.builtin
-        st.selectbox("Architecture (random initial weights)", services.BUILTIN_MODELS, key="nr_builtin")
+        st.selectbox("Architecture (random initial weights)", recipe_form.BUILTIN_MODELS, key="nr_builtin")
     else:
         st.text_input(
             "Path of a .pt checkpoint",
@@ -176,24 +127,24 @@ with form_col:
             parts.append(f"{split}: {c.n_images} images ({c.n_background} background), {sum(c.instances)} boxes")
         st.success(" · ".join(parts), icon=":material/check_circle:")
         with st.expander("Label counts per class"):
-            table = {"class": dataset.names}
+            counts_table = {"class": dataset.names}
             for split, c in dataset.counts.items():
-                table[f"{split} instances"] = c.instances
-                table[f"{split} images"] = c.images
-            st.dataframe(pd.DataFrame(table), hide_index=True, key="new_run_counts_table")
+                counts_table[f"{split} instances"] = c.instances
+                counts_table[f"{split} images"] = c.images
+            st.dataframe(pd.DataFrame(counts_table), hide_index=True, key="new_run_counts_table")
 
     # ---- training arguments --------------------------------------------------------------------------------------
     st.subheader("Training")
     c1, c2, c3, c4 = st.columns(4)
     with c1:
-        number("Epochs", "nr_epochs", "train.epochs", min_value=1, step=1)
+        number("Epochs", "nr_epochs", "train.epochs", step=1)
     with c2:
-        number("Image size", "nr_imgsz", "train.imgsz", min_value=32, step=32)
+        number("Image size", "nr_imgsz", "train.imgsz", step=32)
     with c3:
-        number("Batch", "nr_batch", "train.batch", min_value=-1, step=1, help="-1: AutoBatch (GPU only)")
+        number("Batch", "nr_batch", "train.batch", step=1, help="-1: AutoBatch (GPU only)")
     with c4:
-        gpus = services.list_gpus()
-        devices = services.device_options(gpus)
+        gpus = recipe_form.list_gpus()
+        devices = recipe_form.device_options(gpus)
         if ss.nr_device not in devices:
             ss.nr_device = "auto"
         labels = {"auto": "auto (GPU if available)", "cpu": "cpu"} | {g.split(":", 1)[0]: f"GPU {g}" for g in gpus}
@@ -201,20 +152,19 @@ with form_col:
         errors_for("train.device")
     c1, c2, c3, c4 = st.columns(4)
     with c1:
-        if ss.nr_optimizer not in services.OPTIMIZERS:
+        if ss.nr_optimizer not in recipe_form.OPTIMIZERS:
             ss.nr_optimizer = "auto"
-        st.selectbox("Optimizer", services.OPTIMIZERS, key="nr_optimizer", help="auto picks the optimizer and lr0")
+        st.selectbox("Optimizer", recipe_form.OPTIMIZERS, key="nr_optimizer", help="auto picks the optimizer and lr0")
         errors_for("train.optimizer")
     with c2:
-        number("lr0", "nr_lr0", "train.lr0", min_value=0.0, step=0.001, format="%.5f")
+        number("lr0", "nr_lr0", "train.lr0", step=0.001, format="%.5f")
     with c3:
-        number("Seed", "nr_seed", "train.seed", min_value=0, step=1)
+        number("Seed", "nr_seed", "train.seed", step=1)
     with c4:
         number(
             "Patience",
             "nr_patience",
             "train.patience",
-            min_value=0,
             step=1,
             help="early stop after N epochs without improvement",
         )
@@ -230,13 +180,13 @@ with form_col:
 
     # ---- customizations ------------------------------------------------------------------------------------------
     st.subheader("Customizations")
-    for name in CUSTOMIZATION_HELP:
+    for row in table.rows():
         with st.container(border=True):
-            st.toggle(CUSTOMIZATION_TITLES[name], key=f"nr_{name}_on")
-            st.caption(CUSTOMIZATION_HELP[name])
-            if ss[f"nr_{name}_on"]:
-                customization_fields(name)
-            errors_for(f"customizations.{name}")
+            st.toggle(row.title, key=toggle_key(row.key))
+            st.caption(row.help)
+            if ss[toggle_key(row.key)]:
+                customization_fields(row.key)
+            errors_for(f"customizations.{row.key}")
     errors_for("customizations")
 
 with recipe_col:
@@ -245,19 +195,19 @@ with recipe_col:
     st.download_button(
         "Download recipe.yaml",
         draft.yaml,
-        file_name=f"{services.recipe_stem(form)}.yaml",
+        file_name=f"{recipe_form.recipe_stem(form)}.yaml",
         mime="application/x-yaml",
         key="new_run_download",
         icon=":material/download:",
     )
-    show_errors([m for k, msgs in draft.errors.items() if k not in shown for m in msgs])  # fields without a widget
-    if draft.errors:
-        n = sum(len(v) for v in draft.errors.values())
+    show_problems([p for p in draft.problems if p not in shown])  # problems about fields without a widget
+    if draft.problems:
+        n = len(draft.problems)
         st.warning(f"Start is refused until {'this problem is' if n == 1 else f'these {n} problems are'} fixed.")
     if st.button("Start", type="primary", key="new_run_start", disabled=not draft.ok, icon=":material/play_arrow:"):
         if draft.ok:  # re-checked: a disabled button cannot be clicked in a browser, but state can change under it
             try:
-                run_dir = services.launch(draft, root, services.recipe_stem(form))
+                run_dir = recipe_form.launch(draft, root, recipe_form.recipe_stem(form))
             except WorkbenchError as e:
                 st.error(str(e))
             else:

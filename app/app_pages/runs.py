@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import services
+from app import run_views
 from app.state import current_runs_root, init_state
 from trainers import launcher
 from trainers.errors import WorkbenchError
@@ -31,7 +31,7 @@ def _act(action: str, path: str, name: str) -> None:
             ss.runs_flash = ("success", f"Resuming {name} from its last checkpoint.")
         elif action == "delete":
             launcher.delete_run(path)
-            services.forget_run(path)
+            run_views.forget_run(path)
             ss.runs_confirm_delete = None
             ss.runs_flash = ("success", f"Deleted {name}.")
         elif action == "ask_delete":
@@ -44,12 +44,12 @@ def _act(action: str, path: str, name: str) -> None:
 
 st.title("Runs")
 st.caption(f"Runs in `{root}`")
-rows = services.run_rows(root)
+rows = run_views.run_rows(root)
 
 
 @st.fragment(run_every=REFRESH_S if any(r.active for r in rows) else None)
 def run_list() -> None:
-    current = services.run_rows(root)
+    current = run_views.run_rows(root)
     if any(r.active for r in current) != any(r.active for r in rows):
         st.rerun()  # a run started or ended: rerun the page so the refresh interval follows
     flash = ss.pop("runs_flash", None)
@@ -69,7 +69,7 @@ def run_list() -> None:
             epochs = row.epochs or "?"
             progress_col.progress(row.progress, text=f"epoch {row.epoch}/{epochs}")
             eta_col.metric(
-                "ETA", services.format_duration(row.eta_s) if row.active else "-", label_visibility="visible"
+                "ETA", run_views.format_duration(row.eta_s) if row.active else "-", label_visibility="visible"
             )
             best_col.metric("Best", row.best)
             with actions_col:

@@ -1,28 +1,25 @@
-"""The seven trainer customizations, one mixin per module, plus the base mixin every composed trainer gets.
+"""The seven trainer customizations, one module each, and the table that lists them.
 
-Each mixin overrides one Ultralytics hook, always calls ``super()``, reads its settings from the recipe carried on
-the class (``self.wb_cfg(name)``) and never imports another customization. ``trainers.compose`` puts them in one
-written-down order.
+Each module defines its typed settings, its trainer mixin (one or two overridden ultralytics hooks that always call
+``super()``, never importing another customization) and its :class:`~trainers.customizations.table.Customization`
+row. The rows are registered here, in listing order (how the recipe, the UI and docs/recipe.md show them); the
+composition order is each row's ``rank``. Nothing here imports torch at import time.
 """
 
 from __future__ import annotations
 
-from trainers.customizations.best_metric import BestMetricMixin
-from trainers.customizations.class_weights import ClassWeightsMixin
-from trainers.customizations.freeze import FreezeMixin
-from trainers.customizations.grad_clip import GradClipMixin
-from trainers.customizations.layer_lr import LayerLRMixin
-from trainers.customizations.per_class_f1 import PerClassF1Mixin
-from trainers.customizations.sync_bn import SyncBNMixin
+from trainers.customizations import (
+    best_metric,
+    class_weights,
+    freeze,
+    grad_clip,
+    layer_lr,
+    per_class_f1,
+    sync_bn,
+)
+from trainers.customizations.table import Customization, Settings, by_rank, keys, register, row, rows, unregister
 
-MIXINS = {
-    "per_class_f1": PerClassF1Mixin,
-    "class_weights": ClassWeightsMixin,
-    "best_metric": BestMetricMixin,
-    "freeze": FreezeMixin,
-    "layer_lr": LayerLRMixin,
-    "sync_bn": SyncBNMixin,
-    "grad_clip": GradClipMixin,
-}
+for _module in (per_class_f1, class_weights, best_metric, freeze, layer_lr, sync_bn, grad_clip):
+    register(_module.ROW)
 
-__all__ = ["MIXINS"]
+__all__ = ["Customization", "Settings", "by_rank", "keys", "register", "row", "rows", "unregister"]

@@ -1,9 +1,76 @@
-"""Customization 3: best.pt (and early stopping) chosen by another metric, higher or lower is better."""
+"""Best-by-metric: best.pt (and early stopping) chosen by another validation metric, higher or lower is better."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator
+
+from trainers.customizations.table import Customization, Settings
+from trainers.errors import Problem
 from trainers.metrics import F1_KEY, mean_f1, per_class_table
-from trainers.recipe import METRICS
+
+if TYPE_CHECKING:
+    from trainers.recipe import Recipe
+
+METRICS = {  # recipe name -> ultralytics metrics key
+    "fitness": "fitness",
+    "mAP50-95": "metrics/mAP50-95(B)",
+    "mAP50": "metrics/mAP50(B)",
+    "precision": "metrics/precision(B)",
+    "recall": "metrics/recall(B)",
+    "f1": F1_KEY,
+}
+VAL_LOSSES = {
+    "yolo": ("val/box_loss", "val/cls_loss", "val/dfl_loss", "val/l1_loss"),  # YOLO26 has l1, YOLO11 dfl
+    "rtdetr": ("val/giou_loss", "val/cls_loss", "val/l1_loss"),
+}
+METRIC_NAMES = (*METRICS, *dict.fromkeys(x for losses in VAL_LOSSES.values() for x in losses))
+
+
+def direction(metric: str, mode: str | None) -> str:
+    """'max' or 'min': ``mode`` when given, else 'min' for validation losses (``val/*``) and 'max' otherwise."""
+    return mode or ("min" if metric.startswith("val/") else "max")
+
+
+class BestMetric(Settings):
+    metric: str = Field(
+        "fitness",
+        description="the validation metric that picks best.pt and drives early stopping",
+        json_schema_extra={"choices": list(METRIC_NAMES)},
+    )
+    mode: Literal["max", "min"] | None = Field(
+        None, title="Direction", description="max: higher is better, min: lower is better; null = auto",
+        json_schema_extra={"none_label": "auto (min for val/* losses, else max)"},
+    )  # fmt: skip
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in METRIC_NAMES:
+            raise ValueError(f"unknown metric '{v}'; allowed: {', '.join(METRIC_NAMES)}")
+        return v
+
+    @property
+    def direction(self) -> str:
+        """'max' or 'min', with the default resolved."""
+        return direction(self.metric, self.mode)
+
+
+def check(settings: BestMetric, recipe: Recipe) -> Iterator[Problem]:
+    family = recipe.family
+    if settings.metric.startswith("val/") and family is not None and settings.metric not in VAL_LOSSES[family]:
+        yield Problem(
+            "customizations.best_metric.metric",
+            f"customizations.best_metric.metric: '{settings.metric}' is not a {family} loss",
+            f"allowed losses: {', '.join(VAL_LOSSES[family])}",
+        )
+
+
+def better(score: float, previous_best: float | None) -> float:
+    """The best score so far on the higher-is-better scale (``previous_best`` is None before the first epoch)."""
+    return score if previous_best is None or score > previous_best else previous_best
 
 
 class BestMetricMixin:
@@ -21,15 +88,14 @@ class BestMetricMixin:
         metrics, fitness = super().validate()
         if metrics is None:
             return metrics, fitness
-        cfg = self.wb_cfg("best_metric")
-        name = cfg["metric"]
-        value = self.wb_metric_value(name, metrics, fitness)
-        score = value if (cfg.get("mode") or ("min" if name.startswith("val/") else "max")) == "max" else -value
-        self.best_fitness = score if previous_best is None or score > previous_best else previous_best
-        self.wb_best_metric = {"name": name, "value": value}
+        settings = self.recipe.customizations.best_metric
+        value = self.metric_value(settings.metric, metrics, fitness)
+        score = value if settings.direction == "max" else -value
+        self.best_fitness = better(score, previous_best)
+        self.chosen_metric = {"name": settings.metric, "value": value}
         return metrics, score
 
-    def wb_metric_value(self, name: str, metrics: dict, fitness: float) -> float:
+    def metric_value(self, name: str, metrics: dict, fitness: float) -> float:
         """The value of recipe metric ``name`` in this epoch's metrics."""
         if name == "fitness":
             return float(fitness)
@@ -42,3 +108,15 @@ class BestMetricMixin:
                 f"({', '.join(sorted(metrics))})"
             )
         return float(metrics[key])
+
+
+ROW = Customization(
+    key="best_metric",
+    rank=10,
+    why="outermost: it must see the metrics after per_class_f1 added F1, and it owns the fitness validate() returns",
+    title="Best-model metric",
+    help="Choose the validation metric that picks best.pt (and drives early stopping).",
+    settings=BestMetric,
+    mixin=BestMetricMixin,
+    check=check,
+)

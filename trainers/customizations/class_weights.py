@@ -1,72 +1,95 @@
-"""Customization 2: class weights in the classification loss, on YOLO26, YOLO11 and RT-DETR."""
+"""Class weights: per-class weights in the classification loss, on YOLO26, YOLO11 and RT-DETR."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from ultralytics.nn.tasks import RTDETRDetectionModel
-from ultralytics.utils import LOGGER
-from ultralytics.utils.loss import FocalLoss, VarifocalLoss
-from ultralytics.utils.torch_utils import autocast, unwrap_model
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Literal
 
-from trainers.errors import RecipeError
+from pydantic import Field, field_validator
 
+from trainers.customizations.table import Customization, Settings
+from trainers.errors import Problem, RecipeError
+from trainers.weights import NORMALIZATIONS, SCHEME_LABELS, SCHEMES, ZERO_COUNT, compute_weights
 
-class WeightedFocalLoss(FocalLoss):
-    """ultralytics' FocalLoss with a per-class factor on the element-wise loss before reduction.
-
-    The stock arithmetic is repeated operation for operation and the weight multiplies last, so all-ones weights
-    reproduce the stock loss bit for bit.
-    """
-
-    def __init__(self, gamma: float, alpha: float, class_weights: torch.Tensor):
-        super().__init__(gamma, alpha)
-        self.register_buffer("class_weights", class_weights.float().view(1, 1, -1), persistent=False)
-
-    def forward(self, pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        loss = F.binary_cross_entropy_with_logits(pred, label, reduction="none")
-        pred_prob = pred.sigmoid()
-        p_t = label * pred_prob + (1 - label) * (1 - pred_prob)
-        modulating_factor = (1.0 - p_t) ** self.gamma
-        loss *= modulating_factor
-        if (self.alpha > 0).any():
-            self.alpha = self.alpha.to(device=pred.device, dtype=pred.dtype)
-            alpha_factor = label * self.alpha + (1 - label) * (1 - self.alpha)
-            loss *= alpha_factor
-        loss = loss * self.class_weights.to(loss.dtype)
-        return loss.mean(1).sum()
+if TYPE_CHECKING:
+    from trainers.recipe import Recipe
 
 
-class WeightedVarifocalLoss(VarifocalLoss):
-    """ultralytics' VarifocalLoss (RT-DETR's classification term) with a per-class factor, stock arithmetic kept."""
+class ClassWeights(Settings):
+    weights: list[float] | None = Field(
+        None, title="Explicit weights (one per class id; empty: from the scheme)",
+        description="explicit weight per class id, one per class; null = derive them from the scheme",
+    )  # fmt: skip
+    scheme: Literal[SCHEMES] = Field(
+        "inverse_frequency", description="how train label counts become weights (see trainers/weights.py)",
+        json_schema_extra={"labels": SCHEME_LABELS},
+    )  # fmt: skip
+    power: float = Field(
+        0.5, ge=0, description="exponent of 'power': (1/n)^power like ultralytics cls_pw; 0 = all ones",
+        json_schema_extra={"when": ("scheme", "power")},
+    )  # fmt: skip
+    beta: float = Field(
+        0.999, gt=0, lt=1, description="beta of 'effective_number' (Cui et al. 2019); near 1 = inverse frequency",
+        json_schema_extra={"when": ("scheme", "effective_number")},
+    )  # fmt: skip
+    cap: float | None = Field(
+        None, gt=0, description="upper bound on any class's final weight; null = no cap",
+        json_schema_extra={"none_label": "no cap", "widget_default": 10.0},
+    )  # fmt: skip
+    normalize: Literal[NORMALIZATIONS] = Field(
+        "mean", title="Normalise", description="mean: weights average 1 (loss scale kept); min: the smallest is 1"
+    )
+    zero_count: Literal[ZERO_COUNT] = Field(
+        "max", title="Classes with no labels",
+        description="a class with no labels gets: max = the largest weight, one = 1.0, error = refuse",
+    )  # fmt: skip
 
-    def __init__(self, gamma: float, alpha: float, class_weights: torch.Tensor):
-        super().__init__(gamma, alpha)
-        self.register_buffer("class_weights", class_weights.float().view(1, 1, -1), persistent=False)
+    @field_validator("weights")
+    @classmethod
+    def _positive(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("must list one weight per class, got an empty list")
+            bad = [w for w in v if not (w >= 0 and w < float("inf"))]
+            if bad:
+                raise ValueError(f"weights must be finite and >= 0, got {bad[0]}")
+            if not any(w > 0 for w in v):
+                raise ValueError("at least one weight must be > 0 (all zeros would switch the classification loss off)")
+        return v
 
-    def forward(self, pred_score: torch.Tensor, gt_score: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        weight = self.alpha * pred_score.sigmoid().pow(self.gamma) * (1 - label) + gt_score * label
-        with autocast(enabled=False, device=pred_score.device.type):
-            loss = (
-                F.binary_cross_entropy_with_logits(pred_score.float(), gt_score.float(), reduction="none")
-                * weight
-                * self.class_weights
-            )
-            return loss.mean(1).sum()
+    def from_counts(self, counts: Sequence[int]) -> list[float]:
+        """The weights this scheme gives classes with these train label counts (``weights`` when explicit).
+
+        Raises:
+            WorkbenchError: ``zero_count: error`` with a class that has no labels.
+        """
+        if self.weights is not None:
+            return list(self.weights)
+        return compute_weights(counts, self.scheme, **self.scheme_params())
+
+    def check_classes(self, names: Sequence[str], where: str = "the dataset") -> Problem | None:
+        """An explicit list must give one weight per class of the dataset (``where`` names it in the message)."""
+        if self.weights is None or len(self.weights) == len(names):
+            return None
+        return Problem(
+            "customizations.class_weights.weights",
+            f"customizations.class_weights.weights has {len(self.weights)} values but {where} has {len(names)} "
+            f"classes ({', '.join(map(str, names))})",
+            "give one weight per class",
+        )
+
+    def scheme_params(self) -> dict:
+        """The keyword arguments of :func:`trainers.weights.compute_weights` besides the scheme."""
+        return {k: getattr(self, k) for k in ("power", "beta", "cap", "normalize", "zero_count")}
 
 
-def install_rtdetr_weights(model: RTDETRDetectionModel, weights: torch.Tensor) -> None:
-    """Give an RT-DETR model a criterion whose focal/varifocal terms carry the class weights.
-
-    RT-DETR's loss ignores ``model.class_weights``. The criterion is training-only state: ultralytics strips it
-    from every checkpoint it writes, so best.pt/last.pt keep the plain model class and load anywhere.
-    """
-    criterion = model.init_criterion()
-    if criterion.fl is not None:
-        criterion.fl = WeightedFocalLoss(criterion.fl.gamma, float(criterion.fl.alpha), weights)
-    if criterion.vfl is not None:
-        criterion.vfl = WeightedVarifocalLoss(criterion.vfl.gamma, criterion.vfl.alpha, weights)
-    model.criterion = criterion
+def check(settings: ClassWeights, recipe: Recipe) -> Iterator[Problem]:
+    if float(recipe.train.get("cls_pw") or 0) > 0:
+        yield Problem(
+            "customizations.class_weights",
+            "customizations.class_weights: train.cls_pw would weight the classes a second time",
+            "remove train.cls_pw or the class_weights block",
+        )
 
 
 class ClassWeightsMixin:
@@ -80,34 +103,39 @@ class ClassWeightsMixin:
 
     def set_class_weights(self):
         super().set_class_weights()
-        cfg = self.wb_cfg("class_weights")
-        nc = self.data["nc"]
-        if cfg.get("weights") is not None:
-            weights = [float(w) for w in cfg["weights"]]
-            if len(weights) != nc:
-                raise RecipeError(
-                    f"customizations.class_weights.weights has {len(weights)} values but the dataset has {nc} "
-                    f"classes ({', '.join(map(str, self.data['names'].values()))}); give one weight per class"
-                )
-        else:
-            from trainers.weights import compute_weights
+        import torch
+        from ultralytics.nn.tasks import RTDETRDetectionModel
+        from ultralytics.utils import LOGGER
+        from ultralytics.utils.torch_utils import unwrap_model
 
-            counts = [int(c) for c in self.get_class_counts()]
-            weights = compute_weights(
-                counts,
-                cfg.get("scheme", "inverse_frequency"),
-                power=cfg.get("power", 0.5),
-                beta=cfg.get("beta", 0.999),
-                cap=cfg.get("cap"),
-                normalize=cfg.get("normalize", "mean"),
-                zero_count=cfg.get("zero_count", "max"),
-            )
+        settings = self.recipe.customizations.class_weights
+        problem = settings.check_classes(list(self.data["names"].values()))
+        if problem:
+            raise RecipeError(problem)
+        weights = settings.from_counts([int(c) for c in self.get_class_counts()] if settings.weights is None else [])
         model = unwrap_model(self.model)
         tensor = torch.tensor(weights, dtype=torch.float32, device=self.device)
         model.class_weights = tensor
         if isinstance(model, RTDETRDetectionModel):
+            from trainers.weighted_losses import install_rtdetr_weights
+
             install_rtdetr_weights(model, tensor)
-        self.wb_class_weights = weights
+        self.class_weights_used = weights
         LOGGER.info(
             f"class_weights: {dict(zip(self.data['names'].values(), [round(w, 3) for w in weights], strict=True))}"
         )
+
+    def run_state(self) -> dict:
+        return {**super().run_state(), "class_weights": getattr(self, "class_weights_used", None)}
+
+
+ROW = Customization(
+    key="class_weights",
+    rank=30,
+    why="sets the weights once the train loader exists (counts come from it) and before the EMA copies the model",
+    title="Class weights",
+    help="Weight each class in the classification loss, so rare classes count more.",
+    settings=ClassWeights,
+    mixin=ClassWeightsMixin,
+    check=check,
+)

@@ -1,37 +1,87 @@
-"""Customization 4: freeze layers (the backbone by default) for N epochs, then unfreeze them."""
+"""Freeze then unfreeze: layers (the backbone by default) frozen for the first epochs, then trained."""
 
 from __future__ import annotations
 
-from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
-from ultralytics.utils.torch_utils import unwrap_model
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator
+
+from trainers.customizations.table import Customization, Settings
+from trainers.errors import Problem
+from trainers.train_args import train_value
+
+if TYPE_CHECKING:
+    from trainers.recipe import Recipe
 
 ALWAYS_FROZEN = ".dfl"  # ultralytics keeps the DFL integral layer frozen (YOLO11 has one; YOLO26 has none)
 
 
-def layer_indices(layers: int | list[int] | str, model: nn.Module) -> list[int]:
-    """Layer indices to freeze; 'backbone' is read from the model YAML (11 layers for yolo26n/yolo11n, not 10)."""
+class Freeze(Settings):
+    layers: int | list[int] | Literal["backbone"] = Field(
+        "backbone", description="'backbone' (its length read from the model YAML), N = layers 0..N-1, or indices"
+    )
+    frozen_epochs: int | None = Field(
+        5, ge=1, description="epochs kept frozen; unfrozen at the start of epoch frozen_epochs+1; null = never",
+        json_schema_extra={"none_label": "never unfreeze"},
+    )  # fmt: skip
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, v: int | list[int] | str) -> int | list[int] | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"must be >= 1 (number of leading layers), a list of layer indices or 'backbone', got {v}")
+        if isinstance(v, list):
+            if not v or any(i < 0 for i in v) or len(set(v)) != len(v):
+                raise ValueError(f"must be a non-empty list of distinct layer indices >= 0, got {v}")
+        return v
+
+
+def check(settings: Freeze, recipe: Recipe) -> Iterator[Problem]:
+    epochs = train_value(recipe.train, "epochs")
+    if settings.frozen_epochs is not None and settings.frozen_epochs >= epochs:
+        yield Problem(
+            "customizations.freeze.frozen_epochs",
+            f"customizations.freeze.frozen_epochs ({settings.frozen_epochs}) must be less than train.epochs "
+            f"({epochs}) to ever unfreeze",
+            "use null to keep the layers frozen",
+        )
+
+
+def layer_indices(layers: int | list[int] | str, model) -> list[int]:
+    """Layer indices to freeze; 'backbone' is read from the model YAML (see :mod:`trainers.backbone`)."""
+    from trainers.backbone import backbone_length
+
     if layers == "backbone":
-        return list(range(len(unwrap_model(model).yaml["backbone"])))
+        return list(range(backbone_length(model)))
     if isinstance(layers, int):
         return list(range(layers))
     return sorted(layers)
 
 
-def rewrap_ddp(model: nn.Module) -> nn.Module:
+def rewrap_ddp(model):
     """Re-wrap a DistributedDataParallel model so parameters unfrozen after the wrap are all-reduced.
 
     DDP registers only parameters with ``requires_grad=True`` at construction; gradients of parameters unfrozen
     later stay local to each rank and the replicas silently diverge. A model that is not DDP is returned as is.
     """
+    from torch import nn
+
     if not isinstance(model, nn.parallel.DistributedDataParallel):
         return model
+    # ultralytics turns buffer syncing off at every forward; keep its choice (the flag was renamed in torch 2.13).
+    sync = (
+        {"forward_sync_buffers": model.forward_sync_buffers}
+        if hasattr(model, "forward_sync_buffers")
+        else {"broadcast_buffers": model.broadcast_buffers}
+    )
     return nn.parallel.DistributedDataParallel(
         model.module,
         device_ids=model.device_ids,
         output_device=model.output_device,
         find_unused_parameters=model.find_unused_parameters,
         static_graph=getattr(model, "static_graph", False),
+        **sync,
     )
 
 
@@ -47,20 +97,31 @@ class FreezeMixin:
 
     def set_model_attributes(self):
         super().set_model_attributes()
-        self.wb_frozen_layers = layer_indices(self.wb_cfg("freeze")["layers"], self.model)
-        self.args.freeze = list(self.wb_frozen_layers)  # read by BaseTrainer._setup_train right after this hook
+        self.frozen_layers = layer_indices(self.recipe.customizations.freeze.layers, self.model)
+        self.args.freeze = list(self.frozen_layers)  # read by BaseTrainer._setup_train right after this hook
 
-    def _wb_frozen_prefixes(self) -> list[str]:
-        return [f"model.{i}." for i in self.wb_frozen_layers]
+    def _frozen_prefixes(self) -> list[str]:
+        return [f"model.{i}." for i in self.frozen_layers]
 
-    def _wb_should_be_frozen(self) -> bool:
-        frozen_epochs = self.wb_cfg("freeze").get("frozen_epochs")
+    def _should_be_frozen(self) -> bool:
+        frozen_epochs = self.recipe.customizations.freeze.frozen_epochs
         return frozen_epochs is None or self.epoch < frozen_epochs
 
+    def run_state(self) -> dict:
+        """What this attempt starts with: the frozen layers and until when (a resumed run reports what it found)."""
+        frozen_epochs = self.recipe.customizations.freeze.frozen_epochs
+        still_frozen = frozen_epochs is None or self.start_epoch < frozen_epochs
+        frozen = {"layers": self.frozen_layers, "until_epoch": frozen_epochs} if still_frozen else None
+        return {**super().run_state(), "frozen": frozen}
+
     def _model_train(self):
-        prefixes = self._wb_frozen_prefixes()
+        from torch.nn.modules.batchnorm import _BatchNorm
+        from ultralytics.utils.torch_utils import unwrap_model
+
+        prefixes = self._frozen_prefixes()
         model = unwrap_model(self.model)
-        if not self._wb_should_be_frozen():
+        frozen_epochs = self.recipe.customizations.freeze.frozen_epochs
+        if not self._should_be_frozen():
             thawed = 0
             for name, p in model.named_parameters():
                 if not p.requires_grad and ALWAYS_FROZEN not in name and any(x in name for x in prefixes):
@@ -69,13 +130,28 @@ class FreezeMixin:
             self.freeze_layer_names = [ALWAYS_FROZEN]  # stock _model_train keeps BN of these names in eval
             if thawed:
                 self.model = rewrap_ddp(self.model)
-                self.wb_event("unfreeze", epoch=self.epoch + 1, layers=self.wb_frozen_layers, params=thawed)
-        elif not getattr(self, "_wb_freeze_reported", False):
-            self._wb_freeze_reported = True
+                # Events say when the state changed. A run resumed after the unfreeze epoch thaws again (ultralytics
+                # re-freezes args.freeze in every process) but nothing changes: its run_start already says so.
+                if self.epoch == frozen_epochs:
+                    self.emit_event("unfreeze", epoch=self.epoch + 1, layers=self.frozen_layers, params=thawed)
+        elif self.epoch == 0 and not getattr(self, "_freeze_reported", False):
+            self._freeze_reported = True
             frozen = sum(p.numel() for n, p in model.named_parameters() if any(x in n for x in prefixes))
-            self.wb_event("freeze", epoch=self.epoch + 1, layers=self.wb_frozen_layers, params=frozen)
+            self.emit_event("freeze", epoch=self.epoch + 1, layers=self.frozen_layers, params=frozen)
         super()._model_train()
-        if self._wb_should_be_frozen():
+        if self._should_be_frozen():
             for name, m in self.model.named_modules():
                 if isinstance(m, _BatchNorm) and any(x in name for x in prefixes):
                     m.eval()
+
+
+ROW = Customization(
+    key="freeze",
+    rank=40,
+    why="sets args.freeze before the stock freeze loop and unfreezes at epoch start, re-wrapping DDP",
+    title="Freeze, then unfreeze",
+    help="Freeze layers (the backbone by default) for the first epochs, then unfreeze them.",
+    settings=Freeze,
+    mixin=FreezeMixin,
+    check=check,
+)

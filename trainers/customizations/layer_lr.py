@@ -1,16 +1,26 @@
-"""Customization 5: per-layer learning rates (backbone at a ratio of the head), groups split by section and kind."""
+"""Per-layer learning rates: the backbone at a ratio of the head's LR, groups split by section and kind."""
 
 from __future__ import annotations
 
-from ultralytics.utils import LOGGER
-from ultralytics.utils.torch_utils import unwrap_model
+from pydantic import Field
+
+from trainers.backbone import backbone_param_names
+from trainers.customizations.table import Customization, Settings
+
+
+class LayerLR(Settings):
+    backbone_ratio: float = Field(
+        0.1, gt=0, le=100, title="Backbone LR ratio",
+        description="backbone lr = this x head lr at every step (1 = stock, 0.1 = ten times slower)",
+    )  # fmt: skip
 
 
 def backbone_param_ids(model) -> set[int]:
-    """ids of the parameters in backbone layers, whose count is read from the model YAML (not hard-coded)."""
-    m = unwrap_model(model)
-    n = len(m.yaml["backbone"])
-    return {id(p) for name, p in m.named_parameters() if name.split(".")[0] == "model" and int(name.split(".")[1]) < n}
+    """ids of the backbone's parameters (layers ``0 .. backbone_length - 1``, see :mod:`trainers.backbone`)."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    names = set(backbone_param_names(model))
+    return {id(p) for name, p in unwrap_model(model).named_parameters() if name in names}
 
 
 class LayerLRMixin:
@@ -24,10 +34,12 @@ class LayerLRMixin:
     """
 
     def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
+        from ultralytics.utils import LOGGER
+
         optimizer = super().build_optimizer(
             model, name=name, lr=lr, momentum=momentum, decay=decay, iterations=iterations
         )
-        ratio = float(self.wb_cfg("layer_lr").get("backbone_ratio", 0.1))
+        ratio = self.recipe.customizations.layer_lr.backbone_ratio
         backbone = backbone_param_ids(model)
         stock_groups, optimizer.param_groups = optimizer.param_groups, []
         for section in ("head", "backbone"):
@@ -43,3 +55,14 @@ class LayerLRMixin:
         counts = ", ".join(f"{g['name']}={len(g['params'])} (lr={g['lr']:.3g})" for g in optimizer.param_groups)
         LOGGER.info(f"layer_lr: backbone_ratio={ratio}: {counts}")
         return optimizer
+
+
+ROW = Customization(
+    key="layer_lr",
+    rank=50,
+    why="re-groups the stock optimizer and keeps frozen parameters in it, so the backbone trains once unfrozen",
+    title="Per-layer learning rate",
+    help="Train the backbone at a fraction of the head's learning rate.",
+    settings=LayerLR,
+    mixin=LayerLRMixin,
+)

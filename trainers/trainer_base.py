@@ -1,4 +1,4 @@
-"""Base mixin of every composed trainer: recipe access, an event hook, measured clipping, portable checkpoints."""
+"""Base mixin of every composed trainer: the recipe, an event hook, measured clipping, portable atomic checkpoints."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from ultralytics.utils.torch_utils import unwrap_model
 
-STOCK_MAX_NORM = 10.0  # ultralytics 8.4 hard-codes this in BaseTrainer.optimizer_step
+from trainers.customizations.grad_clip import STOCK_MAX_NORM
+from trainers.recipe import Recipe
 
 
 class WorkbenchBase:
@@ -16,25 +17,27 @@ class WorkbenchBase:
 
     Class attributes set by the composer (class attributes survive ultralytics' DDP cloudpickle; instance
     attributes set after construction do not):
-        wb_recipe: the recipe as a plain dict.
+        recipe: the validated recipe; each customization reads its typed settings from
+            ``self.recipe.customizations.<key>``.
+        family: 'yolo' or 'rtdetr'.
     """
 
-    wb_recipe: dict[str, Any] = {}
-
-    # ---- recipe access --------------------------------------------------------------------------------------
-    def wb_cfg(self, name: str) -> dict[str, Any] | None:
-        """Settings of customization ``name``, or None when it is off."""
-        return (self.wb_recipe.get("customizations") or {}).get(name)
+    recipe: Recipe
+    family: str = "yolo"
 
     # ---- hooks other mixins override ---------------------------------------------------------------------------
-    def wb_event(self, event: str, **fields: Any) -> None:
+    def emit_event(self, event: str, **fields: Any) -> None:
         """Report a training event (freeze, unfreeze, ...). The telemetry mixin writes it; a no-op otherwise."""
 
-    def wb_max_norm(self) -> float:
+    def clip_threshold(self) -> float:
         """Gradient-clipping threshold used by :meth:`optimizer_step`; 0 disables clipping."""
         return STOCK_MAX_NORM
 
-    def wb_group_names(self) -> list[str]:
+    def run_state(self) -> dict[str, Any]:
+        """Fields for this attempt's ``run_start`` event; customizations add theirs (frozen layers, class weights)."""
+        return {}
+
+    def param_group_names(self) -> list[str]:
         """Readable, unique names of the optimizer's parameter groups, in group order."""
         names, seen = [], {}
         for i, g in enumerate(self.optimizer.param_groups if self.optimizer else []):
@@ -53,7 +56,7 @@ class WorkbenchBase:
         super().set_model_attributes()
         from trainers import __version__
 
-        unwrap_model(self.model).workbench = {"recipe": self.wb_recipe, "version": __version__}
+        unwrap_model(self.model).workbench = {"recipe": self.recipe.to_dict(), "version": __version__}
 
     def save_model(self):
         """Stock checkpointing, written atomically: to a temp file in the same folder, then ``os.replace``.
@@ -86,7 +89,7 @@ class WorkbenchBase:
         Norms stay tensors (no host sync per step); telemetry converts them in batches.
         """
         self.scaler.unscale_(self.optimizer)
-        max_norm = float(self.wb_max_norm())
+        max_norm = float(self.clip_threshold())
         groups = [[p for p in g["params"] if p.grad is not None] for g in self.optimizer.param_groups]
         device = next((ps[0].grad.device for ps in groups if ps), self.device)
         group_norms = torch.stack(
@@ -98,7 +101,7 @@ class WorkbenchBase:
         total = torch.linalg.vector_norm(group_norms)
         if max_norm > 0:
             torch.nn.utils.clip_grads_with_norm_([p for ps in groups for p in ps], max_norm, total)
-        self.wb_last_grad = (total.detach(), group_norms.detach(), max_norm)
+        self.last_grad_norms = (total.detach(), group_norms.detach(), max_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad()

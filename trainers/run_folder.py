@@ -1,41 +1,42 @@
-"""Run directories: where runs live, how they are named, and their ``status.json``.
+"""Run folders: where runs live, how they are named and found, how they are listed, how a run ends and whether it
+can be resumed. Each run's ``status.json`` is read and written through :mod:`trainers.run_status`.
 
 Layout and status values are documented in ``docs/runs.md``. Nothing here imports torch or ultralytics.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
-import tempfile
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from trainers.errors import RunError
+from trainers.run_status import (
+    ACTIVE_STATUSES,
+    STATUS_FILE,
+    initial_status,
+    process_alive,
+    read_status,
+    update_status,
+    write_json_atomic,
+)
 
 RUNS_DIR_ENV = "WORKBENCH_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
-STATUS_FILE = "status.json"
 TELEMETRY_FILE = "telemetry.jsonl"
 CONSOLE_FILE = "console.log"
-
-STATUSES = ("starting", "running", "completed", "stopped", "failed")
-ACTIVE_STATUSES = ("starting", "running")  # a process owns the run (or is about to)
+LAST_CHECKPOINT = "weights/last.pt"
+BEST_CHECKPOINT = "weights/best.pt"
 
 NAME_MAX = 100
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}", re.ASCII)
 NAME_RULE = "1-100 letters, digits, '-', '_' or '.', not starting with '.' or '-'"
-
-
-def now_iso() -> str:
-    """Local time with its UTC offset, to the second (the format of ``created`` and ``updated``)."""
-    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 # ---- root and names ------------------------------------------------------------------------------------------------
@@ -111,167 +112,6 @@ def new_run_name(recipe_stem: str, root: str | os.PathLike[str] | None = None) -
     return name
 
 
-# ---- status.json ---------------------------------------------------------------------------------------------------
-def proc_stat(pid: int) -> tuple[str, int] | None:
-    """State letter and start time of process ``pid``, from ``/proc/<pid>/stat`` (fields 3 and 22).
-
-    The start time (clock ticks since boot) is recorded next to a pid so that a later check can tell the same
-    process from a new one that reused the pid; state ``Z`` is a zombie: dead, not yet reaped.
-
-    Returns:
-        ``(state, start_time)``, or None if the process does not exist or the platform has no ``/proc``.
-    """
-    try:
-        with open(f"/proc/{int(pid)}/stat", "rb") as f:
-            stat = f.read()
-    except (OSError, ValueError, TypeError):
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after its closing one.
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    try:
-        return fields[0].decode(), int(fields[19])  # fields[0] is field 3, so field 22 is fields[19]
-    except (IndexError, ValueError):
-        return None
-
-
-def process_start_time(pid: int) -> int | None:
-    """Start time of process ``pid`` (see :func:`proc_stat`), or None if unknown."""
-    stat = proc_stat(pid)
-    return stat[1] if stat else None
-
-
-@contextlib.contextmanager
-def _locked(run_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the run folder while a read-merge-write of status.json runs.
-
-    The launcher (recording the pid) and the training process (reporting progress) update the same file at about
-    the same time; without the lock one merge could overwrite the other's fields.
-    """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: atomic replace still keeps the file whole
-        yield
-        return
-    fd = os.open(run_dir, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def read_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a run's ``status.json``.
-
-    Raises:
-        RunError: If the folder has no readable status file (it is not a run).
-    """
-    path = Path(run_dir) / STATUS_FILE
-    try:
-        with open(path, encoding="utf-8") as f:
-            status = json.load(f)
-    except FileNotFoundError:
-        raise RunError(f"{Path(run_dir)} is not a workbench run (no {STATUS_FILE})") from None
-    except (OSError, ValueError) as e:
-        raise RunError(f"{path} cannot be read ({e.__class__.__name__}: {e})") from None
-    if not isinstance(status, dict):
-        raise RunError(f"{path} cannot be read (not a JSON object)")
-    return status
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())  # the rename must not be able to land before the data (power loss)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def update_status(
-    run_dir: str | os.PathLike[str], change: Callable[[dict[str, Any]], dict[str, Any] | None]
-) -> dict[str, Any]:
-    """Read-modify-write ``status.json`` under the run folder's lock.
-
-    Use it when the new fields depend on the current ones (mark a run failed only if it is still running):
-    ``change`` sees the status as it is now, and no other writer can slip in between the check and the write.
-
-    Args:
-        run_dir: The run folder (must exist).
-        change: Gets the current status (``{}`` if there is no file yet); returns the fields to merge, or None to
-            leave the file untouched.
-
-    Returns:
-        The status after the update.
-
-    Raises:
-        RunError: If status.json exists but cannot be read (it is not silently replaced).
-        ValueError: If ``status`` is not one of :data:`STATUSES` (a programming error, not user input).
-    """
-    run_dir = Path(run_dir)
-    path = run_dir / STATUS_FILE
-    with _locked(run_dir):
-        try:
-            status = read_status(run_dir)
-        except RunError:
-            if path.exists():
-                raise
-            status = {}
-        fields = change(dict(status))
-        if fields is None:
-            return status
-        if "status" in fields and fields["status"] not in STATUSES:
-            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {fields['status']!r}")
-        if fields.get("pid") is not None and "pid_start" not in fields:
-            fields = {**fields, "pid_start": process_start_time(fields["pid"])}
-        status.update(fields)
-        status["updated"] = now_iso()
-        _write_json_atomic(path, status)
-    return status
-
-
-def write_status(run_dir: str | os.PathLike[str], **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into ``status.json`` and write it atomically (temp file + ``os.replace``).
-
-    Readers never see a half-written file. ``updated`` is set to now. When ``pid`` is written without
-    ``pid_start``, the process' start time is recorded with it (see :func:`process_start_time`), so that a later
-    liveness check is not fooled by a reused pid.
-
-    Args:
-        run_dir: The run folder (must exist).
-        **fields: Fields to set; see ``docs/runs.md``.
-
-    Returns:
-        The status as written.
-
-    Raises:
-        ValueError: If ``status`` is not one of :data:`STATUSES` (a programming error, not user input).
-    """
-    return update_status(run_dir, lambda _current: fields)
-
-
-def _initial_status() -> dict[str, Any]:
-    now = now_iso()
-    return {
-        "status": "starting",
-        "pid": None,
-        "created": now,
-        "updated": now,
-        "epoch": 0,
-        "epochs": None,
-        "best_epoch": None,
-        "best_metric": None,
-        "error": None,
-        "resumes": 0,
-    }
-
-
 # ---- run folders ---------------------------------------------------------------------------------------------------
 def create_run_dir(root: str | os.PathLike[str], name: str) -> Path:
     """Create ``<root>/<name>/`` with a ``starting`` status.json; never reuses or overwrites a folder.
@@ -299,7 +139,7 @@ def create_run_dir(root: str | os.PathLike[str], name: str) -> Path:
         run_dir.mkdir()
     except FileExistsError:
         raise _name_in_use(root, name) from None
-    _write_json_atomic(run_dir / STATUS_FILE, _initial_status())
+    write_json_atomic(run_dir / STATUS_FILE, initial_status())
     return run_dir
 
 
@@ -423,3 +263,121 @@ def _timestamp(iso: str | None) -> float:
         return datetime.fromisoformat(iso).timestamp() if iso else 0.0
     except (TypeError, ValueError):
         return 0.0
+
+
+def unusable_runs_root(root: str | os.PathLike[str], e: OSError) -> RunError:
+    """The one-line error for a runs root where no run folder can be made (not writable, under a file, full)."""
+    return RunError(
+        f"runs root {root}: cannot create a run folder there ({e.strerror or type(e).__name__}); "
+        "pass a writable folder with --runs-dir"
+    )
+
+
+# ---- how a run ends ------------------------------------------------------------------------------------------------
+def end_run(
+    run_dir: str | os.PathLike[str],
+    status: str,
+    *,
+    error: str | None = None,
+    traceback: list[str] | None = None,
+    exit_code: int | None = None,
+    best: dict[str, Any] | None = None,
+    source: str | None = None,
+    only_if: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
+    """Record how a run ended: a ``run_end`` event in its telemetry, then its status.json. The one run-end writer.
+
+    Both the training process (at the end of every attempt, whatever happened) and the launcher (for a process that
+    died without saying so) call it. Runs under the run folder's lock, so the check ``only_if`` and the write are
+    atomic. A full disk must not hide the outcome: each of the two writes is tried on its own and never raises.
+
+    Args:
+        run_dir: The run folder.
+        status: ``completed``, ``stopped`` or ``failed``.
+        error: One-line reason (failed runs).
+        traceback: Last lines of the traceback, if any.
+        exit_code: The process' exit code, if known (the launcher's view).
+        best: ``{"epoch", "name", "value"}`` of best.pt; default: what status.json says (kept up to date each epoch).
+        source: Who wrote it when not the training process (``launcher``).
+        only_if: Given the current status, whether to end the run at all (e.g. only while it is still active).
+
+    Returns:
+        The status after the update (unchanged when ``only_if`` said no).
+    """
+    from trainers.telemetry.events import TelemetryWriter
+
+    run_dir = Path(run_dir)
+
+    def change(current: dict[str, Any]) -> dict[str, Any] | None:
+        if only_if is not None and not only_if(current):
+            return None
+        chosen = best if best is not None and best.get("epoch") is not None else None
+        best_epoch = chosen["epoch"] if chosen else current.get("best_epoch")
+        best_metric = {"name": chosen["name"], "value": chosen["value"]} if chosen else current.get("best_metric")
+        paths = {
+            key: str(run_dir / rel) if (run_dir / rel).exists() else None
+            for key, rel in (("best", BEST_CHECKPOINT), ("last", LAST_CHECKPOINT), ("results", "results.csv"))
+        }
+        extra = {"exit_code": exit_code} if exit_code is not None or source else {}
+        try:
+            with TelemetryWriter(run_dir / TELEMETRY_FILE) as out:
+                out.emit(
+                    "run_end", status=status, best_epoch=best_epoch, best_metric=best_metric, paths=paths,
+                    error=error, traceback=traceback, **extra, **({"source": source} if source else {}),
+                )  # fmt: skip
+        except OSError as e:
+            print(f"workbench: could not write the run_end event: {e}", file=sys.stderr)
+        return {
+            "status": status, "error": error, "best_epoch": best_epoch, "best_metric": best_metric,
+            **({"exit_code": exit_code} if source else {}),
+        }  # fmt: skip
+
+    try:
+        return update_status(run_dir, change)
+    except OSError as e:
+        print(f"workbench: could not write status.json: {e}", file=sys.stderr)
+        return read_status(run_dir)
+
+
+# ---- whether a run can be resumed ----------------------------------------------------------------------------------
+def check_resumable(run_dir: str | os.PathLike[str], status: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Refuse to resume a run that is completed, still owned by a live process, or never finished an epoch.
+
+    The one resume check (the CLI, the UI and the training process ask it). A ``starting`` run with no pid yet, or
+    with this process' pid, counts as reserved for us (the launcher set it before spawning this process). A run
+    that never finished an epoch has no weights/last.pt: it is refused without touching it, so its original error
+    stays; start it again instead (``workbench rerun``).
+
+    Args:
+        run_dir: The run folder.
+        status: Its status if already read (and settled by the launcher); read here otherwise.
+
+    Returns:
+        The status.
+
+    Raises:
+        RunError: Naming the run, why, and what to do instead.
+    """
+    run_dir = Path(run_dir)
+    status = read_status(run_dir) if status is None else status
+    refusal = resume_refusal(run_dir, status)
+    if refusal:
+        raise RunError(refusal)
+    return status
+
+
+def resume_refusal(run_dir: str | os.PathLike[str], status: dict[str, Any]) -> str | None:
+    """Why ``run_dir`` cannot be resumed (one line), or None when it can. See :func:`check_resumable`."""
+    run_dir = Path(run_dir)
+    state, pid = status.get("status"), status.get("pid")
+    if state == "completed":
+        return f"run {run_dir.name!r} is completed; nothing to resume"
+    if state in ACTIVE_STATUSES and not (state == "starting" and pid in (None, os.getpid())):
+        if process_alive(pid, status.get("pid_start"))[0] or state == "starting":
+            return f"run {run_dir.name!r} is already {state} (pid {pid}); stop it first or wait for it to end"
+    if not (run_dir / LAST_CHECKPOINT).is_file():
+        return (
+            f"run {run_dir.name!r} never finished an epoch (no {LAST_CHECKPOINT}), so there is nothing to resume; "
+            f"start it again with 'workbench rerun {run_dir.name}'"
+        )
+    return None

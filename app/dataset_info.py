@@ -1,0 +1,53 @@
+"""Datasets as the UI shows them: class names and label counts per split, or the one-line error (no Streamlit)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainers.errors import WorkbenchError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A checked dataset: class names and label counts per split, or the one-line error."""
+
+    path: str
+    names: list[str] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=dict)  # split -> trainers.data.ClassCounts
+    error: str | None = None
+
+    @property
+    def nc(self) -> int:
+        return len(self.names)
+
+
+def inspect_dataset(path: str | os.PathLike[str], splits: Sequence[str] = ("train", "val")) -> DatasetInfo:
+    """Load a data.yaml and count its labels (cached by path and modification time of the YAML).
+
+    Never raises for bad input: the :class:`~trainers.errors.DatasetError` message is returned in ``error``.
+    """
+    p = Path(path).expanduser()
+    try:
+        mtime = p.stat().st_mtime_ns if p.is_file() else (p / "data.yaml").stat().st_mtime_ns
+    except OSError:
+        mtime = None
+    return _inspect(str(p), tuple(splits), mtime)
+
+
+@functools.lru_cache(maxsize=32)
+def _inspect(path: str, splits: tuple[str, ...], _mtime: int | None) -> DatasetInfo:
+    from trainers.data import count_labels, load_dataset
+
+    try:
+        ds = load_dataset(path)
+        counts = {s: count_labels(ds, s) for s in splits if s in ds.splits}
+    except WorkbenchError as e:
+        return DatasetInfo(path=path, error=str(e))
+    except OSError as e:  # unreadable files the loader did not anticipate
+        return DatasetInfo(path=path, error=f"{path}: {e}")
+    return DatasetInfo(path=str(ds.yaml_path), names=list(ds.names), counts=counts)

@@ -1,0 +1,202 @@
+"""Runs as the UI shows them (no Streamlit): the per-run telemetry cache, rows of the Runs page with ETA, console
+tails. Everything is read from the run folders, so it survives a browser refresh or a UI restart.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.charts import DETECTION_METRICS
+from trainers import launcher
+from trainers.errors import WorkbenchError
+from trainers.run_folder import CONSOLE_FILE, TELEMETRY_FILE, list_runs
+from trainers.run_status import ACTIVE_STATUSES, read_status
+from trainers.telemetry.run_log import RunLog
+
+
+# ---- the event cache -----------------------------------------------------------------------------------------------
+class RunEvents:
+    """Incremental reader of one run's telemetry: keeps the byte offset and the folded log, reads only new bytes.
+
+    Thread-safe (Streamlit serves each browser session in its own thread). A log that shrank or was replaced is
+    read again from the start.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str]):
+        self.path = Path(run_dir) / TELEMETRY_FILE
+        self.offset = 0
+        self.log = RunLog()
+        self._ino: int | None = None
+        self._snapshot: RunLog | None = None
+        self._lock = threading.Lock()
+
+    def poll(self) -> RunLog:
+        """Read what was appended since the last poll; return a snapshot of the whole log (safe to read)."""
+        from trainers.telemetry.events import read_events
+
+        with self._lock:
+            try:
+                st = self.path.stat()
+                size, ino = st.st_size, st.st_ino
+            except FileNotFoundError:
+                size, ino = 0, None
+            if size < self.offset or (self._ino is not None and ino is not None and ino != self._ino):
+                self.offset, self.log, self._snapshot = 0, RunLog(), None
+            self._ino = ino
+            if size > self.offset:
+                events, self.offset = read_events(self.path, self.offset)
+                if events:
+                    self.log.extend(events)
+                    self._snapshot = None
+            if self._snapshot is None:
+                self._snapshot = self.log.snapshot()
+            return self._snapshot
+
+
+_CACHE: OrderedDict[str, RunEvents] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+CACHE_RUNS = 8  # folded logs kept in memory (a 300k-step log takes about 50 MB)
+
+
+def run_events(run_dir: str | os.PathLike[str]) -> RunEvents:
+    """The process-wide event cache of a run (shared by all sessions; survives page changes, not a UI restart)."""
+    key = str(Path(run_dir).resolve())
+    with _CACHE_LOCK:
+        cache = _CACHE.pop(key, None) or RunEvents(key)
+        _CACHE[key] = cache
+        while len(_CACHE) > CACHE_RUNS:
+            _CACHE.popitem(last=False)
+    return cache
+
+
+def forget_run(run_dir: str | os.PathLike[str]) -> None:
+    with _CACHE_LOCK:
+        _CACHE.pop(str(Path(run_dir).resolve()), None)
+
+
+# ---- run summaries -------------------------------------------------------------------------------------------------
+@dataclass
+class RunRow:
+    """One run as the Runs page shows it."""
+
+    name: str
+    path: str
+    status: str
+    epoch: int
+    epochs: int | None
+    eta_s: float | None
+    best: str
+    error: str | None
+    created: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, max(0.0, self.epoch / self.epochs)) if self.epochs else 0.0
+
+
+def eta_seconds(log: RunLog, epochs: int | None, now: float | None = None) -> float | None:
+    """Time left: the mean duration of the last (up to 5) epochs times the epochs left, minus the current one's time.
+
+    Returns:
+        Seconds (>= 0), or None before the first epoch ends or when the epoch count is unknown.
+    """
+    epochs = epochs or log.epochs_planned
+    timed = [e for e in log.epochs if isinstance(e.get("epoch_time"), (int, float)) and e["epoch_time"] > 0]
+    if not epochs or not timed:
+        return None
+    last = log.epochs[-1]
+    left = epochs - int(last.get("epoch", 0))
+    if left <= 0:
+        return 0.0
+    per_epoch = sum(e["epoch_time"] for e in timed[-5:]) / len(timed[-5:])
+    now = time.time() if now is None else now
+    elapsed = max(0.0, now - float(last.get("t", now)))
+    return max(0.0, left * per_epoch - min(elapsed, per_epoch))
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s}s"
+
+
+def format_metric(best: Mapping[str, Any] | None) -> str:
+    """``{"name": "metrics/mAP50-95(B)", "value": 0.41}`` -> ``mAP50-95 0.410``."""
+    if not best or best.get("value") is None:
+        return "-"
+    name = str(best.get("name") or "")
+    return f"{DETECTION_METRICS.get(name, name)} {float(best['value']):.3f}"
+
+
+def run_rows(root: str | os.PathLike[str]) -> list[RunRow]:
+    """Every run in the runs root, newest first, with live status (dead processes settled) and ETA for active runs."""
+    rows = []
+    for s in list_runs(root):
+        try:  # active runs are settled if their process died; RunSummary has no `error`, so read the status anyway
+            status = launcher.refresh_status(s.path) if s.status in ACTIVE_STATUSES else read_status(s.path)
+        except WorkbenchError:
+            status = {}
+        state = status.get("status", s.status)
+        epochs = status.get("epochs", s.epochs)
+        eta = None
+        if state in ACTIVE_STATUSES:
+            eta = eta_seconds(run_events(s.path).poll(), epochs)
+        rows.append(
+            RunRow(
+                name=s.name, path=s.path, status=str(state), epoch=int(status.get("epoch", s.epoch) or 0),
+                epochs=epochs, eta_s=eta, best=format_metric(status.get("best_metric", s.best_metric)),
+                error=status.get("error"), created=s.created,
+            )
+        )  # fmt: skip
+    return rows
+
+
+# ---- console and artifacts -----------------------------------------------------------------------------------------
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def console_tail(run_dir: str | os.PathLike[str], lines: int = 60, max_bytes: int = 64 * 1024) -> str:
+    """The last ``lines`` lines of the run's console.log (progress-bar redraws collapsed to their last state)."""
+    path = Path(run_dir) / CONSOLE_FILE
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return ""
+    text = _ANSI_RE.sub("", data.decode("utf-8", "replace"))  # colours and cursor moves of progress bars
+    if size > max_bytes:
+        text = text.split("\n", 1)[-1]  # drop the partial first line
+    out = []
+    for line in text.split("\n"):
+        parts = [p for p in line.split("\r") if p.strip()]
+        out.append(parts[-1] if parts else "")
+    while out and not out[-1].strip():
+        out.pop()
+    return "\n".join(out[-lines:])
+
+
+def runs_with_status(root: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """``(name, status)`` of every run, newest first (status.json only; cheap)."""
+    try:
+        return [(s.name, s.status) for s in list_runs(root)]
+    except WorkbenchError:
+        return []

@@ -1,0 +1,64 @@
+"""Runs as the UI shows them (app/run_views.py): the telemetry cache, ETA, console tails."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import run_views
+from app.run_views import RunEvents
+from tests.fixtures.make_telemetry import FIXTURES
+
+
+# ---- event cache ---------------------------------------------------------------------------------------------------
+def test_run_events_reads_only_new_complete_lines(tmp_path):
+    lines = (FIXTURES / "complete.jsonl").read_bytes().splitlines(keepends=True)
+    log_file = tmp_path / "telemetry.jsonl"
+    cache = RunEvents(tmp_path)
+    assert cache.poll().n_events == 0  # no file yet
+    log_file.write_bytes(b"".join(lines[:10]) + lines[10][:7])
+    first = cache.poll()
+    assert first.n_events == 10 and cache.offset == sum(map(len, lines[:10]))
+    assert cache.poll() is first  # nothing new: the same snapshot, nothing re-read
+    with open(log_file, "ab") as f:
+        f.write(lines[10][7:] + b"".join(lines[11:]))
+    full = cache.poll()
+    assert full.n_events == len(lines) and full.status == "completed"
+    assert first.n_events == 10  # snapshots are independent of later reads
+    log_file.write_bytes(b"".join(lines[:3]))  # replaced by a shorter file: start over
+    assert cache.poll().n_events == 3
+
+
+def test_run_events_is_shared_per_run(tmp_path):
+    assert run_views.run_events(tmp_path) is run_views.run_events(tmp_path / ".")
+    run_views.forget_run(tmp_path)
+    assert run_views.run_events(tmp_path) is not None
+
+
+# ---- summaries -----------------------------------------------------------------------------------------------------
+def test_eta_from_epoch_times():
+    from trainers.telemetry.run_log import RunLog
+
+    log = RunLog.from_events(
+        [
+            {"event": "run_start", "epochs": 10, "start_epoch": 1},
+            {"event": "epoch", "epoch": 1, "epoch_time": 10.0, "t": 1000.0},
+            {"event": "epoch", "epoch": 2, "epoch_time": 20.0, "t": 1020.0},
+        ]
+    )
+    assert run_views.eta_seconds(log, 10, now=1020.0) == pytest.approx(8 * 15.0)
+    assert run_views.eta_seconds(log, 10, now=1025.0) == pytest.approx(8 * 15.0 - 5)
+    assert run_views.eta_seconds(log, None, now=1020.0) == pytest.approx(120.0)  # epochs from run_start
+    assert run_views.eta_seconds(log, 2) == 0.0
+    assert run_views.eta_seconds(RunLog(), 10) is None
+    assert [run_views.format_duration(s) for s in (None, 42, 125, 3725)] == ["-", "42s", "2m 05s", "1h 02m"]
+    assert run_views.format_metric({"name": "metrics/mAP50-95(B)", "value": 0.41}) == "mAP50-95 0.410"
+    assert run_views.format_metric(None) == "-"
+
+
+def test_console_tail_collapses_progress_redraws_and_colours(tmp_path):
+    text = "a\n" * 100 + "\x1b[Kepoch 1: 10%\repoch 1: 50%\repoch 1: 100%\n\x1b[32mdone\x1b[0m\n"
+    (tmp_path / "console.log").write_text(text)
+    assert run_views.console_tail(tmp_path, lines=3) == "a\nepoch 1: 100%\ndone"
+    assert run_views.console_tail(tmp_path / "missing") == ""
+    (tmp_path / "console.log").write_text("x" * 100 + "\nlast\n")
+    assert run_views.console_tail(tmp_path, max_bytes=20) == "last"  # the cut first line is dropped
