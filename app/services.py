@@ -431,7 +431,7 @@ class DatasetInfo:
 
     path: str
     names: list[str] = field(default_factory=list)
-    counts: dict[str, Any] = field(default_factory=dict)  # split -> trainers.data.ClassCounts
+    counts: dict[str, Any] = field(default_factory=dict)  # split -> trainers.label_counts.ClassCounts
     error: str | None = None
 
     @property
@@ -454,7 +454,8 @@ def inspect_dataset(path: str | os.PathLike[str], splits: Sequence[str] = ("trai
 
 @functools.lru_cache(maxsize=32)
 def _inspect(path: str, splits: tuple[str, ...], _mtime: int | None) -> DatasetInfo:
-    from trainers.data import count_labels, load_dataset
+    from trainers.data_yaml import load_dataset
+    from trainers.label_counts import count_labels
 
     try:
         ds = load_dataset(path)
@@ -690,7 +691,7 @@ def class_weights(
     """Per-class weights from box counts with :func:`trainers.weights.compute_weights`, exactly as training does.
 
     Args:
-        counts: A :class:`trainers.data.ClassCounts` (its ``instances`` are used) or the box count per class.
+        counts: A :class:`trainers.label_counts.ClassCounts` (its ``instances`` are used) or the box count per class.
 
     Raises:
         WorkbenchError: A parameter out of range, or ``zero_count='error'`` with a class that has no labels.

@@ -1,4 +1,4 @@
-"""Time ``trainers.data.count_labels`` on a large synthetic split, and ultralytics' label cache on the same files.
+"""Time ``trainers.label_counts.count_labels`` on a big synthetic split and ultralytics' label cache on the same files.
 
 Generates (once, then reused) ``--n`` images with one label file each (``--boxes`` boxes, ``--nc`` classes, the
 ``%.6f`` coordinates most exporters write) and runs every measurement in a fresh Python process, so nothing is
@@ -36,12 +36,13 @@ REPO = Path(__file__).resolve().parents[1]
 _OURS = """
 import json, sys, time
 t0 = time.perf_counter()
-import trainers.data as data
+import trainers.label_counts as label_counts
+from trainers.data_yaml import load_dataset
 if {general}:
-    data._fast_class_ids = lambda *a, **k: None  # benchmark only: force the numpy float-parsing path
-ds = data.load_dataset({yaml!r})
+    label_counts._fast_class_ids = lambda *a, **k: None  # benchmark only: force the numpy float-parsing path
+ds = load_dataset({yaml!r})
 t1 = time.perf_counter()
-counts = data.count_labels(ds, "train", require_labels=True)
+counts = label_counts.count_labels(ds, "train", require_labels=True)
 t2 = time.perf_counter()
 print(json.dumps({{"import_load_s": t1 - t0, "count_s": t2 - t1, "boxes": sum(counts.instances),
                   "n_images": counts.n_images}}))

@@ -23,8 +23,9 @@ from streamlit.testing.v1.errors import AppTestError
 from app import services
 from tests.fixtures.make_telemetry import FIXTURES
 from trainers import launcher
-from trainers.data import count_labels, load_dataset
+from trainers.data_yaml import load_dataset
 from trainers.errors import RunError
+from trainers.label_counts import count_labels
 from trainers.recipe import Recipe
 from trainers.runs import create_run_dir, process_start_time, read_status, write_status
 from trainers.weights import compute_weights

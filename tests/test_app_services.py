@@ -13,8 +13,9 @@ from app import services
 from app.services import FormValues, RunEvents, build_recipe, split_recipe_error
 from tests.fixtures.make_telemetry import FIXTURES
 from trainers import launcher
-from trainers.data import count_labels, load_dataset
+from trainers.data_yaml import load_dataset
 from trainers.errors import RecipeError
+from trainers.label_counts import count_labels
 from trainers.recipe import Recipe
 from trainers.runs import create_run_dir
 from trainers.weights import compute_weights

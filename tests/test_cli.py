@@ -209,7 +209,8 @@ def test_stop_sends_sigterm_to_the_running_process(root, tmp_path):
 # ---- counts --------------------------------------------------------------------------------------------------------
 def test_counts_json_matches_the_data_module(tiny_data):
     weights = pytest.importorskip("trainers.weights")  # written concurrently; the check runs once it exists
-    from trainers.data import count_labels, load_dataset
+    from trainers.data_yaml import load_dataset
+    from trainers.label_counts import count_labels
 
     expected = count_labels(load_dataset(tiny_data), "val")
     result = workbench("counts", str(tiny_data), "--split", "val", "--json")

@@ -159,7 +159,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 # ---- counts --------------------------------------------------------------------------------------------------------
 def cmd_counts(args: argparse.Namespace) -> int:
     """``workbench counts DATA.yaml``: per-class instances and images, and the weights each scheme gives."""
-    from trainers.data import count_labels, load_dataset
+    from trainers.data_yaml import load_dataset
+    from trainers.label_counts import count_labels
 
     data = Path(args.data)
     counts = count_labels(load_dataset(data), args.split)  # DatasetError names the file, split or label line

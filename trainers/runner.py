@@ -140,7 +140,9 @@ def check_model_task(recipe: Recipe) -> None:
 
 def prepare(recipe: Recipe) -> Any:
     """Validate model and dataset; return the loaded dataset. Raises WorkbenchError on bad input."""
-    from trainers.data import check_images, count_labels, load_dataset
+    from trainers.data_yaml import load_dataset
+    from trainers.dataset_files import check_images
+    from trainers.label_counts import count_labels
 
     check_model(recipe)
     ds = load_dataset(recipe.data)
@@ -162,7 +164,7 @@ def train_run(
 ) -> int:
     """Validate ``recipe_path``, create the run directory and train in this process. Returns the exit code."""
     from trainers import runs
-    from trainers.data import resolved_data_dict
+    from trainers.data_yaml import resolved_data_dict
 
     recipe = load_recipe(recipe_path)
     root = runs.runs_root(runs_root)
