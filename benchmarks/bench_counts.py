@@ -9,6 +9,8 @@ Figures printed:
 - ``count_labels``: our fast path (every coordinate written ``0.ddd``/``1.000``, no float parsing).
 - ``count_labels (general path)``: the same files with the fast path disabled, i.e. every value parsed by numpy;
   what a dataset with ``%g`` coordinates (``1e-05``, ``1``) costs.
+- ``summarize_split``: the counts plus the orphan label files and the images without a label file (what
+  ``workbench counts`` and the dataset summary run): one extra scan of the labels folder.
 - ``ultralytics cache``: ``YOLODataset`` construction with no ``.cache`` file, which scans and verifies every
   image/label pair (it also opens each image, which we do not need for counting).
 
@@ -46,6 +48,19 @@ counts = label_counts.count_labels(ds, "train", require_labels=True)
 t2 = time.perf_counter()
 print(json.dumps({{"import_load_s": t1 - t0, "count_s": t2 - t1, "boxes": sum(counts.instances),
                   "n_images": counts.n_images}}))
+"""
+
+_SUMMARY = """
+import json, sys, time
+t0 = time.perf_counter()
+from trainers.data_yaml import load_dataset
+from trainers.dataset_summary import summarize_split
+ds = load_dataset({yaml!r})
+t1 = time.perf_counter()
+summary = summarize_split(ds, "train", require_labels=True)
+t2 = time.perf_counter()
+print(json.dumps({{"import_load_s": t1 - t0, "count_s": t2 - t1, "boxes": sum(summary.counts.instances),
+                  "orphans": len(summary.orphan_labels), "n_images": summary.counts.n_images}}))
 """
 
 _ULTRALYTICS = """
@@ -144,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ours = measure(_OURS.format(yaml=str(yaml_path), general=False), "count_s", "count_labels", 120)
     measure(_OURS.format(yaml=str(yaml_path), general=True), "count_s", "count_labels (general path)", 120)
+    measure(_SUMMARY.format(yaml=str(yaml_path)), "count_s", "summarize_split (+ orphan scan)", 120)
     if not args.no_ultralytics:
         cache = args.dir / "labels" / "train.cache"
         names = {i: f"class_{i}" for i in range(args.nc)}

@@ -158,17 +158,29 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 # ---- counts --------------------------------------------------------------------------------------------------------
 def cmd_counts(args: argparse.Namespace) -> int:
-    """``workbench counts DATA.yaml``: per-class instances and images, and the weights each scheme gives."""
+    """``workbench counts DATA.yaml``: per-class instances and images, the weights each scheme gives, and what the
+    split skips (label files without an image) or trains as background."""
     from trainers.data_yaml import load_dataset
-    from trainers.label_counts import count_labels
+    from trainers.dataset_summary import dataset_notes, summarize_split
 
     data = Path(args.data)
-    counts = count_labels(load_dataset(data), args.split)  # DatasetError names the file, split or label line
+    ds = load_dataset(data)
+    summary = summarize_split(ds, args.split)  # DatasetError names the file, split or label line
+    counts = summary.counts
     from trainers.weights import all_schemes
 
     schemes = all_schemes(counts.instances)  # weights are derived from the box counts per class
     if args.json:
-        doc = {"data": str(data.resolve()), "split": args.split, "counts": counts.to_dict(), "weights": schemes}
+        found = summary.to_dict()
+        doc = {
+            "data": str(data.resolve()),
+            "split": args.split,
+            "counts": counts.to_dict(),
+            "weights": schemes,
+            "orphan_labels": found["orphan_labels"],
+            "orphan_instances": found["orphan_instances"],
+            "images_without_labels": found["images_without_labels"],
+        }
         print(json.dumps(doc, indent=2))
         return 0
     names = list(counts.names)
@@ -179,6 +191,8 @@ def cmd_counts(args: argparse.Namespace) -> int:
     ]
     print(f"{data} [{args.split}]: {counts.n_images} images, {counts.n_labelled} labelled, {counts.n_background} empty")
     print(_table(rows, header))
+    for line in dataset_notes(summary):
+        print(line)
     return 0
 
 

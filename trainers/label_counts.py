@@ -20,7 +20,7 @@ from trainers.data_yaml import Dataset
 from trainers.dataset_files import image_file_strs, label_file_str, read_label_files
 from trainers.errors import DatasetError
 
-__all__ = ["ClassCounts", "count_labels"]
+__all__ = ["ClassCounts", "count_label_contents", "count_labels"]
 
 # ultralytics accepts coordinates up to 1% outside [0, 1] (rounding in exporters); matching it means we reject
 # exactly the rows ultralytics would drop as corrupt, and nothing it would train on.
@@ -86,9 +86,34 @@ def count_labels(ds: Dataset, split: str = "train", *, require_labels: bool = Fa
         DatasetError: A label row is malformed, has a class id outside ``0..nc-1`` or coordinates outside [0, 1]
             (the message names the label file and line), or ``require_labels`` and the split has no boxes.
     """
-    images = image_file_strs(ds, split)
-    labels = [label_file_str(p) for p in images]
-    contents = read_label_files(labels)
+    labels = [label_file_str(p) for p in image_file_strs(ds, split)]
+    return count_label_contents(ds, split, labels, read_label_files(labels), require_labels=require_labels)
+
+
+def count_label_contents(
+    ds: Dataset,
+    split: str,
+    labels: list[str],
+    contents: list[bytes | None],
+    *,
+    require_labels: bool = False,
+) -> ClassCounts:
+    """:func:`count_labels` on label files already read, one per image (so a caller reads each file once).
+
+    Args:
+        ds: The dataset (class names, and the YAML path for messages).
+        split: The split name, for messages.
+        labels: The label file of each image.
+        contents: What :func:`trainers.dataset_files.read_label_files` read for them (``None``: no label file).
+        require_labels: Raise when there is no box at all.
+
+    Returns:
+        The per-class counts (``n_images`` is the number of label paths given).
+
+    Raises:
+        DatasetError: As :func:`count_labels`.
+    """
+    contents = [b"" if c is None else c for c in contents]
     parsed = _parse_labels(contents, labels, ds)
     nc = ds.nc
     instances = np.bincount(parsed.cls, minlength=nc)
@@ -97,16 +122,16 @@ def count_labels(ds: Dataset, split: str = "train", *, require_labels: bool = Fa
     n_labelled = int(_sorted_unique(pairs // nc).size)
     if require_labels and parsed.cls.size == 0:
         raise DatasetError(
-            f"{ds.yaml_path}: split '{split}' has no labelled boxes in its {len(images)} images "
+            f"{ds.yaml_path}: split '{split}' has no labelled boxes in its {len(labels)} images "
             f"(looked for label files like {labels[0]}); add YOLO .txt labels in a labels/ folder next to images/"
         )
     return ClassCounts(
         names=list(ds.names),
         instances=[int(x) for x in instances],
         images=[int(x) for x in per_image],
-        n_images=len(images),
+        n_images=len(labels),
         n_labelled=n_labelled,
-        n_background=len(images) - n_labelled,
+        n_background=len(labels) - n_labelled,
     )
 
 
