@@ -264,6 +264,22 @@ def test_counts_reports_label_files_without_an_image_and_images_without_labels(t
     assert doc["counts"]["instances"] == [1, 2] and "corrupt_images" not in doc
 
 
+def test_counts_check_images_lists_what_ultralytics_drops(tmp_path, tiny_data):
+    data = _orphan_data(tmp_path)
+    result = workbench("counts", str(data), "--check-images")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith(
+        "1 image ultralytics drops as corrupt (trained without it and its boxes): images/train/cut.jpg "
+        "(image file is truncated ("
+    )
+    doc = json.loads(workbench("counts", str(data), "--json", "--check-images").stdout)
+    (problem,) = doc["corrupt_images"]["problems"]
+    assert (problem["path"], problem["action"]) == (str(tmp_path / "images/train/cut.jpg"), "dropped")
+    assert (doc["corrupt_images"]["checked"], doc["corrupt_images"]["total"]) == (4, 4)
+    clean = workbench("counts", str(tiny_data), "--check-images").stdout.splitlines()
+    assert clean[-1] == "all 16 images open as ultralytics expects"
+
+
 # ---- ui ------------------------------------------------------------------------------------------------------------
 class FakePopen:
     calls: list = []

@@ -127,7 +127,7 @@ def test_no_boxes_is_fine_unless_labels_are_required(tmp_path):
     assert str(tmp_path.resolve() / "labels/train/a.txt") in msg and "\n" not in msg
 
 
-DATASET_MODULES = ["data_yaml", "dataset_files", "label_counts", "dataset_summary"]
+DATASET_MODULES = ["data_yaml", "dataset_files", "label_counts", "dataset_summary", "corrupt_images"]
 
 
 def test_module_stays_light_for_the_ui_process():

@@ -159,7 +159,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 # ---- counts --------------------------------------------------------------------------------------------------------
 def cmd_counts(args: argparse.Namespace) -> int:
     """``workbench counts DATA.yaml``: per-class instances and images, the weights each scheme gives, and what the
-    split skips (label files without an image) or trains as background."""
+    split skips (label files without an image) or trains as background; ``--check-images`` adds the images
+    ultralytics would drop as corrupt or rewrite (it opens every image, so it is opt-in)."""
     from trainers.data_yaml import load_dataset
     from trainers.dataset_summary import dataset_notes, summarize_split
 
@@ -167,6 +168,12 @@ def cmd_counts(args: argparse.Namespace) -> int:
     ds = load_dataset(data)
     summary = summarize_split(ds, args.split)  # DatasetError names the file, split or label line
     counts = summary.counts
+    scan = None
+    if args.check_images:
+        from trainers.corrupt_images import find_corrupt_images
+        from trainers.dataset_files import image_file_strs
+
+        scan = find_corrupt_images(image_file_strs(ds, args.split))
     from trainers.weights import all_schemes
 
     schemes = all_schemes(counts.instances)  # weights are derived from the box counts per class
@@ -181,6 +188,8 @@ def cmd_counts(args: argparse.Namespace) -> int:
             "orphan_instances": found["orphan_instances"],
             "images_without_labels": found["images_without_labels"],
         }
+        if scan is not None:
+            doc["corrupt_images"] = scan.to_dict()
         print(json.dumps(doc, indent=2))
         return 0
     names = list(counts.names)
@@ -193,6 +202,10 @@ def cmd_counts(args: argparse.Namespace) -> int:
     print(_table(rows, header))
     for line in dataset_notes(summary):
         print(line)
+    if scan is not None:
+        from trainers.corrupt_images import image_notes
+
+        print("\n".join(image_notes(scan, ds.root)) or f"all {scan.checked} images open as ultralytics expects")
     return 0
 
 
@@ -262,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA.yaml", help="dataset YAML")
     p.add_argument("--split", default="train", help="split to count (default: train)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument(
+        "--check-images", action="store_true",
+        help="also open every image as ultralytics does and list those it drops as corrupt or rewrites "
+        "(~0.03-0.3 ms per image)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_counts)
 
     p = sub.add_parser("ui", help="start the browser workbench (Streamlit)")
