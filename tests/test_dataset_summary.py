@@ -150,19 +150,6 @@ def test_a_bad_row_in_a_used_label_file_still_raises(tmp_path):
         summarize_split(load_dataset(make_dataset(tmp_path / "e", train={"a": None})), "train", require_labels=True)
 
 
-def test_image_list_split_skips_labels_of_images_it_leaves_out(tmp_path):
-    # train.txt and val.txt share one images/ folder: val's labels are not train's orphans, a deleted image's label is
-    for stem in ("t0", "t1", "v0"):
-        write(tmp_path / f"images/{stem}.jpg", b"\xff\xd8\xff")
-        write(tmp_path / f"labels/{stem}.txt", GOOD_ROW)
-    write(tmp_path / "labels/deleted.txt", GOOD_ROW)
-    write(tmp_path / "train.txt", "./images/t0.jpg\n./images/t1.jpg\n")
-    write(tmp_path / "val.txt", "./images/v0.jpg\n")
-    ds = load_dataset(write(tmp_path / "data.yaml", "path: .\ntrain: train.txt\nval: val.txt\nnames: [a]\n"))
-    assert orphan_label_files(ds, "train") == [str(tmp_path / "labels/deleted.txt")]
-    assert orphan_label_files(ds, "val") == [str(tmp_path / "labels/deleted.txt")]
-
-
 def test_labels_beside_images_and_image_lists_in_the_folder(tmp_path):
     # no /images/ component: ultralytics looks for a.txt next to a.jpg; the dataset's own list file is not a label
     write(tmp_path / "pics/a.jpg", b"\xff\xd8\xff")
@@ -175,17 +162,6 @@ def test_labels_beside_images_and_image_lists_in_the_folder(tmp_path):
     assert orphan_label_files(ds, "train") == [str(tmp_path / "pics/lonely.txt")]
     summary = summarize_split(ds, "train")
     assert summary.counts.instances == [2] and summary.orphan_instances == [1]
-
-
-def test_last_images_component_only_like_ultralytics(tmp_path):
-    # /d/images/x/images/a.jpg -> /d/images/x/labels/a.txt; /d/labels/x/images/a.txt maps to no image
-    write(tmp_path / "images/x/images/a.jpg", b"\xff\xd8\xff")
-    write(tmp_path / "images/x/labels/a.txt", GOOD_ROW)
-    write(tmp_path / "images/x/labels/b.txt", GOOD_ROW)
-    write(tmp_path / "v/images/v.jpg", b"\xff\xd8\xff")
-    ds = load_dataset(write(tmp_path / "data.yaml", "path: .\ntrain: images/x/images\nval: v/images\nnames: [a]\n"))
-    assert orphan_label_files(ds, "train") == [str(tmp_path / "images/x/labels/b.txt")]
-    assert orphan_label_files(ds, "val") == []  # v/labels does not exist
 
 
 def test_nothing_to_report_on_a_clean_split(tiny_data):
