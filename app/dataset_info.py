@@ -14,11 +14,16 @@ from trainers.errors import WorkbenchError
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A checked dataset: class names and label counts per split, or the one-line error."""
+    """A checked dataset: class names, label counts per split and what each split leaves out, or the one-line error.
+
+    ``notes`` are the human lines of :func:`trainers.dataset_summary.dataset_notes` per split: label files without an
+    image (skipped in training) and images without a label file (background).
+    """
 
     path: str
     names: list[str] = field(default_factory=list)
-    counts: dict[str, Any] = field(default_factory=dict)  # split -> trainers.data.ClassCounts
+    counts: dict[str, Any] = field(default_factory=dict)  # split -> trainers.label_counts.ClassCounts
+    notes: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
 
     @property
@@ -41,13 +46,19 @@ def inspect_dataset(path: str | os.PathLike[str], splits: Sequence[str] = ("trai
 
 @functools.lru_cache(maxsize=32)
 def _inspect(path: str, splits: tuple[str, ...], _mtime: int | None) -> DatasetInfo:
-    from trainers.data import count_labels, load_dataset
+    from trainers.data_yaml import load_dataset
+    from trainers.dataset_summary import dataset_notes, summarize_split
 
     try:
         ds = load_dataset(path)
-        counts = {s: count_labels(ds, s) for s in splits if s in ds.splits}
+        summaries = {s: summarize_split(ds, s) for s in splits if s in ds.splits}
     except WorkbenchError as e:
         return DatasetInfo(path=path, error=str(e))
     except OSError as e:  # unreadable files the loader did not anticipate
         return DatasetInfo(path=path, error=f"{path}: {e}")
-    return DatasetInfo(path=str(ds.yaml_path), names=list(ds.names), counts=counts)
+    return DatasetInfo(
+        path=str(ds.yaml_path),
+        names=list(ds.names),
+        counts={s: summary.counts for s, summary in summaries.items()},
+        notes={s: dataset_notes(summary) for s, summary in summaries.items()},
+    )

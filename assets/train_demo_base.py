@@ -32,7 +32,7 @@ import yaml
 ASSETS = Path(__file__).resolve().parent
 sys.path.insert(0, str(ASSETS.parent))  # run as a script from anywhere: make `trainers` importable
 
-from trainers.data import load_dataset, resolved_data_dict  # noqa: E402
+from trainers.data_yaml import load_dataset, resolved_data_dict  # noqa: E402
 from trainers.offline import apply_offline_env  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Time ``trainers.data.count_labels`` on a large synthetic split, and ultralytics' label cache on the same files.
+"""Time ``trainers.label_counts.count_labels`` on a big synthetic split and ultralytics' label cache on the same files.
 
 Generates (once, then reused) ``--n`` images with one label file each (``--boxes`` boxes, ``--nc`` classes, the
 ``%.6f`` coordinates most exporters write) and runs every measurement in a fresh Python process, so nothing is
@@ -9,6 +9,8 @@ Figures printed:
 - ``count_labels``: our fast path (every coordinate written ``0.ddd``/``1.000``, no float parsing).
 - ``count_labels (general path)``: the same files with the fast path disabled, i.e. every value parsed by numpy;
   what a dataset with ``%g`` coordinates (``1e-05``, ``1``) costs.
+- ``summarize_split``: the counts plus the orphan label files and the images without a label file (what
+  ``workbench counts`` and the dataset summary run): one extra scan of the labels folder.
 - ``ultralytics cache``: ``YOLODataset`` construction with no ``.cache`` file, which scans and verifies every
   image/label pair (it also opens each image, which we do not need for counting).
 
@@ -36,15 +38,29 @@ REPO = Path(__file__).resolve().parents[1]
 _OURS = """
 import json, sys, time
 t0 = time.perf_counter()
-import trainers.data as data
+import trainers.label_counts as label_counts
+from trainers.data_yaml import load_dataset
 if {general}:
-    data._fast_class_ids = lambda *a, **k: None  # benchmark only: force the numpy float-parsing path
-ds = data.load_dataset({yaml!r})
+    label_counts._fast_class_ids = lambda *a, **k: None  # benchmark only: force the numpy float-parsing path
+ds = load_dataset({yaml!r})
 t1 = time.perf_counter()
-counts = data.count_labels(ds, "train", require_labels=True)
+counts = label_counts.count_labels(ds, "train", require_labels=True)
 t2 = time.perf_counter()
 print(json.dumps({{"import_load_s": t1 - t0, "count_s": t2 - t1, "boxes": sum(counts.instances),
                   "n_images": counts.n_images}}))
+"""
+
+_SUMMARY = """
+import json, sys, time
+t0 = time.perf_counter()
+from trainers.data_yaml import load_dataset
+from trainers.dataset_summary import summarize_split
+ds = load_dataset({yaml!r})
+t1 = time.perf_counter()
+summary = summarize_split(ds, "train", require_labels=True)
+t2 = time.perf_counter()
+print(json.dumps({{"import_load_s": t1 - t0, "count_s": t2 - t1, "boxes": sum(summary.counts.instances),
+                  "orphans": len(summary.orphan_labels), "n_images": summary.counts.n_images}}))
 """
 
 _ULTRALYTICS = """
@@ -143,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ours = measure(_OURS.format(yaml=str(yaml_path), general=False), "count_s", "count_labels", 120)
     measure(_OURS.format(yaml=str(yaml_path), general=True), "count_s", "count_labels (general path)", 120)
+    measure(_SUMMARY.format(yaml=str(yaml_path)), "count_s", "summarize_split (+ orphan scan)", 120)
     if not args.no_ultralytics:
         cache = args.dir / "labels" / "train.cache"
         names = {i: f"class_{i}" for i in range(args.nc)}

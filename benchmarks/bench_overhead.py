@@ -87,7 +87,7 @@ def main() -> None:
 
     import yaml
 
-    from trainers.data import load_dataset, resolved_data_dict
+    from trainers.data_yaml import load_dataset, resolved_data_dict
 
     out = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     data = out / "data.yaml"

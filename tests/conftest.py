@@ -70,7 +70,7 @@ def run_trainer(recipe: dict, tmp_path: Path, callbacks: dict | None = None, fam
     import yaml
 
     from trainers.compose import build_trainer_class
-    from trainers.data import load_dataset, resolved_data_dict
+    from trainers.data_yaml import load_dataset, resolved_data_dict
     from trainers.offline import quiet_integrations
     from trainers.recipe import Recipe
 

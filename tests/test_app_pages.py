@@ -24,8 +24,9 @@ from app import recipe_form, run_views, settings_form
 from tests.fixtures.make_telemetry import FIXTURES
 from trainers import launcher
 from trainers.customizations.class_weights import ClassWeights
-from trainers.data import count_labels, load_dataset
+from trainers.data_yaml import load_dataset
 from trainers.errors import RunError
+from trainers.label_counts import count_labels
 from trainers.recipe import Recipe
 from trainers.run_folder import create_run_dir
 from trainers.run_status import process_start_time, read_status, write_status

@@ -213,7 +213,8 @@ def test_stop_sends_sigterm_to_the_running_process(root, tmp_path):
 def test_counts_json_matches_the_data_module(tiny_data):
     from trainers import weights
     from trainers.customizations.class_weights import ClassWeights
-    from trainers.data import count_labels, load_dataset
+    from trainers.data_yaml import load_dataset
+    from trainers.label_counts import count_labels
 
     expected = count_labels(load_dataset(tiny_data), "val")
     result = workbench("counts", str(tiny_data), "--split", "val", "--json")
@@ -225,6 +226,63 @@ def test_counts_json_matches_the_data_module(tiny_data):
     table = workbench("counts", str(tiny_data)).stdout.splitlines()
     assert table[1].split()[:4] == ["ID", "CLASS", "INSTANCES", "IMAGES"]
     assert len(table) == 2 + len(expected.names)
+
+
+def _orphan_data(root: Path) -> Path:
+    """Two images with labels, one without, two label files without an image, and a truncated JPEG."""
+    import io
+
+    from PIL import Image
+
+    def jpeg(size: tuple[int, int]) -> bytes:
+        buf = io.BytesIO()
+        Image.effect_noise(size, 60).convert("RGB").save(buf, "JPEG")
+        return buf.getvalue()
+
+    (root / "images/train").mkdir(parents=True)
+    (root / "labels/train").mkdir(parents=True)
+    for stem in ("a", "b", "bg"):
+        (root / f"images/train/{stem}.jpg").write_bytes(jpeg((32, 32)))
+    broken = jpeg((64, 64))
+    (root / "images/train/cut.jpg").write_bytes(broken[: len(broken) // 2])
+    for stem, rows in (("a", "0 .5 .5 .2 .2\n"), ("b", "1 .5 .5 .2 .2\n"), ("cut", "1 .5 .5 .2 .2\n")):
+        (root / f"labels/train/{stem}.txt").write_text(rows)
+    (root / "labels/train/old_1.txt").write_text("1 .5 .5 .2 .2\n1 .4 .4 .1 .1\n")
+    (root / "labels/train/old_2.txt").write_text("0 .5 .5 .2 .2\n")
+    data = root / "data.yaml"
+    data.write_text("path: .\ntrain: images/train\nval: images/train\nnames: [x, y]\n")
+    return data
+
+
+def test_counts_reports_label_files_without_an_image_and_images_without_labels(tmp_path):
+    data = _orphan_data(tmp_path)
+    lines = workbench("counts", str(data)).stdout.splitlines()
+    assert lines[0] == f"{data} [train]: 4 images, 3 labelled, 1 empty"
+    assert lines[-2:] == [
+        "2 label files without an image (skipped in training, 3 boxes): labels/train/old_1.txt, labels/train/old_2.txt",
+        "1 image without a label file (background): images/train/bg.jpg",
+    ]
+    doc = json.loads(workbench("counts", str(data), "--json").stdout)
+    assert doc["orphan_labels"] == [str(tmp_path / "labels/train/old_1.txt"), str(tmp_path / "labels/train/old_2.txt")]
+    assert doc["orphan_instances"] == [1, 2]
+    assert doc["images_without_labels"] == {"count": 1, "first": [str(tmp_path / "images/train/bg.jpg")]}
+    assert doc["counts"]["instances"] == [1, 2] and "corrupt_images" not in doc
+
+
+def test_counts_check_images_lists_what_ultralytics_drops(tmp_path, tiny_data):
+    data = _orphan_data(tmp_path)
+    result = workbench("counts", str(data), "--check-images")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith(
+        "1 image ultralytics drops as corrupt (trained without it and its boxes): images/train/cut.jpg "
+        "(image file is truncated ("
+    )
+    doc = json.loads(workbench("counts", str(data), "--json", "--check-images").stdout)
+    (problem,) = doc["corrupt_images"]["problems"]
+    assert (problem["path"], problem["action"]) == (str(tmp_path / "images/train/cut.jpg"), "dropped")
+    assert (doc["corrupt_images"]["checked"], doc["corrupt_images"]["total"]) == (4, 4)
+    clean = workbench("counts", str(tiny_data), "--check-images").stdout.splitlines()
+    assert clean[-1] == "all 16 images open as ultralytics expects"
 
 
 # ---- ui ------------------------------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from trainers.data import count_labels, image_files, load_dataset
+from trainers.data_yaml import load_dataset
+from trainers.dataset_files import image_files
+from trainers.label_counts import count_labels
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "assets" / "demo"
@@ -109,7 +111,7 @@ def test_demo_base_detects_the_demo_val_set(tmp_path):
     """The base checkpoint is what makes the demo show per-class F1 within minutes: it must already detect."""
     import yaml
 
-    from trainers.data import resolved_data_dict
+    from trainers.data_yaml import resolved_data_dict
     from trainers.offline import apply_offline_env
 
     apply_offline_env()

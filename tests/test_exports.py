@@ -7,7 +7,8 @@ import yaml
 
 from app import exports, recipe_form
 from trainers.customizations.class_weights import ClassWeights
-from trainers.data import count_labels, load_dataset
+from trainers.data_yaml import load_dataset
+from trainers.label_counts import count_labels
 from trainers.recipe import Recipe
 from trainers.weights import compute_weights
 

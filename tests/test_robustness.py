@@ -88,7 +88,7 @@ def train_rejected(tmp_path: Path, recipe: Path, message: str, *watch: Path, ext
     assert not (runs / "r").exists()
 
 
-# ---- images: checked before training (trainers.data.check_images, called by the runner) ---------------------------
+# ---- images: checked before training (trainers.dataset_files.check_images, called by the runner) ---------------------
 def _empty(d: Path) -> Path:
     img = d / "images/train/001.png"
     img.write_bytes(b"")
@@ -174,7 +174,8 @@ def test_every_real_image_format_passes_the_image_check(tmp_path):
     """No false alarms: each suffix we list (jpg, jpeg, png, bmp, webp, tif, tiff) as PIL writes it, any case."""
     from PIL import Image
 
-    from trainers.data import IMAGE_SUFFIXES, check_images, load_dataset
+    from trainers.data_yaml import load_dataset
+    from trainers.dataset_files import IMAGE_SUFFIXES, check_images
 
     root = tmp_path / "formats"
     (root / "images/train").mkdir(parents=True)
@@ -188,7 +189,9 @@ def test_every_real_image_format_passes_the_image_check(tmp_path):
 
 def test_image_check_is_cheap_on_the_demo(demo):
     """Measured: the runner's image check (first 12 bytes of each image) next to the label count it follows."""
-    from trainers.data import check_images, count_labels, load_dataset
+    from trainers.data_yaml import load_dataset
+    from trainers.dataset_files import check_images
+    from trainers.label_counts import count_labels
 
     ds = load_dataset(demo[0])
     t0 = time.perf_counter()
@@ -475,7 +478,7 @@ def test_zero_count_error_with_an_unlabelled_class_is_refused_before_training(tm
 
 # ---- the rejections other test files prove, re-run here to show they leave every file as it was ------------------
 def test_every_dataset_rejection_in_test_data_leaves_the_files_unchanged(tmp_path, monkeypatch):
-    from tests import test_data
+    from tests import test_dataset_errors as test_data
     from trainers.errors import DatasetError
 
     # Some cases write their dataset inside the call (make_dataset, then load it): snapshot right after it is built.

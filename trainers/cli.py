@@ -160,18 +160,40 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 # ---- counts --------------------------------------------------------------------------------------------------------
 def cmd_counts(args: argparse.Namespace) -> int:
-    """``workbench counts DATA.yaml``: per-class instances and images, and the weights each scheme gives."""
-    from trainers.data import count_labels, load_dataset
+    """``workbench counts DATA.yaml``: per-class instances and images, the weights each scheme gives, and what the
+    split skips (label files without an image) or trains as background; ``--check-images`` adds the images
+    ultralytics would drop as corrupt or rewrite (it opens every image, so it is opt-in)."""
+    from trainers.data_yaml import load_dataset
+    from trainers.dataset_summary import dataset_notes, summarize_split
 
     data = Path(args.data)
-    counts = count_labels(load_dataset(data), args.split)  # DatasetError names the file, split or label line
+    ds = load_dataset(data)
+    summary = summarize_split(ds, args.split)  # DatasetError names the file, split or label line
+    counts = summary.counts
+    scan = None
+    if args.check_images:
+        from trainers.corrupt_images import find_corrupt_images
+        from trainers.dataset_files import image_file_strs
+
+        scan = find_corrupt_images(image_file_strs(ds, args.split))
     from trainers.customizations.class_weights import ClassWeights
     from trainers.weights import all_schemes
 
     # weights are derived from the box counts per class, with the recipe's default parameters
     schemes = all_schemes(counts.instances, **ClassWeights().scheme_params())
     if args.json:
-        doc = {"data": str(data.resolve()), "split": args.split, "counts": counts.to_dict(), "weights": schemes}
+        found = summary.to_dict()
+        doc = {
+            "data": str(data.resolve()),
+            "split": args.split,
+            "counts": counts.to_dict(),
+            "weights": schemes,
+            "orphan_labels": found["orphan_labels"],
+            "orphan_instances": found["orphan_instances"],
+            "images_without_labels": found["images_without_labels"],
+        }
+        if scan is not None:
+            doc["corrupt_images"] = scan.to_dict()
         print(json.dumps(doc, indent=2))
         return 0
     names = list(counts.names)
@@ -182,6 +204,12 @@ def cmd_counts(args: argparse.Namespace) -> int:
     ]
     print(f"{data} [{args.split}]: {counts.n_images} images, {counts.n_labelled} labelled, {counts.n_background} empty")
     print(_table(rows, header))
+    for line in dataset_notes(summary):
+        print(line)
+    if scan is not None:
+        from trainers.corrupt_images import image_notes
+
+        print("\n".join(image_notes(scan, ds.root)) or f"all {scan.checked} images open as ultralytics expects")
     return 0
 
 
@@ -251,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA.yaml", help="dataset YAML")
     p.add_argument("--split", default="train", help="split to count (default: train)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument(
+        "--check-images", action="store_true",
+        help="also open every image as ultralytics does and list those it drops as corrupt or rewrites "
+        "(~0.03-0.3 ms per image)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_counts)
 
     p = sub.add_parser("ui", help="start the browser workbench (Streamlit)")

@@ -110,7 +110,9 @@ def check_model_task(recipe: Recipe) -> None:
 
 def prepare(recipe: Recipe) -> Any:
     """Validate model and dataset; return the loaded dataset. Raises WorkbenchError on bad input."""
-    from trainers.data import check_images, count_labels, load_dataset
+    from trainers.data_yaml import load_dataset
+    from trainers.dataset_files import check_images
+    from trainers.label_counts import count_labels
 
     check_model(recipe)
     ds = load_dataset(recipe.data)

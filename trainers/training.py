@@ -44,7 +44,7 @@ def train_run(
     step_stride: int = 1,
 ) -> int:
     """Validate ``recipe_path``, create the run directory and train in this process. Returns the exit code."""
-    from trainers.data import resolved_data_dict
+    from trainers.data_yaml import resolved_data_dict
 
     recipe = load_recipe(recipe_path)
     root = run_folder.runs_root(runs_root)

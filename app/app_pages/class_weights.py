@@ -86,6 +86,8 @@ st.caption(
     f"`{info.path}` [{ss.cw_split}]: {counts.n_images} images, {counts.n_labelled} labelled, "
     f"{counts.n_background} background; {sum(counts.instances)} boxes in {info.nc} classes"
 )
+for note in info.notes.get(ss.cw_split, []):
+    st.caption(f":orange[{ss.cw_split}]: {note}")
 
 # ---- scheme ------------------------------------------------------------------------------------------------------
 visible = [spec for spec in SCHEME_FIELDS if spec.when is None or ss.get(f"cw_{spec.when[0]}") == spec.when[1]]

@@ -126,6 +126,9 @@ with form_col:
         for split, c in dataset.counts.items():
             parts.append(f"{split}: {c.n_images} images ({c.n_background} background), {sum(c.instances)} boxes")
         st.success(" · ".join(parts), icon=":material/check_circle:")
+        for split, notes in dataset.notes.items():
+            for note in notes:
+                st.caption(f":orange[{split}]: {note}")
         with st.expander("Label counts per class"):
             counts_table = {"class": dataset.names}
             for split, c in dataset.counts.items():
