@@ -14,6 +14,10 @@ Only what insists on CUDA is patched, and only inside the workers:
   plain gloo ``init_process_group`` on CPU.
 * ``BaseTrainer._setup_train`` builds ``DistributedDataParallel(model, device_ids=[self.device.index])``; a CPU device
   has no index and DDP rejects ``device_ids=[None]`` for CPU modules: the constructor gets ``device_ids=None``.
+* ``DistributedDataParallel`` refuses a CPU module with SyncBatchNorm layers (``_passing_sync_batchnorm_handle``):
+  that check is skipped, for every DDP built in the worker (ultralytics' and the freeze customization's re-wrap).
+* ``BaseValidator.__call__`` (the final evaluation of best.pt) puts a DDP rank's model on
+  ``torch.device("cuda", cuda.current_device())``: during ``final_eval`` it gets the trainer's CPU device instead.
 * ``nn.SyncBatchNorm.forward`` raises for CPU tensors (its kernels are CUDA-only): replaced, for CPU tensors in
   training with an initialised process group, by the same computation done with a differentiable all-reduce of the
   per-channel sums (batch statistics over all ranks; the backward all-reduces the gradient of those sums, as the
@@ -63,6 +67,33 @@ def cpu_ddp_constructor():
     code that builds DDP later (the freeze customization's re-wrap) uses the real class.
     """
     with mock.patch.object(nn.parallel, "DistributedDataParallel", _CPUDistributedDataParallel):
+        yield
+
+
+def _allow_cpu_sync_batchnorm(self, module) -> None:
+    """Stands in for ``DistributedDataParallel._passing_sync_batchnorm_handle``, which rejects CPU modules."""
+
+
+class _NoAcceleratorIndex:
+    @staticmethod
+    def current_device() -> None:
+        return None  # torch.device("cuda", None) is only a description: nothing touches CUDA
+
+
+@contextmanager
+def cpu_validator_device(device: torch.device):
+    """While active, the validator's ``AutoBackend`` for a DDP rank is built on ``device``, not on the current GPU."""
+    from ultralytics.engine import validator
+
+    real = validator.AutoBackend
+
+    def autobackend_on_device(*args, **kwargs):
+        return real(*args, **{**kwargs, "device": device})
+
+    with (
+        mock.patch.object(validator, "get_torch_device_backend", lambda _type: _NoAcceleratorIndex),
+        mock.patch.object(validator, "AutoBackend", autobackend_on_device),
+    ):
         yield
 
 
@@ -127,11 +158,17 @@ class CPUDDPMixin:
     def _setup_ddp(self):
         # stock: torch.device("cuda", LOCAL_RANK), accelerator.set_device, nccl when available; the device stays CPU
         dist.init_process_group("gloo", rank=RANK, world_size=self.world_size, timeout=COLLECTIVE_TIMEOUT)
-        nn.SyncBatchNorm.forward = _cpu_sync_bn_forward  # this worker process only
+        # this worker process only:
+        _REAL_DDP._passing_sync_batchnorm_handle = _allow_cpu_sync_batchnorm
+        nn.SyncBatchNorm.forward = _cpu_sync_bn_forward
 
     def _setup_train(self):
         with cpu_ddp_constructor():
             super()._setup_train()
+
+    def final_eval(self):
+        with cpu_validator_device(self.device):
+            super().final_eval()
 
 
 def cpu_ddp_class(composed: type) -> type:
