@@ -6,7 +6,7 @@ from a cloudpickle of its class and callbacks. Everything here is module-level i
 pickles it *by reference* and each worker imports this module: the patches below reach the workers without touching
 the product code or the environment.
 
-Only what insists on CUDA is patched, and only inside the workers:
+Only what insists on CUDA is patched (the world size in every process, the rest only inside the workers):
 
 * ``BaseTrainer.__init__`` derives the world size from a CUDA device string (``device=0,1``) and sets 0 for CPU;
   :class:`CPUDDPMixin` sets it to 2 afterwards, so the launching process takes the stock DDP branch of ``train()``.

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -56,7 +55,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory):
-    """Train once with two CPU processes; return the run folder, the telemetry log and the launch wall time."""
+    """Train once with two CPU processes; return the run folder and the telemetry log."""
     import yaml
 
     from tests.ddp_cpu_support import CALLBACKS, cpu_ddp_class
@@ -83,9 +82,8 @@ def ddp_run(tmp_path_factory):
     assert trainer.ddp and trainer.world_size == 2  # the launching process takes ultralytics' DDP branch
     for event, fn in CALLBACKS.items():
         trainer.add_callback(event, fn)
-    start = time.monotonic()
     trainer.train()  # generate_ddp_command -> python -m torch.distributed.run --nproc_per_node 2 <temp file>
-    return tmp / "run", telemetry, time.monotonic() - start
+    return tmp / "run", telemetry
 
 
 def rank_records(run: Path) -> dict[int, list[dict]]:
@@ -104,7 +102,7 @@ def test_two_gloo_ranks_with_sync_batchnorm_and_separate_data_shards(ddp_run):
     import torch
     from torch.nn.modules.batchnorm import _BatchNorm
 
-    run, telemetry, _ = ddp_run
+    run, telemetry = ddp_run
     base = torch.load(DEMO_BASE, map_location="cpu", weights_only=False)["model"]
     n_bn = sum(isinstance(m, _BatchNorm) for m in base.modules())
     recs = rank_records(run)
@@ -124,7 +122,7 @@ def test_two_gloo_ranks_with_sync_batchnorm_and_separate_data_shards(ddp_run):
 
 
 def test_ranks_hold_identical_weights_after_every_epoch_and_the_backbone_trains_after_unfreeze(ddp_run):
-    run, telemetry, _ = ddp_run
+    run, telemetry = ddp_run
     recs = rank_records(run)
     layers = backbone_layers(telemetry)
     assert layers == list(range(11))  # yolo26n's backbone
@@ -142,7 +140,8 @@ def test_ranks_hold_identical_weights_after_every_epoch_and_the_backbone_trains_
     d = {0: start, **{e: epochs[0][e]["digests"] for e in epochs[0]}}
     bb = {e: {k: v for k, v in d[e].items() if k.startswith(backbone)} for e in d}  # parameters and BN statistics
     head = {e: {k: v for k, v in d[e].items() if not k.startswith(backbone)} for e in d}
-    assert bb[0] and bb[0] == bb[1]  # frozen in epoch 1: bit-identical, BN running statistics included (kept in eval)
+    moved = sorted(k for k in bb[0] if bb[0][k] != bb[1][k])
+    assert bb[0] and not moved, f"frozen backbone changed in epoch 1: {moved[:5]}"  # BN statistics included (eval)
     assert head[0] != head[1]  # while the head trained
     for epoch in range(FROZEN_EPOCHS + 1, EPOCHS + 1):  # after the unfreeze every backbone tensor changes each epoch
         unchanged = sorted(k for k in bb[epoch] if bb[epoch][k] == bb[epoch - 1][k])
@@ -150,7 +149,7 @@ def test_ranks_hold_identical_weights_after_every_epoch_and_the_backbone_trains_
 
 
 def test_telemetry_written_by_rank_0_only_one_event_per_step(ddp_run):
-    run, telemetry, _ = ddp_run
+    run, telemetry = ddp_run
     recs = rank_records(run)
     events = read_jsonl(telemetry)
     pid0 = recs[0][0]["pid"]
@@ -173,7 +172,7 @@ def test_telemetry_written_by_rank_0_only_one_event_per_step(ddp_run):
 
 
 def test_best_pt_loads_with_plain_yolo_without_the_trainers_package(ddp_run):
-    run, _, _ = ddp_run
+    run, _ = ddp_run
     best = run / "weights" / "best.pt"
     assert best.is_file()
     image = next((DEMO_DATA.parent / "images" / "val").glob("*.jpg"))
