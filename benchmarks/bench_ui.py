@@ -53,17 +53,12 @@ for path in (REPO, Path(__file__).resolve().parent):
 
 import bench_dashboard  # noqa: E402
 
+from tests.ui_server import CHROMIUM_ARGS, chromium_path, free_port  # noqa: E402  (one definition for tests and benchmarks)
+
 GOAL_FIRST_PAINT_S = 4.0
 DASHBOARD_REFRESH_S = 2.0  # app/app_pages/dashboard.py REFRESH_S (not imported: that module is a Streamlit page)
 START_SELECTOR = ".st-key-new_run_start button"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+
 # What must never be loaded into the UI process (shared objects show in /proc/<pid>/maps; pure-Python ultralytics
 # cannot, but it imports torch and OpenCV, which can).
 HEAVY = re.compile(r"libtorch|/torch/|torch/_C|/torchvision/|/ultralytics/|cv2|libopencv", re.IGNORECASE)
@@ -146,12 +141,6 @@ def listening(pid: int) -> list[str]:
 
 
 # ---- the UI server -------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class UI:
     """One ``workbench ui`` process (own session) and its Streamlit child."""
 
@@ -200,13 +189,6 @@ class UI:
 
 
 # ---- browser helpers -----------------------------------------------------------------------------------------------
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        raise RuntimeError("chromium not found: apt-get install -y chromium")
-    return path
-
-
 def last_step_drawn(page) -> int:
     """The largest step in the tab's gradient-norm chart (0 before it is drawn).
 

@@ -9,79 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, wait_for
+from tests.ui_server import WorkbenchUI, chromium_page
 
 pytestmark = pytest.mark.slow
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = REPO / "assets" / "screenshots" / "dashboard.png"
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "chromium not found: apt-get install -y chromium (or run bash .ci/run)"
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_ui(port: int, runs: Path) -> subprocess.Popen:
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is already served"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trainers.cli", "ui", "--port", str(port), "--runs-dir", str(runs)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "workbench ui exited during start-up"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("workbench ui did not come up within 60 s")
-
-
-def stop_ui(proc: subprocess.Popen, port: int) -> None:
-    """Stop `workbench ui` and its streamlit child, and wait until the port is free again."""
-    try:
-        os.killpg(proc.pid, 15)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=20)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) != 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"port {port} still served 20 s after stopping the UI")
 
 
 def points(page, key: str) -> int:
@@ -104,19 +39,15 @@ def trace_names(page, key: str) -> list[str]:
 
 
 def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
-    from playwright.sync_api import sync_playwright
-
     from trainers.run_folder import list_runs
     from trainers.run_status import read_status
     from trainers.telemetry.events import read_events
 
     runs = tmp_path / "runs"
-    port = free_port()
-    ui = start_ui(port, runs)
+    ui = WorkbenchUI(runs).start()
+    port = ui.port
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1500, "height": 1900})
+        with chromium_page() as page:
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
             page.wait_for_selector(".st-key-new_run_start button", timeout=60_000)
             # per-class F1 is on by default; turn on per-layer LR and gradient clipping
@@ -153,9 +84,9 @@ def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
                 shutil.copyfile(tmp_path / "dashboard.png", SCREENSHOT)
 
             # restart the UI server mid-run: the run goes on, and the dashboard reattaches to every event
-            stop_ui(ui, port)
+            ui.stop()
             assert read_status(run_dir)["status"] == "running"
-            ui = start_ui(port, runs)
+            ui.start()
             page.goto(f"http://127.0.0.1:{port}/dashboard?run={name}", wait_until="networkidle")
             wait_for(lambda: points(page, "chart_grad_norm") > 0, 60, 0.5, "the reattached gradient-norm chart")
             steps_on_disk = sum(e["event"] == "step" for e in read_events(run_dir / "telemetry.jsonl")[0])
@@ -165,6 +96,6 @@ def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
             page.locator(".st-key-run_stop button").click()
             wait_for(lambda: read_status(run_dir)["status"] == "stopped", 60, 0.5, "the run to stop")
             wait_for(lambda: "stopped" in page.locator("body").inner_text().lower(), 30, 0.5, "'stopped' on the page")
-            browser.close()
     finally:
-        stop_ui(ui, port)
+        if ui.proc is not None:
+            ui.stop()

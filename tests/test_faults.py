@@ -16,8 +16,6 @@ import json
 import os
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -30,6 +28,7 @@ import yaml
 from tests.conftest import DEMO_BASE, REPO, TINY_TRAIN, make_dataset, wait_for
 from tests.fixtures.make_telemetry import FIXTURES
 from tests.test_robustness import snapshot
+from tests.ui_server import WorkbenchUI
 from trainers import launcher
 from trainers.errors import RunError
 from trainers.run_folder import create_run_dir
@@ -255,45 +254,6 @@ def test_error_from_a_dataloader_worker_names_the_workers_file():
 
 
 # ---- the UI server killed and restarted while three runs train -------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_ui(port: int, root: Path, log: Path) -> subprocess.Popen:
-    """``workbench ui`` as a user starts it, in its own process group (the CLI and its Streamlit child)."""
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "trainers.cli", "ui", "--port", str(port), "--runs-dir", str(root)],
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def healthy() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                return r.read() == b"ok"
-        except OSError:
-            return False
-
-    wait_for(healthy, 120, 0.25, "UI answers /_stcore/health")
-    return proc
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=30)
-
-
 @pytest.mark.slow
 def test_ui_killed_and_restarted_while_three_runs_train_all_three_reattach(tmp_path, tiny_data, monkeypatch):
     from app import run_views
@@ -303,15 +263,15 @@ def test_ui_killed_and_restarted_while_three_runs_train_all_three_reattach(tmp_p
     root = tmp_path / "runs"
     recipe = write_recipe(tmp_path / "long.yaml", tiny_data, train={"epochs": 300}, per_class_f1={})
     runs = [launcher.start_run(recipe, root, name=f"live{i}") for i in range(3)]
-    port, log = _free_port(), tmp_path / "ui.log"
-    ui = None
+    ui = WorkbenchUI(root, log=tmp_path / "ui.log")
+    port = ui.port
     try:
         for run in runs:
             wait_for(lambda run=run: epochs_logged(run), 300, 0.2, f"{run.name}: epoch 1 logged")
         pids = {run.name: read_status(run)["pid"] for run in runs}
 
-        ui = start_ui(port, root, log)
-        kill_group(ui)  # SIGKILL to the CLI and Streamlit: no shutdown code runs
+        ui.start()
+        ui.kill()  # SIGKILL to the CLI and Streamlit: no shutdown code runs
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
         for run in runs:  # the runs live in their own sessions: untouched by the UI's death
@@ -319,7 +279,7 @@ def test_ui_killed_and_restarted_while_three_runs_train_all_three_reattach(tmp_p
             assert status["status"] == "running" and status["pid"] == pids[run.name]
             assert process_start_time(status["pid"]) == status["pid_start"]
 
-        ui = start_ui(port, root, log)  # same port, same runs root: what a user does after a crash
+        ui.start()  # same port, same runs root: what a user does after a crash
 
         # What the restarted server shows, rendered by the same page scripts against the same runs root.
         monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(root))
@@ -347,8 +307,7 @@ def test_ui_killed_and_restarted_while_three_runs_train_all_three_reattach(tmp_p
             wait_for(cache_holds_every_event_on_disk, 30, 0.05, f"{run.name}: event cache == telemetry on disk")
         assert all(read_status(r)["status"] == "running" for r in runs)
     finally:
-        if ui is not None:
-            kill_group(ui)
+        ui.kill()
         for run in runs:
             try:
                 launcher.stop_run(run)

@@ -16,30 +16,22 @@ from __future__ import annotations
 import ast
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1.errors import AppTestError
 
-from tests.conftest import DEMO_BASE, REPO, wait_for
+from tests.conftest import DEMO_BASE, REPO
 from tests.test_robustness import snapshot
+from tests.ui_server import WorkbenchUI
 from trainers import launcher
 from trainers.errors import RunError
 from trainers.run_folder import validate_run_name
 
 
 # ---- the UI server listens on loopback unless told otherwise --------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _hex_addr(text: str) -> str:
     """An address from /proc/net/tcp{,6} (hex, host byte order per 32-bit word) as text."""
     raw = bytes.fromhex(text)
@@ -90,48 +82,15 @@ def group_socket_inodes(pgid: int) -> set[int]:
     return inodes
 
 
-def serve(tmp_path: Path, *host: str) -> tuple[subprocess.Popen, int, str]:
-    port = _free_port()
-    log = tmp_path / f"ui-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "trainers.cli", "ui", "--port", str(port), "--runs-dir", str(tmp_path / "runs")]
-            + (["--host", host[0]] if host else []),
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def listening() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        return any(s["listen"] and s["lport"] == port for s in proc_net_sockets())
-
-    try:
-        wait_for(listening, 120, 0.2, f"workbench ui listening on port {port}")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=10) as r:
-            assert r.read() == b"ok"
-    except BaseException:
-        stop(proc)
-        raise
-    return proc, port, log
-
-
-def stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+def serve(tmp_path: Path, *host: str) -> WorkbenchUI:
+    ui = WorkbenchUI(tmp_path / "runs", extra=("--host", host[0]) if host else ())
+    ui.log = tmp_path / f"ui-{ui.port}.log"
+    return ui.start()
 
 
 def test_ui_listens_on_127_0_0_1_only_and_opens_no_outbound_connection(tmp_path):
-    proc, port, log = serve(tmp_path)
+    ui = serve(tmp_path)
+    proc, port, log = ui.proc, ui.port, ui.log
     try:
         listeners = {s["local"] for s in proc_net_sockets() if s["listen"] and s["lport"] == port}
         assert listeners == {"127.0.0.1"}  # not 0.0.0.0, not ::
@@ -143,17 +102,18 @@ def test_ui_listens_on_127_0_0_1_only_and_opens_no_outbound_connection(tmp_path)
             if s["inode"] in mine and not s["listen"]:
                 assert s["remote"] in ("127.0.0.1", "::1", "::ffff:127.0.0.1", "0.0.0.0", "::"), s
     finally:
-        stop(proc)
+        ui.stop()
     assert "warning" not in log.read_text().lower()
 
 
 def test_ui_listens_on_all_interfaces_only_when_told_and_warns(tmp_path):
-    proc, port, log = serve(tmp_path, "0.0.0.0")
+    ui = serve(tmp_path, "0.0.0.0")
+    port, log = ui.port, ui.log
     try:
         listeners = {s["local"] for s in proc_net_sockets() if s["listen"] and s["lport"] == port}
         assert listeners == {"0.0.0.0"}
     finally:
-        stop(proc)
+        ui.stop()
     assert (
         "workbench: warning: serving on 0.0.0.0: anyone who can reach this address can start and stop runs"
         in log.read_text()

@@ -1,0 +1,141 @@
+"""`workbench ui` and headless Chromium for the tests that drive the real thing (defined once, used by the browser,
+fault, security and benchmark tests).
+
+The UI runs as a user starts it (``python -m trainers.cli ui``) in its own process group, so stopping it ends the CLI
+and its Streamlit child together. Chromium is Debian's (``apt-get install -y chromium``; ``.ci/run`` installs it),
+driven by playwright with ``executable_path``; a missing browser fails with the install command, never a skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Without the background-networking flags Chromium tries Google's hosts at every start (closed network here).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_served(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "chromium not found: apt-get install -y chromium (or run bash .ci/run)"
+    return path
+
+
+class WorkbenchUI:
+    """One ``workbench ui`` process group on a port; :meth:`start` waits until ``/_stcore/health`` answers."""
+
+    def __init__(self, runs: Path, port: int | None = None, log: Path | None = None, extra: tuple[str, ...] = ()):
+        self.runs, self.port, self.extra = Path(runs), port or free_port(), tuple(extra)
+        self.log = log or self.runs.parent / f"ui-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120) -> WorkbenchUI:
+        from tests.conftest import wait_for
+
+        assert not port_served(self.port), f"port {self.port} is already served"
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "trainers.cli", "ui", "--port", str(self.port), "--runs-dir", str(self.runs)]
+                + list(self.extra),
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        try:
+            wait_for(self.healthy, timeout, 0.2, f"workbench ui answering on port {self.port}")
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def healthy(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                return r.read() == b"ok"
+        except OSError:
+            return False
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM the group, then SIGKILL if it lingers; wait until the port is free."""
+        from tests.conftest import wait_for
+
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=timeout)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            self.kill()
+        wait_for(lambda: not port_served(self.port), 20, 0.2, f"port {self.port} free after stopping the UI")
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL the group: no shutdown code runs (a crash)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+
+@contextlib.contextmanager
+def running_ui(runs: Path, **kwargs) -> Iterator[WorkbenchUI]:
+    """``with running_ui(runs) as ui:`` — started, and always stopped afterwards."""
+    ui = WorkbenchUI(runs, **kwargs).start()
+    try:
+        yield ui
+    finally:
+        if ui.proc is not None:
+            ui.stop()
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1500, height: int = 1900) -> Iterator:
+    """A playwright page in headless Debian Chromium; the browser is closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height})
+        finally:
+            browser.close()
