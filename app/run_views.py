@@ -17,7 +17,7 @@ from typing import Any
 from app.charts import DETECTION_METRICS
 from trainers import launcher
 from trainers.errors import WorkbenchError
-from trainers.run_folder import CONSOLE_FILE, TELEMETRY_FILE, list_runs
+from trainers.run_folder import CONSOLE_FILE, TELEMETRY_FILE, list_runs, resume_refusal
 from trainers.run_status import ACTIVE_STATUSES, read_status
 from trainers.telemetry.run_log import RunLog
 
@@ -96,6 +96,7 @@ class RunRow:
     best: str
     error: str | None
     created: str | None
+    resume_refusal: str | None = None  # why Resume is refused (never finished an epoch, completed, still running)
 
     @property
     def active(self) -> bool:
@@ -163,6 +164,7 @@ def run_rows(root: str | os.PathLike[str]) -> list[RunRow]:
                 name=s.name, path=s.path, status=str(state), epoch=int(status.get("epoch", s.epoch) or 0),
                 epochs=epochs, eta_s=eta, best=format_metric(status.get("best_metric", s.best_metric)),
                 error=status.get("error"), created=s.created,
+                resume_refusal=resume_refusal(s.path, status) if status else "status unreadable",
             )
         )  # fmt: skip
     return rows

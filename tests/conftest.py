@@ -47,6 +47,14 @@ def make_dataset(root: Path, n_train: int = 16, n_val: int = 8, size: int = 64, 
     return data
 
 
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch) -> Path:
+    """An empty runs root that the UI pages (and the CLI) use through $WORKBENCH_RUNS_DIR."""
+    root = tmp_path / "runs"
+    monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(root))
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("tiny"))

@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.errors import AppTestError
 
 from app import recipe_form, run_views, settings_form
+from tests.conftest import fake_last_pt
 from tests.fixtures.make_telemetry import FIXTURES
 from trainers import launcher
 from trainers.customizations.class_weights import ClassWeights
@@ -35,13 +36,6 @@ REPO = Path(__file__).resolve().parent.parent
 MAIN = REPO / "app" / "main.py"
 PAGES = ("new_run", "runs", "dashboard", "compare", "class_weights")
 BUILTIN = {"nr_model_source": "builtin"}  # no dependency on the demo checkpoint where the model is not under test
-
-
-@pytest.fixture
-def runs_root(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "runs"
-    monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(root))
-    return root
 
 
 def open_page(page: str, query: dict | None = None, **state) -> AppTest:
@@ -89,6 +83,8 @@ def make_run(root: Path, name: str, fixture: str | None, **status) -> Path:
     run_dir = create_run_dir(root, name)
     if fixture:
         shutil.copy(FIXTURES / f"{fixture}.jsonl", run_dir / "telemetry.jsonl")
+    if status.get("epoch"):
+        fake_last_pt(run_dir)  # a run that finished an epoch has a checkpoint to resume from
     write_status(run_dir, **status)
     return run_dir
 
@@ -421,7 +417,7 @@ def test_runs_page_delete_asks_for_confirmation(three_runs):
 def test_dashboard_draws_every_chart_of_a_completed_run(runs_root):
     run = make_run(runs_root, "done", "complete", status="completed", epoch=6, epochs=6, best_epoch=5,
                    best_metric={"name": "metrics/mAP50-95(B)", "value": 0.41})  # fmt: skip
-    (run / "weights").mkdir()
+    (run / "weights" / "last.pt").unlink()  # only best.pt is left: the downloads list what exists
     (run / "weights" / "best.pt").write_bytes(b"best")
     (run / "results.csv").write_text("epoch,x\n1,2\n")
     (run / "recipe.yaml").write_text("model: yolo26n.yaml\n")

@@ -310,7 +310,6 @@ def test_default_names_come_from_the_recipe_and_do_not_collide(tmp_path, monkeyp
 
 
 def test_invalid_recipe_is_refused_before_a_run_dir_is_made(tmp_path):
-    pytest.importorskip("trainers.recipe")
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("model: [unclosed\n")
     with pytest.raises(RecipeError):
@@ -322,7 +321,6 @@ def test_invalid_recipe_is_refused_before_a_run_dir_is_made(tmp_path):
 
 def test_real_cli_child_reports_a_bad_recipe_into_the_run(tmp_path, monkeypatch):
     """launcher -> `python -m trainers.cli train --existing` -> claim -> recipe error: the UI sees the real message."""
-    pytest.importorskip("trainers.recipe")
     monkeypatch.setattr(launcher, "_check_recipe", lambda recipe: None)  # let the child find the problem
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("model: [unclosed\n")

@@ -97,6 +97,22 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _owned_run(run_dir, body)
 
 
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """``workbench rerun RUN``: a new run with RUN's recipe, trained in this process (RUN itself is untouched)."""
+    from trainers.run_folder import RECIPE_FILE, ensure_name_free, new_run_name, rerun_stem, resolve_run, runs_root
+
+    root = runs_root(args.runs_dir)
+    source = resolve_run(root, args.run)
+    recipe = source / RECIPE_FILE
+    if not recipe.is_file():
+        raise RunError(f"run {source.name!r} has no {RECIPE_FILE}; start a new run with 'workbench train RECIPE'")
+    name = args.name or new_run_name(rerun_stem(source.name), root)
+    ensure_name_free(root, name)
+    from trainers.training import train_run
+
+    return int(train_run(recipe, root, name=name, step_stride=args.log_every) or 0)
+
+
 # ---- runs / stop ---------------------------------------------------------------------------------------------------
 def _format_metric(metric: Any) -> str:
     if not isinstance(metric, dict) or metric.get("value") is None:
@@ -264,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN", help="run name under the runs root, or path to a run folder")
     p.add_argument("--runs-dir", help=runs_dir_help)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("rerun", help="start a new run with the recipe of an existing one (it stays as it is)")
+    p.add_argument("run", metavar="RUN", help="run name under the runs root, or path to a run folder")
+    p.add_argument("--name", help="name of the new run (default: the old name's stem and the time)")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.add_argument("--log-every", type=_positive_int, default=1, metavar="N", help="as for train")
+    p.set_defaults(func=cmd_rerun)
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--json", action="store_true", help="print one JSON document")

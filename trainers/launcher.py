@@ -19,15 +19,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trainers.errors import RecipeError, RunError
+from trainers.errors import RunError
 from trainers.run_folder import (
     CONSOLE_FILE,
     LAST_CHECKPOINT,
+    RECIPE_FILE,
     TELEMETRY_FILE,
     check_resumable,
     create_run_dir,
     end_run,
     new_run_name,
+    rerun_stem,
     unusable_runs_root,
     validate_run_name,
 )
@@ -105,15 +107,11 @@ def _reap() -> None:
 
 
 # ---- start ---------------------------------------------------------------------------------------------------------
-def _check_recipe(recipe: Path) -> None:
-    """Fail now, in the UI, on a recipe that the training process would reject a second later."""
-    try:
-        from trainers.recipe import load_recipe
-    except ImportError:  # recipe module not available: the training process will report it
-        if not recipe.is_file():
-            raise RecipeError(f"{recipe}: recipe file not found") from None
-        return
-    load_recipe(recipe)
+def _check_recipe(recipe: Path):
+    """Fail now, in the UI, on a recipe that the training process would reject a second later; return it."""
+    from trainers.recipe import load_recipe
+
+    return load_recipe(recipe)
 
 
 def start_run(
@@ -137,7 +135,7 @@ def start_run(
     recipe = Path(recipe_path).expanduser().resolve()
     if name is not None:
         validate_run_name(name)
-    _check_recipe(recipe)
+    checked = _check_recipe(recipe)
     _reap()
     try:
         if name is not None:
@@ -154,12 +152,35 @@ def start_run(
                 raise RunError(f"could not reserve a run name for {recipe.stem!r} in {root}; pass --name")
     except OSError as e:
         raise unusable_runs_root(root, e) from None
+    if checked is not None:  # the run keeps its recipe even if it fails before training writes it again
+        (run_dir / RECIPE_FILE).write_text(checked.to_yaml(), encoding="utf-8")
     try:
         _spawn(train_command(recipe, root, name), run_dir)
     except OSError as e:
         mark_failed(run_dir, f"could not start the training process: {e}")
         raise RunError(f"run {name!r}: could not start the training process ({e})") from None
     return run_dir
+
+
+def start_again(run_dir: str | os.PathLike[str], name: str | None = None) -> Path:
+    """Start a new run with the recipe of ``run_dir`` (which is left as it is), in a detached process.
+
+    Args:
+        run_dir: A run of any status.
+        name: The new run's name; default: the old name's stem and the time (``demo-20261201-195000`` ->
+            ``demo-<now>``).
+
+    Raises:
+        RunError: If the run has no recipe.yaml.
+    """
+    run_dir = Path(run_dir)
+    recipe = run_dir / RECIPE_FILE
+    if not recipe.is_file():
+        raise RunError(f"run {run_dir.name!r} has no {RECIPE_FILE}; start a new run from the New run page instead")
+    if name is None:
+        root = run_dir.parent
+        name = new_run_name(rerun_stem(run_dir.name), root)
+    return start_run(recipe, run_dir.parent, name=name)
 
 
 # ---- watch ---------------------------------------------------------------------------------------------------------

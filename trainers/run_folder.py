@@ -31,6 +31,7 @@ RUNS_DIR_ENV = "WORKBENCH_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
 TELEMETRY_FILE = "telemetry.jsonl"
 CONSOLE_FILE = "console.log"
+RECIPE_FILE = "recipe.yaml"
 LAST_CHECKPOINT = "weights/last.pt"
 BEST_CHECKPOINT = "weights/best.pt"
 
@@ -113,6 +114,12 @@ def new_run_name(recipe_stem: str, root: str | os.PathLike[str] | None = None) -
 
 
 # ---- run folders ---------------------------------------------------------------------------------------------------
+def rerun_stem(name: str) -> str:
+    """The stem of a run name without the time stamp :func:`new_run_name` added (``demo-20261201-195000-2`` ->
+    ``demo``), so starting a run again gets a fresh stamp instead of a second one."""
+    return re.sub(r"-\d{8}-\d{6}(-\d+)?$", "", name) or name
+
+
 def create_run_dir(root: str | os.PathLike[str], name: str) -> Path:
     """Create ``<root>/<name>/`` with a ``starting`` status.json; never reuses or overwrites a folder.
 

@@ -62,7 +62,7 @@ def train_run(
             run_dir = run_folder.create_run_dir(root, name)
         except OSError as e:
             raise run_folder.unusable_runs_root(root, e) from None
-    (run_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+    (run_dir / run_folder.RECIPE_FILE).write_text(recipe.to_yaml(), encoding="utf-8")
     (run_dir / "data.yaml").write_text(yaml.safe_dump(resolved_data_dict(ds), sort_keys=False), encoding="utf-8")
     write_status(
         run_dir,
@@ -85,7 +85,7 @@ def resume_run(run_dir: str | Path) -> int:
     run_dir = Path(run_dir)
     status = run_folder.check_resumable(run_dir)
     recipe = Recipe.from_yaml(
-        (run_dir / "recipe.yaml").read_text(encoding="utf-8"), source=str(run_dir / "recipe.yaml")
+        (run_dir / run_folder.RECIPE_FILE).read_text(encoding="utf-8"), source=str(run_dir / run_folder.RECIPE_FILE)
     )
     check_last_checkpoint(run_dir / run_folder.LAST_CHECKPOINT)
     log = RunLog.from_events(read_events(run_dir / run_folder.TELEMETRY_FILE)[0])

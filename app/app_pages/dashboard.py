@@ -14,6 +14,7 @@ from app import charts, exports, run_views
 from app.state import current_runs_root, init_state
 from trainers import launcher
 from trainers.errors import WorkbenchError
+from trainers.run_folder import resume_refusal
 from trainers.run_status import ACTIVE_STATUSES
 
 REFRESH_S = 2.0
@@ -57,6 +58,10 @@ def _act(action: str) -> None:
         if action == "stop":
             launcher.stop_run(run_dir)
             ss.dash_flash = ("success", "Stop requested: the run saves and ends at the next batch.")
+        elif action == "again":
+            new = launcher.start_again(run_dir)
+            ss.dash_run = ss.selected_run = new.name
+            ss.dash_flash = ("success", f"Started {new.name} with the recipe of {run_dir.name}.")
         else:
             launcher.resume_run_detached(run_dir)
             ss.dash_flash = ("success", "Resuming from the last checkpoint.")
@@ -101,9 +106,14 @@ def dashboard() -> None:
         if state in ACTIVE_STATUSES:
             st.button("Stop", key="run_stop", on_click=_act, args=("stop",), icon=":material/stop:")
         else:
+            refusal = resume_refusal(run_dir, st_now)
             st.button(
                 "Resume", key="run_resume", on_click=_act, args=("resume",), icon=":material/replay:",
-                disabled=state == "completed", help="continue from weights/last.pt",
+                disabled=refusal is not None, help=refusal or "continue from weights/last.pt",
+            )  # fmt: skip
+            st.button(
+                "Start again", key="run_again", on_click=_act, args=("again",), icon=":material/restart_alt:",
+                help="a new run with this run's recipe (this one stays as it is)",
             )  # fmt: skip
     if epochs:
         st.progress(min(1.0, epoch / epochs))

@@ -29,6 +29,9 @@ def _act(action: str, path: str, name: str) -> None:
         elif action == "resume":
             launcher.resume_run_detached(path)
             ss.runs_flash = ("success", f"Resuming {name} from its last checkpoint.")
+        elif action == "again":
+            new = launcher.start_again(path)
+            ss.runs_flash = ("success", f"Started {new.name} with the recipe of {name}.")
         elif action == "delete":
             launcher.delete_run(path)
             run_views.forget_run(path)
@@ -83,7 +86,11 @@ def run_list() -> None:
                 else:
                     b.button(
                         "Resume", key=f"runs_resume_{row.name}", on_click=_act, args=("resume", row.path, row.name),
-                        disabled=row.status == "completed", help="continue from weights/last.pt",
+                        disabled=row.resume_refusal is not None, help=row.resume_refusal or "continue from last.pt",
+                    )  # fmt: skip
+                    b.button(
+                        "Start again", key=f"runs_again_{row.name}", on_click=_act, args=("again", row.path, row.name),
+                        help="a new run with this run's recipe",
                     )  # fmt: skip
                 c.button(
                     "Delete", key=f"runs_delete_{row.name}", on_click=_act, args=("ask_delete", row.path, row.name),

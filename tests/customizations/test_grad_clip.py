@@ -37,3 +37,29 @@ def test_post_clip_norm_at_most_max_norm(tiny_data, tmp_path, max_norm):
     assert [s["grad_norm"] for s in steps] == pytest.approx([b for _, b in post], rel=1e-6)
     assert all(s["clipped"] is (max_norm > 0) for s in steps)
     assert all(set(s["grad_norms"]) == {"weight", "bn", "bias"} for s in steps)
+
+
+@pytest.fixture
+def max_norm_default():
+    """Change GradClip's default in the settings model (its one home) for one test, then put it back."""
+    from trainers.customizations.grad_clip import GradClip
+
+    field = GradClip.model_fields["max_norm"]
+    original = field.default
+
+    def set_default(value: float) -> None:
+        field.default = value
+        GradClip.model_rebuild(force=True)
+
+    yield set_default
+    set_default(original)
+
+
+@pytest.mark.slow
+def test_a_default_changed_in_the_settings_model_acts_in_training(tiny_data, tmp_path, max_norm_default):
+    max_norm_default(0.25)
+    run_trainer(recipe_for(tiny_data, train={"epochs": 1}, grad_clip={}), tmp_path)  # the block without settings
+    steps = events(tmp_path, "step")
+    assert steps and all(s["max_norm"] == 0.25 and s["clipped"] for s in steps)
+    start = events(tmp_path, "run_start")[0]
+    assert start["recipe"]["customizations"]["grad_clip"] == {"max_norm": 0.25}

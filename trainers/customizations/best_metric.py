@@ -113,7 +113,7 @@ class BestMetricMixin:
 ROW = Customization(
     key="best_metric",
     rank=10,
-    why="outermost: it must see the metrics after per_class_f1 added F1, and it owns the fitness validate() returns",
+    why="outermost customization: it sees the metrics after per_class_f1 added F1 and owns the fitness returned",
     title="Best-model metric",
     help="Choose the validation metric that picks best.pt (and drives early stopping).",
     settings=BestMetric,
