@@ -208,7 +208,9 @@ def start_head(
     env.update(extra_env or {})
     env[MARKER_ENV] = marker
     env["RAY_USAGE_STATS_ENABLED"] = "0"  # offline: no usage report
-    for var in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):  # would redirect our client to another cluster
+    # RAY_*ADDRESS would point the head's own clients elsewhere; PYTHONPATH: a node does not know our checkout, so
+    # the job must get it from the submitter (trainers.cluster.job_env), as on a real cluster.
+    for var in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "PYTHONPATH"):
         env.pop(var, None)
     t0 = time.monotonic()
     with open(log_dir / "ray-start.out", "wb") as out, open(log_dir / "ray-start.err", "wb") as err:
@@ -304,15 +306,21 @@ def stop_head(head: RayHead, term_wait: float = 2.0, leftover_wait: float = 1.0)
 
 
 @pytest.fixture(scope="session")
-def ray_head(tmp_path_factory) -> Iterator[str]:
-    """A private Ray head on loopback for the whole session; yields its job API address ``http://127.0.0.1:PORT``.
+def ray_head_process(tmp_path_factory) -> Iterator[RayHead]:
+    """A private Ray head on loopback for the whole session (the :class:`RayHead`: address, pids, timings).
 
     Its ``--temp-dir`` is under pytest's tmp dir when that path is short enough for Ray's sockets, else a short
-    folder under the system temp dir. At teardown every process of it is gone (checked).
+    folder under the system temp dir. At teardown every process of it is gone (checked: teardown fails if not).
     """
     base = tmp_path_factory.mktemp("ray")
     head = start_head(base)
     try:
-        yield head.address
+        yield head
     finally:
         stop_head(head)
+
+
+@pytest.fixture(scope="session")
+def ray_head(ray_head_process: RayHead) -> str:
+    """The job API address of the session's private Ray head: ``http://127.0.0.1:PORT``."""
+    return ray_head_process.address

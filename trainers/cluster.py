@@ -250,9 +250,11 @@ def stop_wait_s() -> int:
 def job_env(job_id: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """``runtime_env["env_vars"]`` for a job: forwarded variables, this checkout on PYTHONPATH, the stop grace.
 
-    PYTHONPATH holds the checkout that the submitting process imports (as the local launcher's ``child_env``
-    does), so a development checkout on shared storage is what the job runs. On a real cluster the project must
-    also be installed on every node (its dependencies at least): a path the node does not have is just skipped.
+    PYTHONPATH is the checkout that the submitting process imports (as the local launcher's ``child_env`` does), so
+    a development checkout on shared storage is what the job runs. It replaces a PYTHONPATH the node may have: Ray
+    does expand ``${PYTHONPATH}`` in env_vars, but to ``REPO:`` when the node has none, and that empty entry puts
+    the job's working directory on sys.path (measured). On a real cluster the project must also be installed on
+    every node (its dependencies at least): a path the node does not have is just skipped by Python.
     """
     out = forwarded_env()
     out.update(
