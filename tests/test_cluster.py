@@ -69,17 +69,21 @@ def start_trap(address: str, tmp_path: Path, clean_s: float = 2.0, env=None) -> 
 # ---- against the real head -----------------------------------------------------------------------------------------
 @pytest.mark.timeout(60)
 def test_trivial_job_succeeds_with_our_python_and_checkout(ray_head, tmp_path):
-    probe = "import os, sys, trainers; print(sys.executable, trainers.__file__, os.getcwd(), os.environ[sys.argv[1]])"
+    probe = (
+        "import os, sys, trainers; print(sys.executable, trainers.__file__, os.getcwd(), os.environ[sys.argv[1]],"
+        " repr(os.environ['CUDA_VISIBLE_DEVICES']))"
+    )
     t0 = time.monotonic()
     job = cluster.submit(ray_head, tmp_path, [cluster.cluster_python(), "-c", probe, "RAY_JOB_STOP_WAIT_TIME_S"])
     status, _ = wait_status(ray_head, job, cluster.RAY_TERMINAL)
     elapsed = time.monotonic() - t0
     assert status == "SUCCEEDED", cluster.logs_tail(ray_head, job)
-    exe, module, cwd, grace = cluster.logs_tail(ray_head, job).splitlines()[-1].split()
+    exe, module, cwd, grace, cuda = cluster.logs_tail(ray_head, job).splitlines()[-1].split()
     assert exe == sys.executable  # the absolute interpreter in the entrypoint, not the node's first `python`
     assert Path(module) == REPO / "trainers" / "__init__.py"  # the submitter's checkout, via PYTHONPATH
     assert Path(cwd) == tmp_path  # the job runs in the run folder
     assert grace == str(cluster.STOP_WAIT_S)  # the stop grace is set per job
+    assert cuda == "''"  # no GPU reserved: none visible (Ray itself would leave them all visible)
     assert job.startswith(f"workbench-{tmp_path.name}-")
     assert elapsed < 15, f"a trivial job took {elapsed:.1f} s"
 
@@ -184,6 +188,14 @@ def test_run_dir_the_node_cannot_see_fails_at_once_with_a_hint(ray_head, tmp_pat
 
 
 @pytest.mark.timeout(60)
+def test_duplicate_job_id_is_refused_in_one_line(ray_head, tmp_path):
+    job = cluster.submit(ray_head, tmp_path, ["true"])
+    with pytest.raises(ClusterError) as e:
+        cluster.submit(ray_head, tmp_path, ["true"], job_id=job)
+    assert str(e.value).startswith(f"the Ray cluster at {ray_head} refused job {job}: ") and "\n" not in str(e.value)
+
+
+@pytest.mark.timeout(60)
 def test_unknown_job(ray_head):
     assert cluster.job_status(ray_head, "workbench-no-such-job") == cluster.UNKNOWN
     assert cluster.stop(ray_head, "workbench-no-such-job") is False
@@ -269,7 +281,7 @@ def test_unreachable_silent_listener_is_bounded():
         address = f"http://127.0.0.1:{silent.getsockname()[1]}"
         t0 = time.monotonic()
         with pytest.raises(ClusterError) as e:
-            cluster.check_reachable(address, timeout=2.0)
+            cluster.check_reachable(address, timeout=2.0, read_timeout=1.0)
         assert time.monotonic() - t0 < 5
     _assert_one_line_unreachable(e.value, address)
 

@@ -53,7 +53,9 @@ JOB_ID_ENV = "WORKBENCH_RAY_JOB_ID"  # set in the job: the training process chec
 INSTALL_HINT = 'pip install -e ".[cluster]"'
 
 CONNECT_TIMEOUT_S = 3.0  # TCP connect to the job API
-READ_TIMEOUT_S = 10.0  # one job API answer (status, stop, logs, submit)
+# One job API answer (status, stop, logs, submit). Generous: a head on a busy machine answers slowly (a 10 s limit
+# was hit once with 2 cores shared by several test suites), and a timed-out submit must be checked, not retried.
+READ_TIMEOUT_S = 20.0
 # SIGTERM -> SIGKILL grace per job (Ray's default is 3 s): a clean stop finishes the current batch and writes its
 # run_end; the local launcher never SIGKILLs at all. Overridable with $WORKBENCH_CLUSTER_STOP_WAIT_S.
 STOP_WAIT_S = 120
@@ -171,18 +173,19 @@ def _short(e: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_reachable(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> str:
+def check_reachable(address: str, *, timeout: float = CONNECT_TIMEOUT_S, read_timeout: float = READ_TIMEOUT_S) -> str:
     """Fail in a few seconds, with one line, unless the Ray job API at ``address`` answers; return Ray's version.
 
     Never cached: each call asks the cluster again (two ``GET /api/version``, each bounded by ``timeout`` to
-    connect and ``timeout`` to answer).
+    connect and ``read_timeout`` to answer). Nothing listening, an unknown host, or no route fail within
+    ``timeout``; a port that accepts and never answers within ``2 * read_timeout``.
 
     Raises:
         ClusterError: ``cannot reach the Ray job API at ADDRESS (...); start a head with `ray start --head` or pass
             the right --cluster / $WORKBENCH_CLUSTER``, or the install hint if ray is missing.
     """
     address = normalize_address(address)
-    c = _make_client(address, timeout, timeout)
+    c = _make_client(address, timeout, read_timeout)
     return str(getattr(c, "_server_ray_version", "") or "")
 
 
@@ -331,8 +334,13 @@ def submit(
         address: The Ray job API (``http://HEAD:8265``).
         run_dir: The run folder, on storage the nodes see at the same path (the job ``cd``\\ s into it).
         argv: The training command; ``argv[0]`` should be :func:`cluster_python` (never a bare ``python``).
-        num_gpus: GPUs to reserve for the job (:func:`gpus_for_device` of ``train.device``).
-        num_cpus: CPUs to reserve. With more than the cluster has free, the job waits as PENDING (queued).
+        num_gpus: GPUs to reserve for the job (:func:`gpus_for_device` of ``train.device``). Ray then sets
+            CUDA_VISIBLE_DEVICES to the granted GPUs. With 0, Ray 2.60 leaves CUDA_VISIBLE_DEVICES alone (every GPU
+            of the node visible, ray-project/ray#54868), so this sets it to "" unless ``env`` says otherwise: a job
+            that reserved no GPU uses none.
+        num_cpus: CPUs to reserve. With more than the cluster has free, the job waits as PENDING (queued). Ray
+            also sets OMP_NUM_THREADS to it (at least 1) unless ``env`` sets it: torch trains with that many threads
+            (measured: num_cpus=1 -> torch.get_num_threads() == 1 on a 2-core node; locally it is 2).
         env: Extra variables for the job (override the defaults of :func:`job_env`).
         job_id: The submission id to use (default :func:`new_job_id`); record it in status.json *before* calling,
             so that a job the launcher lost track of can still be found, and stale jobs can be told apart.
@@ -346,20 +354,37 @@ def submit(
     meta = {"workbench_run": run_dir.name, "workbench_run_dir": str(run_dir)}
     meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
 
+    job_vars = dict(env or {})
+    if not num_gpus:
+        job_vars.setdefault("CUDA_VISIBLE_DEVICES", "")
+    refused: list[str] = []
+
     def go(c):
         try:
             return c.submit_job(
                 entrypoint=entrypoint(argv, cwd=run_dir),
                 submission_id=job_id,
-                runtime_env={"env_vars": job_env(job_id, env)},
+                runtime_env={"env_vars": job_env(job_id, job_vars)},
                 metadata=meta,
                 entrypoint_num_cpus=num_cpus,
                 entrypoint_num_gpus=num_gpus,
             )
-        except RuntimeError as e:
-            raise ClusterError(f"the Ray cluster at {address} refused job {job_id}: {_short(e)}") from None
+        except RuntimeError as e:  # the job API answered: no
+            refused.append(_short(e))
+            raise ClusterError(f"the Ray cluster at {address} refused job {job_id}: {refused[0]}") from None
 
-    return _call(address, "submit", go)
+    try:
+        return _call(address, "submit", go)
+    except ClusterError:
+        if refused:
+            raise
+        # The answer may be what got lost (a timeout after the head took the job): the id is ours, so ask once.
+        try:
+            if job_info(address, job_id).status != UNKNOWN:
+                return job_id
+        except ClusterError:
+            pass
+        raise
 
 
 @dataclass(frozen=True)
