@@ -170,6 +170,7 @@ def start_head(
     num_cpus: int = 2,
     timeout: float = 90.0,
     extra_env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
 ) -> RayHead:
     """Start ``ray start --head --block`` on loopback in its own process group; return once the job API answers.
 
@@ -179,6 +180,7 @@ def start_head(
         num_cpus: ``--num-cpus`` (keep it at 2 or less on a shared machine).
         timeout: Seconds to wait for the job API.
         extra_env: Added to the head's environment (every worker and job entrypoint inherits it).
+        extra_args: Added to the ``ray start`` command line.
 
     Raises:
         RuntimeError: If the head exits or its job API does not answer in time (with the tail of its output).
@@ -203,6 +205,7 @@ def start_head(
         "--num-cpus", str(num_cpus), "--num-gpus", "0",
         "--temp-dir", str(temp_dir),
         "--disable-usage-stats",
+        *(extra_args or []),
     ]  # fmt: skip
     env = dict(os.environ)
     env.update(extra_env or {})

@@ -107,6 +107,10 @@ def test_bare_python_is_the_nodes_not_ours(ray_head, tmp_path):
     venv_bin = str(Path(sys.executable).parent)
     if not path.startswith(venv_bin):
         assert not found.startswith(venv_bin), "bare python resolved to our venv although it is not first on PATH"
+    # The other way that works: PATH in the job's env_vars (the module uses the absolute interpreter instead).
+    job = c.submit_job(entrypoint="command -v python", runtime_env={"env_vars": {"PATH": f"{venv_bin}:{path}"}})
+    wait_status(ray_head, job, cluster.RAY_TERMINAL)
+    assert cluster.logs_tail(ray_head, job).splitlines()[-1] == str(Path(venv_bin) / "python")
 
 
 @pytest.mark.timeout(60)
@@ -165,7 +169,9 @@ def test_sigkilled_entrypoint_is_failed_within_10s(ray_head, tmp_path):
     assert info.exit_code == -signal.SIGKILL  # exec: the trainer is the entrypoint process, no shell in between
     s = settle(info, {"status": "running", "job_id": job}, logs=cluster.logs_tail(ray_head, job))
     assert s is not None and s.fields["status"] == "failed" and s.append_run_end
-    assert s.fields["error"].startswith(f"Ray job {job} failed (exit code -9)")
+    assert s.fields["error"] == (
+        f"Ray job {job} failed (exit code -9): killed by SIGKILL (out of memory, or killed outside the workbench?)"
+    )
 
 
 @pytest.mark.timeout(60)
@@ -249,6 +255,17 @@ def test_head_fixture_starts_and_leaves_nothing(tmp_path):
         took = stop_head(head)
     assert not group_pids(head.pgid) and not marked_pids(head.marker)
     assert head.started_s < 30 and took < 15, (head.started_s, took)
+
+
+@pytest.mark.timeout(60)
+def test_head_that_cannot_start_fails_with_its_output(tmp_path):
+    from tests.ray_cluster import start_head
+
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError) as e:
+        start_head(tmp_path / "h", extra_args=["--no-such-option"])
+    assert "ray start exited with code" in str(e.value) and "no-such-option" in str(e.value)
+    assert time.monotonic() - t0 < 30
 
 
 # ---- no head needed ------------------------------------------------------------------------------------------------
@@ -431,19 +448,22 @@ LOGS = "epoch 1/3\nTraceback (most recent call last):\n  File x\nRuntimeError: C
         # stopped outside the workbench (ray job stop)
         ("STOPPED", {"status": "running"}, None, ("stopped", None, True)),
         # died
-        (
-            "FAILED",
-            {"status": "running"},
-            None,
-            ("failed", "Ray job J failed (exit code -9): RuntimeError: CUDA", True),
-        ),
+        ("FAILED", {"status": "running"}, None, ("failed", "Ray job J failed (exit code 1): RuntimeError: CUDA", True)),
+        ("FAILED", {"status": "running"}, None, ("failed", "Ray job J failed: Job supervisor actor died", True)),
+        ("FAILED", {"status": "running"}, None, ("failed", "Ray job J failed (exit code -9): killed by SIGKILL", True)),
         ("SUCCEEDED", {"status": "running"}, None, ("failed", "Ray job J exited 0 without a run-end event", True)),
         ("UNKNOWN", {"status": "starting"}, None, ("failed", "Ray job J is unknown to the cluster", True)),
     ],
 )
 def test_settle_table(ray, current, run_end, expected):
-    state = JobState(ray, exit_code=-9 if ray == "FAILED" else None)
-    s = settle(state, {**current, "job_id": "J"}, last_run_end=run_end, logs=LOGS)
+    exit_code, logs, message = None, LOGS, ""
+    if expected and "exit code" in (expected[1] or ""):
+        exit_code = int(expected[1].split("exit code ")[1].split(")")[0])
+    elif expected and "supervisor" in (expected[1] or ""):
+        logs, message = "", "Job supervisor actor died: The actor died unexpectedly.\n\tclass_name: JobSupervisor"
+    s = settle(
+        JobState(ray, message=message, exit_code=exit_code), {**current, "job_id": "J"}, last_run_end=run_end, logs=logs
+    )
     if expected is None:
         assert s is None
         return
@@ -472,4 +492,5 @@ def test_failure_line():
     assert cluster.failure_line(LOGS) == "RuntimeError: CUDA out of memory"
     assert cluster.failure_line("a\nworkbench: error: recipe.yaml: bad\n") == "workbench: error: recipe.yaml: bad"
     assert cluster.failure_line("") == ""
+    assert cluster.failure_line("a\r  1/3  10%\r  1/3 100%\n") == "1/3 100%"
     assert "same path" in cluster.failure_line("/bin/sh: 1: cd: can't cd to /runs/x")

@@ -479,7 +479,9 @@ def logs_tail(address: str, job_id: str, lines: int = 20) -> str:
 
 def failure_line(logs: str) -> str:
     """The most telling line of a failed job's output: a traceback's last line, else the last line."""
-    rows = [ln.strip() for ln in logs.splitlines() if ln.strip()]
+    # Progress bars redraw with carriage returns: keep what the terminal would show last on each line.
+    rows = [ln.rsplit("\r", 1)[-1].strip() for ln in logs.replace("\r\n", "\n").split("\n")]
+    rows = [ln for ln in rows if ln]
     if not rows:
         return ""
     for ln in reversed(rows):
@@ -528,9 +530,11 @@ def settle(
                                                     queued, which Ray reports late, and a SIGKILL after the
                                                     stop grace)
     STOPPED              active                     stopped (stopped outside the workbench: ``ray job stop``)
-    FAILED               active                     failed: ``Ray job ID failed (exit code N): <why>``, the why
-                                                    from the job's log tail, else from Ray's message
-                                                    (``Job supervisor actor died: ...``: node lost)
+    FAILED               active                     failed: ``Ray job ID failed (exit code N): <why>``; why:
+                                                    the signal for a negative exit code (SIGKILL: OOM, a
+                                                    kill), else the job's log tail (a traceback's last
+                                                    line), else Ray's message (``Job supervisor actor
+                                                    died: ...``: the node was lost)
     SUCCEEDED            active                     failed: ``Ray job ID exited 0 without a run-end event``
     UNKNOWN              active                     failed: the cluster lost the job (restarted head?)
     ===================  =========================  ========================================================
@@ -561,13 +565,25 @@ def settle(
         return Settlement({"status": "stopped", "error": None, **base}, append_run_end=True)
     if ray.status == "FAILED":
         code = f" (exit code {ray.exit_code})" if ray.exit_code is not None else ""
-        detail = failure_line(logs) or _message_detail(ray.message)
+        if ray.exit_code is not None and ray.exit_code < 0:  # killed: the log's last line is just progress output
+            detail = f"killed by {_signal_name(-ray.exit_code)} (out of memory, or killed outside the workbench?)"
+        else:
+            detail = failure_line(logs) or _message_detail(ray.message)
         error = f"Ray job {job} failed{code}" + (f": {detail}" if detail else "")
     elif ray.status == "SUCCEEDED":
         error = f"Ray job {job} exited 0 without a run-end event"
     else:
         error = f"Ray job {job} is unknown to the cluster (the head restarted, or the job was deleted)"
     return Settlement({"status": "failed", "error": error, **base}, append_run_end=True)
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _message_detail(message: str) -> str:
