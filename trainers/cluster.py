@@ -140,10 +140,12 @@ def _make_client(address: str, connect_timeout: float, read_timeout: float):
         saved = {k: os.environ.pop(k) for k in _ADDRESS_VARS if k in os.environ}
         try:
             return _BoundedClient(address)
+        except requests.exceptions.ConnectTimeout:
+            raise _unreachable(address, f"no connection within {connect_timeout:g} s") from None
         except requests.exceptions.Timeout:
-            raise _unreachable(address, f"no answer within {connect_timeout:g}+{read_timeout:g} s") from None
+            raise _unreachable(address, f"connected, but no answer within {read_timeout:g} s") from None
         except (requests.exceptions.RequestException, ConnectionError) as e:
-            raise _unreachable(address, _short(e)) from None
+            raise _unreachable(address, _connection_reason(e)) from None
         except RuntimeError as e:  # "Version check returned 404": something else listens there
             raise ClusterError(
                 f"{address} answers but is not a Ray job API ({_short(e)}); pass the Ray dashboard address "
@@ -168,17 +170,35 @@ def client(address: str):
     return _clients[address]
 
 
+def _connection_reason(e: BaseException) -> str:
+    """Why a connection failed, in a few words (Ray's own ConnectionError only repeats the address)."""
+    text = " ".join(f"{e} {e.__context__ or ''}".split()).lower()
+    for needle, reason in (
+        ("refused", "connection refused"),
+        ("name or service not known", "unknown host"),
+        ("failed to resolve", "unknown host"),
+        ("nodename nor servname", "unknown host"),
+        ("temporary failure in name resolution", "unknown host"),
+        ("no route", "no route to host"),
+        ("network is unreachable", "network unreachable"),
+        ("timed out", "connection timed out"),
+    ):
+        if needle in text:
+            return reason
+    return "connection failed"
+
+
 def _short(e: BaseException, limit: int = 160) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_reachable(address: str, *, timeout: float = CONNECT_TIMEOUT_S, read_timeout: float = READ_TIMEOUT_S) -> str:
+def check_reachable(address: str, *, timeout: float = CONNECT_TIMEOUT_S, read_timeout: float = 10.0) -> str:
     """Fail in a few seconds, with one line, unless the Ray job API at ``address`` answers; return Ray's version.
 
     Never cached: each call asks the cluster again (two ``GET /api/version``, each bounded by ``timeout`` to
     connect and ``read_timeout`` to answer). Nothing listening, an unknown host, or no route fail within
-    ``timeout``; a port that accepts and never answers within ``2 * read_timeout``.
+    ``timeout``; a port that accepts and never answers within ``read_timeout``.
 
     Raises:
         ClusterError: ``cannot reach the Ray job API at ADDRESS (...); start a head with `ray start --head` or pass
@@ -195,11 +215,13 @@ def _call(address: str, what: str, fn):
 
     try:
         return fn(client(address))
+    except requests.exceptions.ConnectTimeout:
+        raise _unreachable(address, f"{what}: no connection within {CONNECT_TIMEOUT_S:g} s") from None
     except requests.exceptions.Timeout:
-        raise _unreachable(address, f"{what}: no answer within {READ_TIMEOUT_S:g} s") from None
+        raise _unreachable(address, f"{what}: connected, but no answer within {READ_TIMEOUT_S:g} s") from None
     except (requests.exceptions.RequestException, ConnectionError) as e:
         _clients.clear()  # the next call reconnects (and re-checks the version)
-        raise _unreachable(address, f"{what}: {_short(e)}") from None
+        raise _unreachable(address, f"{what}: {_connection_reason(e)}") from None
 
 
 def _is_not_found(e: BaseException) -> bool:
