@@ -14,6 +14,7 @@ Use :func:`ray_head` (a session-scoped pytest fixture, import it into a test mod
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,6 +65,7 @@ class RayHead:
     started_s: float = 0.0  # seconds from spawn until the job API answered
     stopped_s: float | None = None
     env: dict[str, str] = field(default_factory=dict)
+    owns_temp_dir: bool = False  # made by start_head: removed by stop_head once nothing of the head is left
 
     @property
     def pgid(self) -> int:
@@ -185,7 +187,8 @@ def start_head(
     Raises:
         RuntimeError: If the head exits or its job API does not answer in time (with the tail of its output).
     """
-    if temp_dir is None or len(str(temp_dir)) > MAX_TEMP_DIR_LEN:
+    owns_temp_dir = temp_dir is None or len(str(temp_dir)) > MAX_TEMP_DIR_LEN
+    if owns_temp_dir:
         temp_dir = tempfile.mkdtemp(prefix="rayh-")
     temp_dir = Path(temp_dir)
     temp_dir.mkdir(parents=True, exist_ok=True)
@@ -220,7 +223,7 @@ def start_head(
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True, close_fds=True
         )
-    head = RayHead(f"http://127.0.0.1:{dash}", proc, temp_dir, log_dir, marker, env=env)
+    head = RayHead(f"http://127.0.0.1:{dash}", proc, temp_dir, log_dir, marker, env=env, owns_temp_dir=owns_temp_dir)
     deadline = t0 + timeout
     try:
         while True:
@@ -305,6 +308,8 @@ def stop_head(head: RayHead, term_wait: float = 2.0, leftover_wait: float = 1.0)
     head.stopped_s = time.monotonic() - t0
     if left:
         raise RuntimeError(f"Ray head {head.address}: processes still alive after teardown: {sorted(set(left))}")
+    if head.owns_temp_dir:
+        shutil.rmtree(head.temp_dir, ignore_errors=True)
     return head.stopped_s
 
 
