@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-cpus", type=int, default=2, help="the head's --num-cpus (keep <= 2 on a shared machine)")
     p.add_argument("--num-cpus", type=float, default=None, help="the job's CPU request (default: --head-cpus)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--keep", action="store_true", help="keep the runs folder (default: removed at the end)")
     args = p.parse_args(argv)
     num_cpus = args.num_cpus if args.num_cpus is not None else args.head_cpus
 
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             check_completed(root / f"ray-{i}")
     finally:
         stopped = stop_head(head)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
     result = {
         "recipe": str(recipe.relative_to(REPO) if recipe.is_relative_to(REPO) else recipe),
         "rounds": args.rounds,
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": round(statistics.median(ray) / statistics.median(local), 3),
         "head_start_s": round(head.started_s, 2),
         "head_stop_s": round(stopped, 2),
-        "runs_dir": str(root),
+        "runs_dir": str(root) if args.keep else None,
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -113,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, (a, b) in enumerate(zip(local, ray, strict=True)):
             print(f"{i:>5}  {a:8.2f}  {b:8.2f}  {b / a:9.3f}")
         print(f"{'median':>5}  {result['local_median_s']:8.2f}  {result['ray_median_s']:8.2f}  {result['ratio']:9.3f}")
-        print(f"(head up in {result['head_start_s']} s, ended in {result['head_stop_s']} s; runs in {root})")
+        kept = f"; runs in {root}" if args.keep else ""
+        print(f"(head up in {result['head_start_s']} s, ended in {result['head_stop_s']} s{kept})")
     return 0
 
 
