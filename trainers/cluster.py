@@ -24,8 +24,10 @@ What was measured on Ray 2.60 (a one-node head on loopback, 2 CPUs) and shaped t
 - A job whose entrypoint is SIGKILLed shows as FAILED 0.09 s later; a job whose supervisor actor dies (its node
   lost) shows as FAILED 1.8 s later, and the entrypoint is SIGKILLed (no clean stop, no ``run_end``).
 - ``stop_job`` on a PENDING job (waiting for resources) returns True but the job stays PENDING until resources
-  free up; then Ray *starts the entrypoint* and signals it at once, and reports STOPPED. The training process must
-  therefore refuse to start unless status.json still names its job (:data:`JOB_ID_ENV`).
+  free up; then Ray *starts the entrypoint* and signals it at once, and reports STOPPED (or FAILED, when the
+  entrypoint exits before the supervisor looks it up). The training process must therefore refuse to start unless
+  status.json still names its job (:data:`JOB_ID_ENV`).
+- Ray sets OMP_NUM_THREADS to the job's CPU request (at least 1): with ``num_cpus=1`` torch trains single-threaded.
 - ``JobSubmissionClient`` sends its HTTP requests without a timeout: against a port that accepts connections and
   never answers it hangs for good (measured: still hanging after 20 s). :func:`client` bounds every request.
 - ``JobSubmissionClient(address)`` ignores ``address`` when ``$RAY_API_SERVER_ADDRESS`` or ``$RAY_ADDRESS`` is
@@ -53,8 +55,8 @@ JOB_ID_ENV = "WORKBENCH_RAY_JOB_ID"  # set in the job: the training process chec
 INSTALL_HINT = 'pip install -e ".[cluster]"'
 
 CONNECT_TIMEOUT_S = 3.0  # TCP connect to the job API
-# One job API answer (status, stop, logs, submit). Generous: a head on a busy machine answers slowly (a 10 s limit
-# was hit once with 2 cores shared by several test suites), and a timed-out submit must be checked, not retried.
+# One job API answer (status, stop, logs, submit). Generous: a head on a busy small machine can answer slowly, and a
+# timed-out submit must then be checked by its id, not retried.
 READ_TIMEOUT_S = 20.0
 # SIGTERM -> SIGKILL grace per job (Ray's default is 3 s): a clean stop finishes the current batch and writes its
 # run_end; the local launcher never SIGKILLs at all. Overridable with $WORKBENCH_CLUSTER_STOP_WAIT_S.
