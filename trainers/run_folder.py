@@ -291,6 +291,7 @@ def end_run(
     best: dict[str, Any] | None = None,
     source: str | None = None,
     only_if: Callable[[dict[str, Any]], bool] | None = None,
+    stop_reason: str | None = None,
 ) -> dict[str, Any]:
     """Record how a run ended: a ``run_end`` event in its telemetry, then its status.json. The one run-end writer.
 
@@ -307,6 +308,7 @@ def end_run(
         best: ``{"epoch", "name", "value"}`` of best.pt; default: what status.json says (kept up to date each epoch).
         source: Who wrote it when not the training process (``launcher``).
         only_if: Given the current status, whether to end the run at all (e.g. only while it is still active).
+        stop_reason: Why a stopped run stopped when it was not the user (a critical doctor finding).
 
     Returns:
         The status after the update (unchanged when ``only_if`` said no).
@@ -330,13 +332,14 @@ def end_run(
             with TelemetryWriter(run_dir / TELEMETRY_FILE) as out:
                 out.emit(
                     "run_end", status=status, best_epoch=best_epoch, best_metric=best_metric, paths=paths,
-                    error=error, traceback=traceback, **extra, **({"source": source} if source else {}),
+                    error=error, traceback=traceback, stop_reason=stop_reason, **extra,
+                    **({"source": source} if source else {}),
                 )  # fmt: skip
         except OSError as e:
             print(f"workbench: could not write the run_end event: {e}", file=sys.stderr)
         return {
             "status": status, "error": error, "best_epoch": best_epoch, "best_metric": best_metric,
-            **({"exit_code": exit_code} if source else {}),
+            "stop_reason": stop_reason, **({"exit_code": exit_code} if source else {}),
         }  # fmt: skip
 
     try:

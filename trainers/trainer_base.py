@@ -26,8 +26,26 @@ class WorkbenchBase:
     family: str = "yolo"
 
     # ---- hooks other mixins override ---------------------------------------------------------------------------
-    def emit_event(self, event: str, **fields: Any) -> None:
+    def emit_event(self, event: str, **fields: Any) -> dict[str, Any] | None:
         """Report a training event (freeze, unfreeze, ...). The telemetry mixin writes it; a no-op otherwise."""
+        return None
+
+    def on_steps(self, steps: dict[str, Any]) -> None:
+        """Called with the step columns just written (``step``, ``epoch``, ``grad_norm``, ``loss/<name>``, ...:
+        numpy arrays, see :mod:`trainers.telemetry.step_summary`), at most every 32 steps or 1 s, on rank 0.
+        Customizations that watch the steps (the doctor's stop rule) extend it and call ``super()``."""
+
+    def on_epoch_logged(self, event: dict[str, Any]) -> None:
+        """Called with each ``epoch`` event as written (rank 0). Extend it and call ``super()``."""
+
+    def request_stop(self, reason: str) -> None:
+        """Stop this run cleanly at the next batch boundary, recording ``reason`` as its stop reason.
+
+        The training process' stop check turns it into the same clean stop as SIGTERM (status ``stopped``,
+        ``run_end.stop_reason``); last.pt is the last finished epoch's, so the run can be resumed or started again.
+        """
+        if not getattr(self, "stop_reason", None):
+            self.stop_reason = reason
 
     def clip_threshold(self) -> float:
         """Gradient-clipping threshold used by :meth:`optimizer_step`; 0 disables clipping."""

@@ -12,11 +12,14 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 import torch
 from ultralytics.utils import RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from trainers.metrics import mean_f1, per_class_table
+from trainers.system_readings import EpochClock
+from trainers.telemetry.step_summary import EpochSteps
 
 STEP_FLUSH_EVERY = 32  # step events are buffered as tensors and converted in one host sync ...
 STEP_FLUSH_SECONDS = 1.0  # ... at most this long, so live charts stay live
@@ -26,8 +29,30 @@ def _on_train_start(trainer) -> None:
     trainer.emit_run_start()
 
 
+def _on_train_epoch_start(trainer) -> None:
+    trainer.epoch_clock.reset()
+    trainer.epoch_steps.reset()
+
+
+def _on_train_batch_start(trainer) -> None:
+    trainer.epoch_clock.batch_start()
+
+
+def _on_train_batch_end(trainer) -> None:
+    trainer.epoch_clock.batch_end()
+
+
 def _on_fit_epoch_end(trainer) -> None:
     trainer.emit_epoch()
+
+
+CALLBACKS = (
+    ("on_train_start", _on_train_start),
+    ("on_train_epoch_start", _on_train_epoch_start),
+    ("on_train_batch_start", _on_train_batch_start),
+    ("on_train_batch_end", _on_train_batch_end),
+    ("on_fit_epoch_end", _on_fit_epoch_end),
+)
 
 
 class TelemetryMixin:
@@ -49,7 +74,7 @@ class TelemetryMixin:
         super().__init__(*args, **kwargs)
         # Module-level functions pickle by reference, so in a DDP worker the callbacks it receives are these very
         # objects and the membership test keeps them from being registered twice.
-        for event, fn in (("on_train_start", _on_train_start), ("on_fit_epoch_end", _on_fit_epoch_end)):
+        for event, fn in CALLBACKS:
             if fn not in self.callbacks[event]:
                 self.add_callback(event, fn)
         self._telemetry_writer = None
@@ -58,6 +83,8 @@ class TelemetryMixin:
         self._global_step = int(self.step_offset)
         self._in_final_eval = False
         self.best_record: dict[str, Any] = {"epoch": None, "name": None, "value": None}
+        self.epoch_steps = EpochSteps()  # this epoch's step columns, summarized into its epoch event
+        self.epoch_clock = EpochClock()  # data wait vs compute, CPU and memory, for the epoch event
 
     # ---- writing ------------------------------------------------------------------------------------------------
     def _telemetry_out(self):
@@ -67,11 +94,13 @@ class TelemetryMixin:
             self._telemetry_writer = TelemetryWriter(self.telemetry_path)
         return self._telemetry_writer
 
-    def emit_event(self, event: str, **fields: Any) -> None:
+    def emit_event(self, event: str, **fields: Any) -> dict[str, Any] | None:
+        """Write an event (rank 0 only) and return it as written; None where this process does not write."""
         out = self._telemetry_out()
-        if out is not None:
-            self.flush_steps()  # keep the log in time order
-            out.emit(event, **fields)
+        if out is None:
+            return None
+        self.flush_steps()  # keep the log in time order
+        return out.emit(event, **fields)
 
     def write_run_status(self, **fields: Any) -> None:
         if self.run_dir and RANK in {-1, 0}:
@@ -125,6 +154,7 @@ class TelemetryMixin:
     def optimizer_step(self):
         super().optimizer_step()
         self._global_step += 1
+        self.epoch_steps.taken += 1
         if self._telemetry_out() is None or self._global_step % max(int(self.step_stride), 1):
             return
         total, group_norms, max_norm = self.last_grad_norms
@@ -138,46 +168,87 @@ class TelemetryMixin:
                 group_norms,
                 max_norm,
                 {k: v.detach() if torch.is_tensor(v) else v for k, v in loss.items()},
+                time.time(),
             )
         )
         if len(self._pending_steps) >= STEP_FLUSH_EVERY or time.monotonic() - self._last_flush > STEP_FLUSH_SECONDS:
             self.flush_steps()
 
     def flush_steps(self) -> None:
-        """Convert buffered step tensors to numbers in one host transfer and write the step events."""
+        """Convert buffered step tensors to numbers in one host transfer, write them, and hand them to the hooks."""
         steps, self._pending_steps = self._pending_steps, []
         self._last_flush = time.monotonic()
         if not steps or self._telemetry_writer is None:
             return
+        columns = self._step_columns(steps)
+        self.epoch_steps.add(columns)
+        self._write_steps(columns)
+        self.on_steps(columns)
+
+    def _step_columns(self, steps: list[tuple]) -> dict[str, np.ndarray]:
+        """The buffered steps as named columns (see :mod:`trainers.telemetry.step_summary`)."""
         names = self.param_group_names()
         loss_keys = list(steps[-1][6])
-        packed = torch.stack(
-            [
-                torch.cat(
-                    [
-                        s[3].reshape(1).float().cpu(),
-                        s[4].reshape(-1).float().cpu(),
-                        torch.stack([torch.as_tensor(s[6].get(k, float("nan"))).float().cpu() for k in loss_keys])
-                        if loss_keys
-                        else torch.zeros(0),
-                    ]
-                )
-                for s in steps
-            ]
-        ).tolist()
+        packed = (
+            torch.stack(
+                [
+                    torch.cat(
+                        [
+                            s[3].reshape(1).float(),
+                            s[4].reshape(-1).float(),
+                            torch.stack(
+                                [
+                                    torch.as_tensor(s[6].get(k, float("nan")), device=s[3].device).float()
+                                    for k in loss_keys
+                                ]
+                            )
+                            if loss_keys
+                            else s[3].new_zeros(0),
+                        ]
+                    )
+                    for s in steps
+                ]
+            )
+            .cpu()
+            .numpy()
+        )  # one host transfer for the whole batch of steps
         ng = len(names)
-        for (epoch, step, lrs, _, _, max_norm, _), row in zip(steps, packed, strict=True):
-            total = row[0]
+        max_norm = np.array([s[5] if s[5] > 0 else np.nan for s in steps], dtype=np.float32)
+        total = packed[:, 0]
+        columns: dict[str, np.ndarray] = {
+            "step": np.array([s[1] for s in steps], dtype=np.int64),
+            "epoch": np.array([s[0] for s in steps], dtype=np.int32),
+            "t": np.array([s[7] for s in steps], dtype=np.float64),
+            "grad_norm": total,
+            "clipped": (np.nan_to_num(max_norm, nan=np.inf) < total).astype(np.uint8),
+            "max_norm": max_norm,
+        }
+        lrs = np.array([s[2] for s in steps], dtype=np.float64)
+        for i, name in enumerate(names):
+            columns[f"lr/{name}"] = lrs[:, i]
+            columns[f"grad_norm/{name}"] = packed[:, 1 + i]
+        for i, key in enumerate(loss_keys):
+            columns[f"loss/{key}"] = packed[:, 1 + ng + i]
+        return columns
+
+    def _write_steps(self, columns: dict[str, np.ndarray]) -> None:
+        """One ``step`` event per recorded step in the events log (docs/telemetry.md)."""
+        groups = [c[3:] for c in columns if c.startswith("lr/")]
+        losses = [c[5:] for c in columns if c.startswith("loss/")]
+        as_lists = {name: values.tolist() for name, values in columns.items()}
+        for i in range(len(as_lists["step"])):
+            mx = as_lists["max_norm"][i]
             self._telemetry_writer.emit(
                 "step",
-                epoch=epoch,
-                step=step,
-                lr=dict(zip(names, lrs, strict=True)),
-                grad_norm=total,
-                grad_norms=dict(zip(names, row[1 : 1 + ng], strict=True)),
-                clipped=bool(max_norm > 0 and total > max_norm),
-                max_norm=max_norm if max_norm > 0 else None,
-                loss=dict(zip(loss_keys, row[1 + ng :], strict=True)),
+                t=as_lists["t"][i],
+                epoch=as_lists["epoch"][i],
+                step=as_lists["step"][i],
+                lr={g: as_lists[f"lr/{g}"][i] for g in groups},
+                grad_norm=as_lists["grad_norm"][i],
+                grad_norms={g: as_lists[f"grad_norm/{g}"][i] for g in groups},
+                clipped=bool(as_lists["clipped"][i]),
+                max_norm=None if mx != mx else mx,
+                loss={k: as_lists[f"loss/{k}"][i] for k in losses},
             )
 
     # ---- per epoch ----------------------------------------------------------------------------------------------
@@ -203,7 +274,7 @@ class TelemetryMixin:
         best_saved = not final and self.fitness is not None and self.best_fitness == self.fitness
         if best_saved:
             self.best_record = {"epoch": epoch, "name": chosen["name"], "value": chosen["value"]}
-        self.emit_event(
+        record = self.emit_event(
             "epoch",
             epoch=epoch,
             final_eval=final,
@@ -217,7 +288,11 @@ class TelemetryMixin:
             params={"trainable": trainable, "frozen": frozen},
             lr={n: g["lr"] for n, g in zip(self.param_group_names(), self.optimizer.param_groups, strict=True)},
             epoch_time=self.epoch_time,
+            steps=None if final else self.epoch_steps.summary(),
+            system=None if final else self.epoch_clock.reading(self.device),
         )
+        if record is not None:
+            self.on_epoch_logged(record)
         if not final:
             best = self.best_record
             known = {"best_epoch": best["epoch"], "best_metric": {"name": best["name"], "value": best["value"]}}

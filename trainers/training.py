@@ -109,8 +109,8 @@ def execute(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0, s
     try:
         trainer = make_trainer(run_dir, recipe, resume=resume, step_offset=step_offset, step_stride=step_stride)
 
-        def check_stop(_trainer) -> None:
-            if stop.is_set():
+        def check_stop(trainer_) -> None:
+            if stop.is_set() or getattr(trainer_, "stop_reason", None):
                 raise StopRequested
 
         # Registered on this instance only (not in the class), so a DDP worker never gets it twice.
