@@ -22,8 +22,8 @@ import yaml
 
 from app.dataset_info import DatasetInfo
 from app.settings_form import FieldSpec, field_specs
+from trainers import checkpoint_check, launcher
 from trainers import customizations as table
-from trainers import launcher
 from trainers.errors import Problem, RecipeError, RunError
 from trainers.recipe import Recipe
 from trainers.run_folder import ensure_name_free, validate_run_name
@@ -202,6 +202,8 @@ def model_path(form: FormValues) -> tuple[str | None, list[Problem]]:
         )
     elif not p.is_file():
         problems.append(Problem("model", f"model: {p}: file not found"))
+    elif (damaged := checkpoint_check.archive_problem(p)) is not None:  # looked at, never unpickled
+        problems.append(Problem("model", damaged))
     if not form.trust_pt:
         problems.append(
             Problem(
@@ -210,6 +212,10 @@ def model_path(form: FormValues) -> tuple[str | None, list[Problem]]:
                 "tick 'I trust this file' to use it",
             )
         )
+    elif not problems:  # trusted: load it in a throwaway process and check that it is a detection checkpoint
+        found = checkpoint_check.probe(p)
+        if "error" in found:
+            problems.append(Problem("model", found["error"]))
     return (str(p.resolve()) if p.is_file() else raw), problems
 
 

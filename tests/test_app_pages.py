@@ -220,7 +220,7 @@ def test_class_weights_of_the_wrong_length_are_an_inline_error(runs_root):
 
 def test_local_pt_needs_an_explicit_trust_confirmation(runs_root, tmp_path):
     ckpt = tmp_path / "mine.pt"
-    ckpt.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    shutil.copy(REPO / "assets" / "demo_base.pt", ckpt)
     at = open_page("new_run")
     at.radio(key="nr_model_source").set_value("local").run()
     assert any("pickles" in w.value for w in at.warning)
@@ -233,6 +233,25 @@ def test_local_pt_needs_an_explicit_trust_confirmation(runs_root, tmp_path):
     at.checkbox(key="nr_trust_pt").check().run()
     assert errors(at) == [] and not at.button(key="new_run_start").disabled
     assert yaml.safe_load(at.code[0].value)["model"] == str(ckpt)
+
+
+def test_a_pt_that_is_not_an_ultralytics_checkpoint_is_refused_on_the_form(runs_root, tmp_path):
+    """Found by hand: such a file was accepted after the trust tick and failed only after Start."""
+    import torch
+
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint at all\n")
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(3)}, plain)  # a real torch.save archive, but no ultralytics model in it
+    at = open_page("new_run")
+    at.radio(key="nr_model_source").set_value("local").run()
+    at.text_input(key="nr_model_path").set_value(str(text)).run()  # refused before any trust: never unpickled
+    assert any("notes.pt is not a PyTorch checkpoint" in e for e in errors_next_to(at, "nr_model_path"))
+    at.text_input(key="nr_model_path").set_value(str(plain)).run()
+    at.checkbox(key="nr_trust_pt").check().run()
+    (msg,) = errors_next_to(at, "nr_model_path")
+    assert "plain.pt is not an ultralytics checkpoint" in msg
+    assert at.button(key="new_run_start").disabled
 
 
 def test_recipe_cross_checks_and_training_arguments_show_inline(runs_root):
