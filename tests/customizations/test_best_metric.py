@@ -13,10 +13,10 @@ from trainers.recipe import Recipe
 class _StockValidate:
     """Stands in for BaseTrainer.validate: raises best_fitness with the stock (mAP) fitness, as 8.4 does."""
 
-    def __init__(self, per_epoch):
+    def __init__(self, per_epoch, metric: str = "mAP50"):
         self.per_epoch, self.epoch, self.best_fitness = per_epoch, 0, None
         self.recipe = Recipe.from_dict(
-            {"model": "yolo26n.yaml", "data": "d.yaml", "customizations": {"best_metric": {"metric": "mAP50"}}}
+            {"model": "yolo26n.yaml", "data": "d.yaml", "customizations": {"best_metric": {"metric": metric}}}
         )
 
     def validate(self):
@@ -44,6 +44,84 @@ def test_best_metric_compares_on_its_own_scale_not_after_parent_raised_it():
         saved.append(trainer.best_fitness == fitness)  # ultralytics' save_model condition for best.pt
     assert saved == [True, True, False]
     assert trainer.best_fitness == 0.40
+
+
+def drive(trainer, epochs: int, patience: int):
+    """The trainer loop's order after each epoch: validate, early stopping, then best.pt if best == fitness."""
+    from ultralytics.utils.torch_utils import EarlyStopping
+
+    stopper, saved, stopped_at = EarlyStopping(patience=patience), [], None
+    for epoch in range(epochs):
+        trainer.epoch = epoch
+        _, trainer.fitness = trainer.validate()
+        if stopper(epoch + 1, trainer.fitness) and stopped_at is None:
+            stopped_at = epoch + 1  # 1-based, as ultralytics passes it (driven on to show what best.pt would hold)
+        saved.append(trainer.best_fitness == trainer.fitness)  # BaseTrainer.save_model's condition for best.pt
+    return saved, stopper, stopped_at
+
+
+# Stock fitness (mAP50-95) and the chosen metric per epoch; the chosen metric's best epoch differs from stock's.
+TRAJECTORIES = {
+    "mAP50 best first": (
+        "mAP50",
+        "metrics/mAP50(B)",
+        [0.20, 0.30, 0.40, 0.45, 0.50],  # stock: best at the last epoch
+        [0.62, 0.60, 0.55, 0.52, 0.50],  # mAP50: best at the first
+        [True, False, False, False, False],
+        4,  # patience 3: no improvement in epochs 2-4 stops after epoch 4
+    ),
+    "mAP50 best last": (
+        "mAP50",
+        "metrics/mAP50(B)",
+        [0.30, 0.45, 0.40, 0.38, 0.36],  # stock: best at epoch 2
+        [0.50, 0.56, 0.54, 0.58, 0.61],  # mAP50: best at the last, with a dip
+        [True, True, False, True, True],
+        None,
+    ),
+    "cls_loss best first": (
+        "val/cls_loss",
+        "val/cls_loss",
+        [0.10, 0.20, 0.30, 0.35, 0.40],
+        [1.10, 1.25, 1.40, 1.50, 1.60],  # a loss: lowest at the first epoch
+        [True, False, False, False, False],
+        4,
+    ),
+    "cls_loss best last": (
+        "val/cls_loss",
+        "val/cls_loss",
+        [0.20, 0.40, 0.30, 0.25, 0.20],
+        [2.00, 1.70, 1.80, 1.50, 1.40],  # lowest at the last, with a rise
+        [True, True, False, True, True],
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TRAJECTORIES))
+def test_best_pt_and_early_stopping_follow_the_chosen_metric_not_stock_fitness(case):
+    from trainers.customizations.best_metric import BestMetricMixin
+
+    metric, key, stock_fitness, values, expected_saves, expected_stop = TRAJECTORIES[case]
+    per_epoch = [{"fitness": f, key: v} for f, v in zip(stock_fitness, values, strict=True)]
+    n, patience = len(per_epoch), 3
+    sign = -1 if metric.startswith("val/") else 1
+    chosen_best = max(range(n), key=lambda e: sign * values[e])
+    stock_best = max(range(n), key=lambda e: stock_fitness[e])
+    assert chosen_best != stock_best and chosen_best in {0, n - 1}
+
+    trainer = type("T", (BestMetricMixin, _StockValidate), {})(per_epoch, metric)
+    saved, stopper, stopped_at = drive(trainer, n, patience)
+    assert saved == expected_saves
+    assert max(e for e in range(n) if saved[e]) == chosen_best  # the last write of best.pt: the chosen metric's best
+    assert trainer.best_fitness == sign * values[chosen_best]
+    assert trainer.chosen_metric == {"name": metric, "value": values[-1]}
+    assert stopper.best_epoch == chosen_best + 1  # early stopping follows the same number
+    assert stopped_at == expected_stop
+
+    stock = _StockValidate(per_epoch, metric)  # ultralytics alone: best.pt and the stopper follow mAP50-95
+    stock_saved, stock_stopper, _ = drive(stock, n, patience)
+    assert max(e for e in range(n) if stock_saved[e]) == stock_best != chosen_best
+    assert stock_stopper.best_epoch == stock_best + 1
 
 
 @pytest.mark.slow
