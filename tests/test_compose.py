@@ -188,18 +188,33 @@ def test_class_survives_ultralytics_ddp_file_generation(tiny_data, tmp_path):
 
 @pytest.mark.slow
 def test_training_run_opens_no_socket(tiny_data, tmp_path):
-    """An audit hook in a fresh process records every socket/DNS/HTTP attempt during a full CLI training run."""
+    """An audit hook in a fresh process records every socket/DNS/HTTP attempt during a full CLI training run.
+
+    The probe first makes a deliberate connection and checks that the hook recorded it, so an empty list after the
+    run means "no attempt", not "a hook that never fires".
+    """
     recipe = tmp_path / "r.yaml"
     import yaml
 
     recipe.write_text(yaml.safe_dump(recipe_for(tiny_data, "yolo26n.yaml", {"epochs": 2}, **ALL_SEVEN)))
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on (bound, then released): the probe's connection is refused
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
     probe = textwrap.dedent(f"""
-        import sys
+        import socket, sys
         seen = []
         def hook(event, args):
             if event.startswith(("socket.", "urllib.", "http.")):
                 seen.append(event)
         sys.addaudithook(hook)
+        try:  # first prove the hook sees a connection attempt (refused: nothing listens there)
+            socket.create_connection(("127.0.0.1", {closed_port}), timeout=2).close()
+        except OSError:
+            pass
+        print("PROBE", sorted(set(seen)))
+        seen.clear()
         from trainers.training import train_run
         code = train_run({str(recipe)!r}, {str(tmp_path / "runs")!r}, "net")
         print("SOCKETS", sorted(set(seen)), "EXIT", code)
@@ -215,4 +230,6 @@ def test_training_run_opens_no_socket(tiny_data, tmp_path):
         env={**env, "PYTHONPATH": str(REPO), "WORKBENCH_HOME": str(tmp_path / "home")},
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "SOCKETS [] EXIT 0" in out.stdout, out.stdout[-2000:]
+    probe_line = next(line for line in out.stdout.splitlines() if line.startswith("PROBE"))
+    assert "'socket.connect'" in probe_line, probe_line  # the hook catches a deliberate connection...
+    assert "SOCKETS [] EXIT 0" in out.stdout, out.stdout[-2000:]  # ...and training makes none
