@@ -113,6 +113,46 @@ def _roll_name(a: int, tier: int, lo: int, hi: int, ext: str) -> str:
     return f"roll-{a:04d}-{tier}-{lo:012d}-{hi:012d}.{ext}"
 
 
+def _np(col) -> np.ndarray:
+    """A pyarrow (Chunked)Array without nulls as numpy (read-only for numbers, zero copy).
+
+    pyarrow's ``to_numpy`` imports pandas on first use (0.25 s and 60 MB in a fresh reader process), so the
+    buffers are viewed directly.
+    """
+    if isinstance(col, pa.ChunkedArray):
+        chunks = col.chunks
+        if len(chunks) == 1:
+            return _np(chunks[0])
+        if not chunks:
+            return np.zeros(0, np.dtype(col.type.to_pandas_dtype()))
+        return np.concatenate([_np(c) for c in chunks])
+    n, off = len(col), col.offset
+    if col.null_count:
+        return col.to_numpy(zero_copy_only=False)
+    buf = col.buffers()[1]
+    if pa.types.is_boolean(col.type):
+        if not n:
+            return np.zeros(0, bool)
+        bits = np.frombuffer(buf, np.uint8, count=(off + n + 7) // 8)
+        return np.unpackbits(bits, count=off + n, bitorder="little")[off:].view(bool)
+    dt = np.dtype(col.type.to_pandas_dtype())
+    if buf is None or not n:
+        return np.zeros(0, dt)
+    return np.frombuffer(buf, dt, count=n, offset=off * dt.itemsize)
+
+
+def _pa(v: np.ndarray) -> pa.Array:
+    """A 1-d numpy array (numbers or bool) as a pyarrow Array, zero copy for numbers (``pa.array`` imports pandas)."""
+    v = np.ascontiguousarray(v)
+    if v.dtype == bool:
+        return pa.Array.from_buffers(pa.bool_(), len(v), [None, pa.py_buffer(np.packbits(v, bitorder="little"))])
+    return pa.Array.from_buffers(pa.from_numpy_dtype(v.dtype), len(v), [None, pa.py_buffer(v)])
+
+
+def _table(columns: Mapping[str, np.ndarray]) -> pa.Table:
+    return pa.Table.from_arrays([_pa(v) for v in columns.values()], names=list(columns))
+
+
 def _is_float(dt: np.dtype) -> bool:
     return dt.kind == "f"
 
@@ -375,7 +415,7 @@ def _pieces_to_table(p: _Pieces, level: int, columns: Mapping[str, np.dtype], sc
             arrays[f"{c}{SEP}nf"] = d["nf"].astype(np.int32)
         arrays[f"{c}{SEP}xmin"] = (d["xmin"] - start).astype(np.int32)
         arrays[f"{c}{SEP}xmax"] = (d["xmax"] - start).astype(np.int32)
-    return pa.Table.from_arrays([pa.array(arrays[f.name]) for f in schema], schema=schema)
+    return pa.Table.from_arrays([_pa(arrays[f.name]) for f in schema], schema=schema)
 
 
 def _table_pieces(
@@ -468,7 +508,7 @@ class _Rollup:
             t = _pieces_to_table(p, L, self.columns, self.schema)
             for s in range(0, len(t), ROLL_ROWS_PER_GROUP):
                 g = t.slice(s, ROLL_ROWS_PER_GROUP)
-                b = g.column("bucket").to_numpy()
+                b = _np(g.column("bucket"))
                 groups.append(g)
                 index.append([L, int(b[0]), int(b[-1])])
         return groups, index
@@ -795,11 +835,11 @@ class StepStore:
                 break
             if msg.type == "schema":
                 tail.schema = ipc.read_schema(msg)
-                tail.cols = {f.name: _Grow(f.type.to_pandas_dtype()) for f in tail.schema}
+                tail.cols = {f.name: _Grow(np.dtype(f.type.to_pandas_dtype())) for f in tail.schema}
             elif msg.type == "record batch" and tail.schema is not None:
                 rb = ipc.read_record_batch(msg, tail.schema)
                 for i, f in enumerate(tail.schema):
-                    tail.cols[f.name].append(rb.column(i).to_numpy(zero_copy_only=False))
+                    tail.cols[f.name].append(_np(rb.column(i)))
                 tail.n += rb.num_rows
                 got = got or rb.num_rows > 0
             pos = reader.tell()
@@ -865,7 +905,7 @@ class StepStore:
                     h.close()
             if missing:
                 for c in missing:
-                    v = t.column(c).to_numpy()
+                    v = _np(t.column(c))
                     out[c] = v
                     if cache:
                         self._cache.put((name, group, c), v)
@@ -1133,10 +1173,10 @@ class StepStore:
             cols = [c for c in (columns or have) if c in have and c != "step"]
             r = self._raw(att, lo, hi, cols, cache=False)
             if len(r["step"]):
-                tables.append(pa.table({c: r[c] for c in ["step", *cols]}))
+                tables.append(_table({c: r[c] for c in ["step", *cols]}))
         if not tables:
             names = ["step", *[c for c in (columns or self.columns) if c != "step"]]
-            return pa.table({c: pa.array([], pa.float64() if c != "step" else pa.int64()) for c in names})
+            return _table({c: np.zeros(0, np.int64 if c == "step" else np.float64) for c in names})
         return pa.concat_tables(tables, promote_options="default")
 
     def tail(self, n: int = 1, columns=None) -> pa.Table:
@@ -1337,7 +1377,7 @@ class StepWriter:
         ext = self._fmt.ext
         for seq, tail in sorted(att.tails.items()):
             if seq not in att.segs and tail.n:
-                t = pa.table({c: tail.cols[c].view() for c in cols})
+                t = pa.Table.from_arrays([_pa(tail.cols[c].view()) for c in cols], schema=self._schema_of(cols))
                 self._fmt.write(self.folder / _seg_name(num, seq, tail.lo, tail.hi, ext), [t], {"attempt": num})
         if last > cov:
             top = max(self.levels)
@@ -1352,6 +1392,10 @@ class StepWriter:
             except FileNotFoundError:
                 pass
         store.close()
+
+    @staticmethod
+    def _schema_of(cols: Mapping[str, np.dtype]) -> pa.Schema:
+        return pa.schema([(n, pa.from_numpy_dtype(d)) for n, d in cols.items()])
 
     def _open_tail(self) -> None:
         path = self.folder / _tail_name(self.attempt, self._seq)
@@ -1376,7 +1420,7 @@ class StepWriter:
             return
         if step[0] <= self._last or (n > 1 and not bool(np.all(step[1:] > step[:-1]))):
             raise ValueError(f"steps must increase and be > {self._last}")
-        arrays = [pa.array(step)]
+        arrays = [_pa(step)]
         for name, dt in self._value_items:
             v = rows.get(name)
             if v is None:
@@ -1390,7 +1434,7 @@ class StepWriter:
                 v = np.asarray(v, dt).reshape(-1)
                 if len(v) != n:
                     raise ValueError(f"{name}: {len(v)} values for {n} steps")
-            arrays.append(pa.array(v))
+            arrays.append(_pa(v))
         rb = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
         try:
             self._write(rb.serialize())
@@ -1452,12 +1496,12 @@ class StepWriter:
             self._pending.pop(0)
 
     def _compact(self, seq: int, table: pa.Table) -> None:
-        step = table.column("step").to_numpy()
+        step = _np(table.column("step"))
         lo, hi = int(step[0]), int(step[-1])
         self._fmt.write(self.folder / _seg_name(self.attempt, seq, lo, hi, self._fmt.ext), [table],
                         {"attempt": self.attempt, "seq": seq})  # fmt: skip
         _fault("seg")
-        rows = {c: table.column(c).to_numpy(zero_copy_only=False) for c in self.columns}
+        rows = {c: _np(table.column(c)) for c in self.columns}
         out, state = self._rollup.advance(self._rollup.pieces(rows))
         self._write_roll(self.attempt, 0, lo, hi, out, self._rollup)
         self._rollup.open = state
@@ -1493,7 +1537,7 @@ class StepWriter:
                 if level not in per_level:
                     continue
                 t = pa.concat_tables(per_level[level])
-                b = t.column("bucket").to_numpy()
+                b = _np(t.column("bucket"))
                 keep = np.ones(len(b), bool)
                 keep[:-1] = b[1:] != b[:-1]  # inputs are in step order: the later row of a bucket wins
                 if not np.all(b[1:] >= b[:-1]):
@@ -1502,10 +1546,10 @@ class StepWriter:
                     t = t.take(order)
                     keep = np.ones(len(b), bool)
                     keep[:-1] = b[1:] != b[:-1]
-                t = t.filter(pa.array(keep))
+                t = t.filter(_pa(keep))
                 for s in range(0, len(t), ROLL_ROWS_PER_GROUP):
                     g = t.slice(s, ROLL_ROWS_PER_GROUP)
-                    bb = g.column("bucket").to_numpy()
+                    bb = _np(g.column("bucket"))
                     groups.append(g)
                     index.append([level, int(bb[0]), int(bb[-1])])
             lo, hi = min(f[0] for f in files), max(f[1] for f in files)
