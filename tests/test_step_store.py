@@ -120,7 +120,7 @@ def series_dict(s: ss.Series) -> dict[str, np.ndarray]:
 
 
 def pieces_dict(p: ss._Pieces, col: str) -> dict[str, np.ndarray]:
-    d = p.cols[col]
+    d = p.col(col)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(d["nfin"] > 0, d["sum"] / np.maximum(d["nfin"], 1), np.nan)
     return {"lo": p.lo, "hi": p.hi, "n": p.n, "min": d["min"], "max": d["max"], "x_min": d["xmin"],

@@ -173,12 +173,10 @@ class _Parquet:
     ext = "parquet"
 
     @staticmethod
-    def write(path: Path, groups: Sequence[pa.Table], meta: Mapping[str, Any]) -> None:
-        schema = groups[0].schema
+    def write(path: Path, table: pa.Table, meta: Mapping[str, Any], row_group_rows: int | None = None) -> None:
         dict_cols, enc = [], {}
-        for f in schema:
-            t = f.type
-            if pa.types.is_floating(t):
+        for f in table.schema:
+            if pa.types.is_floating(f.type):
                 enc[f.name] = "BYTE_STREAM_SPLIT"
             elif f.name in ("step", "bucket", "lo", "hi"):
                 enc[f.name] = "DELTA_BINARY_PACKED"
@@ -187,7 +185,7 @@ class _Parquet:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with pq.ParquetWriter(
             tmp,
-            schema,
+            table.schema,
             compression="zstd",
             compression_level=ZSTD_LEVEL,
             use_dictionary=dict_cols,
@@ -195,8 +193,7 @@ class _Parquet:
             write_statistics=False,
             store_schema=False,
         ) as w:
-            for g in groups:
-                w.write_table(g, row_group_size=max(len(g), 1))
+            w.write_table(table, row_group_size=max(row_group_rows or len(table), 1))
             w.add_key_value_metadata({"stepstore": json.dumps(meta)})
         os.replace(tmp, path)
 
@@ -211,6 +208,9 @@ class _Parquet:
         def read(self, group: int, columns: Sequence[str]) -> pa.Table:
             return self.file.read_row_group(group, columns=list(columns), use_threads=False)
 
+        def read_all(self) -> pa.Table:
+            return self.file.read(use_threads=False)
+
         def close(self) -> None:
             self.file.close()
 
@@ -219,13 +219,13 @@ class _Arrow:
     ext = "arrow"
 
     @staticmethod
-    def write(path: Path, groups: Sequence[pa.Table], meta: Mapping[str, Any]) -> None:
-        schema = groups[0].schema.with_metadata({"stepstore": json.dumps(meta)})
+    def write(path: Path, table: pa.Table, meta: Mapping[str, Any], row_group_rows: int | None = None) -> None:
+        schema = table.schema.with_metadata({"stepstore": json.dumps(meta)})
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         opts = ipc.IpcWriteOptions(compression=pa.Codec("zstd", ZSTD_LEVEL))
         with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema, options=opts) as w:
-            for g in groups:
-                w.write_batch(g.combine_chunks().to_batches()[0])
+            for b in table.combine_chunks().to_batches(max_chunksize=max(row_group_rows or len(table), 1)):
+                w.write_batch(b)
         os.replace(tmp, path)
 
     class Handle:
@@ -241,8 +241,10 @@ class _Arrow:
         def read(self, group: int, columns: Sequence[str]) -> pa.Table:
             idx = [self.schema.get_field_index(c) for c in columns]
             r = ipc.open_file(self.source, options=ipc.IpcReadOptions(included_fields=idx, use_threads=False))
-            b = r.get_batch(group)
-            return pa.Table.from_batches([b]).select(list(columns))
+            return pa.Table.from_batches([r.get_batch(group)]).select(list(columns))
+
+        def read_all(self) -> pa.Table:
+            return ipc.open_file(self.source).read_all().replace_schema_metadata(None)
 
         def close(self) -> None:
             self.source.close()
@@ -256,26 +258,32 @@ def _open_handle(path: Path):
 
 
 # ---- pieces: aggregates over consecutive step ranges -------------------------------------------------------------
-class _Pieces:
-    """Aggregates over disjoint step ranges, sorted by ``lo``; ``cols[name]`` maps stat keys to arrays.
+_FLOAT_KEYS = ("min", "max", "sum", "last")
 
-    Stat keys: ``min``/``xmin``, ``max``/``xmax`` (float64 / int64 steps), ``sum``/``nfin`` (finite sum, finite
-    count), ``nf`` (non-finite count), ``last`` (float64). A raw row is a piece with ``lo == hi``; a roll-up bucket
-    is a piece; :func:`_reduce` merges consecutive pieces into groups.
+
+class _Pieces:
+    """Aggregates over disjoint step ranges, sorted by ``lo``, for the columns ``names``.
+
+    ``s[key]`` is a 2-d array (one row per column, one column per piece). Keys: ``min``/``xmin`` and ``max``/``xmax``
+    (finite extremes, float64, and their steps), ``sum``/``nfin`` (finite sum and count), ``nf`` (non-finite count),
+    ``last`` (the last row's value). A raw row is a piece with ``lo == hi``, a roll-up bucket is a piece, and
+    :func:`_reduce` merges runs of pieces, every column at once.
     """
 
-    __slots__ = ("lo", "hi", "n", "cols")
+    __slots__ = ("lo", "hi", "n", "names", "s")
 
-    def __init__(self, lo: np.ndarray, hi: np.ndarray, n: np.ndarray, cols: dict[str, dict[str, np.ndarray]]):
-        self.lo, self.hi, self.n, self.cols = lo, hi, n, cols
+    def __init__(self, lo, hi, n, names: Sequence[str], s: dict[str, np.ndarray]):
+        self.lo, self.hi, self.n, self.names, self.s = lo, hi, n, list(names), s
 
     def __len__(self) -> int:
         return len(self.lo)
 
+    def col(self, c: str) -> dict[str, np.ndarray]:
+        i = self.names.index(c)
+        return {k: v[i] for k, v in self.s.items()}
+
     def take(self, idx) -> _Pieces:
-        return _Pieces(
-            self.lo[idx], self.hi[idx], self.n[idx], {c: {k: v[idx] for k, v in d.items()} for c, d in self.cols.items()}
-        )
+        return _Pieces(self.lo[idx], self.hi[idx], self.n[idx], self.names, {k: v[:, idx] for k, v in self.s.items()})
 
 
 def _keys(stats: Iterable[str]) -> tuple[str, ...]:
@@ -286,56 +294,48 @@ def _keys(stats: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _absent(lo: np.ndarray, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    m = len(lo)
-    d: dict[str, np.ndarray] = {}
-    for k in keys:
-        if k in ("min", "max", "last"):
-            d[k] = np.full(m, np.nan)
-        elif k in ("xmin", "xmax"):
-            d[k] = lo.copy()
-        elif k == "sum":
-            d[k] = np.zeros(m)
-        else:
-            d[k] = np.zeros(m, np.int64)
-    return d
-
-
 def _empty_pieces(cols: Sequence[str], keys: Sequence[str]) -> _Pieces:
     z = np.zeros(0, np.int64)
-    return _Pieces(z, z, z, {c: _absent(z, keys) for c in cols})
+    return _Pieces(z, z, z, cols, {k: np.zeros((len(cols), 0), np.float64 if k in _FLOAT_KEYS else np.int64)
+                                   for k in keys})  # fmt: skip
 
 
 def _raw_pieces(step: np.ndarray, values: Mapping[str, np.ndarray], cols: Sequence[str], keys: Sequence[str]) -> _Pieces:
     step = np.asarray(step, np.int64)
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for c in cols:
+    m = len(step)
+    V = np.empty((len(cols), m))
+    absent = []
+    for i, c in enumerate(cols):
         v = values.get(c)
         if v is None:
-            out[c] = _absent(step, keys)
-            continue
-        v = np.asarray(v, np.float64)
-        fin = np.isfinite(v)
-        allfin = bool(fin.all())
-        d: dict[str, np.ndarray] = {}
-        for k in keys:
-            if k in ("min", "max"):
-                d[k] = v if allfin else np.where(fin, v, np.nan)
-            elif k in ("xmin", "xmax"):
-                d[k] = step
-            elif k == "sum":
-                d[k] = v if allfin else np.where(fin, v, 0.0)
-            elif k == "nfin":
-                d[k] = fin.astype(np.int64)
-            elif k == "nf":
-                d[k] = (~fin).astype(np.int64)
-            elif k == "last":
-                d[k] = v
-        out[c] = d
-    return _Pieces(step, step, np.ones(len(step), np.int64), out)
+            V[i] = np.nan
+            absent.append(i)
+        else:
+            V[i] = v
+    fin = np.isfinite(V)
+    allfin = bool(fin.all())
+    xs = np.broadcast_to(step, V.shape)
+    s: dict[str, np.ndarray] = {}
+    for k in keys:
+        if k in ("min", "max"):
+            s[k] = V if allfin else np.where(fin, V, np.nan)
+        elif k in ("xmin", "xmax"):
+            s[k] = xs
+        elif k == "sum":
+            s[k] = V if allfin else np.where(fin, V, 0.0)
+        elif k == "nfin":
+            s[k] = fin.astype(np.int64)
+        elif k == "nf":
+            nf = (~fin).astype(np.int64)
+            nf[absent] = 0
+            s[k] = nf
+        elif k == "last":
+            s[k] = V
+    return _Pieces(step, step, np.ones(m, np.int64), cols, s)
 
 
-def _concat(parts: Sequence[_Pieces], cols: Sequence[str], keys: Sequence[str]) -> _Pieces:
+def _concat(parts: Sequence[_Pieces], cols: Sequence[str], keys: Sequence[str], sort: bool = True) -> _Pieces:
+    """Pieces of several parts (same columns); sorted by ``lo`` unless ``sort`` is False."""
     parts = [p for p in parts if len(p)]
     if not parts:
         return _empty_pieces(cols, keys)
@@ -346,9 +346,10 @@ def _concat(parts: Sequence[_Pieces], cols: Sequence[str], keys: Sequence[str]) 
         lo,
         np.concatenate([p.hi for p in parts]),
         np.concatenate([p.n for p in parts]),
-        {c: {k: np.concatenate([p.cols[c][k] for p in parts]) for k in keys} for c in cols},
+        cols,
+        {k: np.concatenate([p.s[k] for p in parts], axis=1) for k in keys},
     )
-    if np.any(lo[1:] < lo[:-1]):
+    if sort and np.any(lo[1:] < lo[:-1]):
         out = out.take(np.argsort(lo, kind="stable"))
     return out
 
@@ -365,26 +366,24 @@ def _reduce(p: _Pieces, gid: np.ndarray) -> _Pieces:
     ends = np.append(brk, m)
     sizes = ends - starts
     lo = p.lo[starts]
-    cols: dict[str, dict[str, np.ndarray]] = {}
-    for c, d in p.cols.items():
-        r: dict[str, np.ndarray] = {}
-        for val, x, ufunc in (("min", "xmin", np.fmin), ("max", "xmax", np.fmax)):
-            if val in d:
-                best = ufunc.reduceat(d[val], starts)
-                cand = np.where(d[val] == np.repeat(best, sizes), d[x], _BIG)
-                where = np.minimum.reduceat(cand, starts)
-                r[val], r[x] = best, np.where(where == _BIG, lo, where)
-        for k in ("sum", "nfin", "nf"):
-            if k in d:
-                r[k] = np.add.reduceat(d[k], starts)
-        if "last" in d:
-            r["last"] = d["last"][ends - 1]
-        cols[c] = r
-    return _Pieces(lo, np.maximum.reduceat(p.hi, starts), np.add.reduceat(p.n, starts), cols)
+    s = p.s
+    r: dict[str, np.ndarray] = {}
+    for val, x, ufunc in (("min", "xmin", np.fmin), ("max", "xmax", np.fmax)):
+        if val in s:
+            best = ufunc.reduceat(s[val], starts, axis=1)
+            cand = np.where(s[val] == np.repeat(best, sizes, axis=1), s[x], _BIG)
+            where = np.minimum.reduceat(cand, starts, axis=1)
+            r[val], r[x] = best, np.where(where == _BIG, lo, where)
+    for k in ("sum", "nfin", "nf"):
+        if k in s:
+            r[k] = np.add.reduceat(s[k], starts, axis=1)
+    if "last" in s:
+        r["last"] = s["last"][:, ends - 1]
+    return _Pieces(lo, np.maximum.reduceat(p.hi, starts), np.add.reduceat(p.n, starts), p.names, r)
 
 
 def _rollup_schema(columns: Mapping[str, np.dtype]) -> pa.Schema:
-    fields = [("bucket", pa.int64()), ("n", pa.int32()), ("lo", pa.int64()), ("hi", pa.int64())]
+    fields = [("level", pa.int32()), ("bucket", pa.int64()), ("n", pa.int32()), ("lo", pa.int64()), ("hi", pa.int64())]
     for c, dt in columns.items():
         if c == "step":
             continue
@@ -397,55 +396,78 @@ def _rollup_schema(columns: Mapping[str, np.dtype]) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _pieces_to_table(p: _Pieces, level: int, columns: Mapping[str, np.dtype], schema: pa.Schema) -> pa.Table:
+def _pieces_to_arrays(p: _Pieces, level: int, columns: Mapping[str, np.dtype]) -> dict[str, np.ndarray]:
     bucket = (p.lo - 1) // level
     start = bucket * level + 1
-    arrays: dict[str, np.ndarray] = {"bucket": bucket, "n": p.n.astype(np.int32), "lo": p.lo, "hi": p.hi}
-    for c, dt in columns.items():
-        if c == "step":
-            continue
-        d = p.cols[c]
-        arrays[f"{c}{SEP}min"] = d["min"].astype(dt)
-        arrays[f"{c}{SEP}max"] = d["max"].astype(dt)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(d["nfin"] > 0, d["sum"] / np.maximum(d["nfin"], 1), np.nan)
-        arrays[f"{c}{SEP}mean"] = mean.astype(_mean_dtype(dt))
-        arrays[f"{c}{SEP}last"] = d["last"].astype(dt)
+    arrays: dict[str, np.ndarray] = {
+        "level": np.full(len(p), level, np.int32), "bucket": bucket, "n": p.n.astype(np.int32), "lo": p.lo, "hi": p.hi,
+    }  # fmt: skip
+    s = p.s
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(s["nfin"] > 0, s["sum"] / np.maximum(s["nfin"], 1), np.nan)
+    for i, c in enumerate(p.names):
+        dt = columns[c]
+        arrays[f"{c}{SEP}min"] = s["min"][i].astype(dt)
+        arrays[f"{c}{SEP}max"] = s["max"][i].astype(dt)
+        arrays[f"{c}{SEP}mean"] = mean[i].astype(_mean_dtype(dt))
+        arrays[f"{c}{SEP}last"] = s["last"][i].astype(dt)
         if _is_float(dt):
-            arrays[f"{c}{SEP}nf"] = d["nf"].astype(np.int32)
-        arrays[f"{c}{SEP}xmin"] = (d["xmin"] - start).astype(np.int32)
-        arrays[f"{c}{SEP}xmax"] = (d["xmax"] - start).astype(np.int32)
-    return pa.Table.from_arrays([_pa(arrays[f.name]) for f in schema], schema=schema)
+            arrays[f"{c}{SEP}nf"] = s["nf"][i].astype(np.int32)
+        arrays[f"{c}{SEP}xmin"] = (s["xmin"][i] - start).astype(np.int32)
+        arrays[f"{c}{SEP}xmax"] = (s["xmax"][i] - start).astype(np.int32)
+    return arrays
+
+
+def _roll_index(level: np.ndarray, bucket: np.ndarray, rows_per_group: int) -> list[list[int]]:
+    """``[level, first bucket, last bucket, row group, first row, end row]`` per run of one level in one row group."""
+    out = []
+    n = len(level)
+    for g0 in range(0, n, rows_per_group):
+        lv = level[g0 : g0 + rows_per_group]
+        brk = np.flatnonzero(lv[1:] != lv[:-1]) + 1
+        for s, e in zip(np.concatenate(([0], brk)), np.append(brk, len(lv)), strict=True):
+            out.append([int(lv[s]), int(bucket[g0 + s]), int(bucket[g0 + e - 1]), g0 // rows_per_group, int(s), int(e)])
+    return out
 
 
 def _table_pieces(
     t: Mapping[str, np.ndarray], level: int, cols: Sequence[str], keys: Sequence[str], names: set[str]
 ) -> _Pieces:
-    """Roll-up rows (columns as numpy arrays) back into pieces; ``names``: the columns the file has."""
+    """Roll-up rows (numpy columns, one level) back into pieces; ``names``: the columns the file has."""
     lo, hi, n = t["lo"], t["hi"], t["n"].astype(np.int64)
+    m = len(lo)
     start = t["bucket"] * level + 1
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for c in cols:
-        if f"{c}{SEP}min" not in names:
-            out[c] = _absent(lo, keys)
-            continue
-        nf = t[f"{c}{SEP}nf"].astype(np.int64) if f"{c}{SEP}nf" in t else np.zeros(len(lo), np.int64)
-        d: dict[str, np.ndarray] = {}
-        for k in keys:
-            if k in ("min", "max", "last"):
-                d[k] = t[f"{c}{SEP}{k}"].astype(np.float64)
-            elif k in ("xmin", "xmax"):
-                d[k] = start + t[f"{c}{SEP}{k}"]
-            elif k == "sum":
-                nfin = n - nf
-                mean = t[f"{c}{SEP}mean"].astype(np.float64)
-                d[k] = np.where(nfin > 0, mean * nfin, 0.0)
-            elif k == "nfin":
-                d[k] = n - nf
-            elif k == "nf":
-                d[k] = nf
-        out[c] = d
-    return _Pieces(lo, hi, n, out)
+    have = [f"{c}{SEP}min" in names for c in cols]
+    nf = np.zeros((len(cols), m), np.int64)
+    for i, c in enumerate(cols):
+        if have[i] and f"{c}{SEP}nf" in t:
+            nf[i] = t[f"{c}{SEP}nf"]
+    nfin = np.where(np.asarray(have)[:, None], n - nf, 0) if cols else nf
+    s: dict[str, np.ndarray] = {}
+    for k in keys:
+        if k in ("min", "max", "last"):
+            a = np.full((len(cols), m), np.nan)
+            for i, c in enumerate(cols):
+                if have[i]:
+                    a[i] = t[f"{c}{SEP}{k}"]
+            s[k] = a
+        elif k in ("xmin", "xmax"):
+            a = np.broadcast_to(lo, (len(cols), m)).copy()
+            for i, c in enumerate(cols):
+                if have[i]:
+                    a[i] = start + t[f"{c}{SEP}{k}"]
+            s[k] = a
+        elif k == "sum":
+            a = np.zeros((len(cols), m))
+            for i, c in enumerate(cols):
+                if have[i]:
+                    a[i] = t[f"{c}{SEP}mean"]
+            s[k] = np.where(nfin > 0, a * nfin, 0.0)
+        elif k == "nfin":
+            s[k] = nfin
+        elif k == "nf":
+            s[k] = nf
+    return _Pieces(lo, hi, n, cols, s)
 
 
 def _stat_columns(cols: Sequence[str], keys: Sequence[str], present: set[str]) -> list[str]:
@@ -499,19 +521,14 @@ class _Rollup:
             cur = fresh
         return out, state
 
-    def tables(self, out: Mapping[int, _Pieces]) -> tuple[list[pa.Table], list[list[int]]]:
-        groups, index = [], []
-        for L in self.levels:
-            p = out.get(L)
-            if p is None or not len(p):
-                continue
-            t = _pieces_to_table(p, L, self.columns, self.schema)
-            for s in range(0, len(t), ROLL_ROWS_PER_GROUP):
-                g = t.slice(s, ROLL_ROWS_PER_GROUP)
-                b = _np(g.column("bucket"))
-                groups.append(g)
-                index.append([L, int(b[0]), int(b[-1])])
-        return groups, index
+    def table(self, out: Mapping[int, _Pieces]) -> tuple[pa.Table | None, list[list[int]]]:
+        """One table of every level's rows, sorted by (level, bucket), and its index (see :func:`_roll_index`)."""
+        parts = [_pieces_to_arrays(out[L], L, self.columns) for L in self.levels if L in out and len(out[L])]
+        if not parts:
+            return None, []
+        arrays = {f.name: np.concatenate([p[f.name] for p in parts]) for f in self.schema}
+        t = pa.Table.from_arrays([_pa(arrays[f.name]) for f in self.schema], schema=self.schema)
+        return t, _roll_index(arrays["level"], arrays["bucket"], ROLL_ROWS_PER_GROUP)
 
 
 # ---- reader ----------------------------------------------------------------------------------------------------------
@@ -948,33 +965,30 @@ class StepStore:
 
     # ---- roll-up rows -------------------------------------------------------------------------------------------
     def _roll_rows(self, att: _Attempt, L: int, b0: int, b1: int, cols, keys) -> _Pieces:
-        files = []
-        for name, (tier, lo, hi) in att.rolls.items():
-            if (hi - 1) // L >= b0 and (lo - 1) // L <= b1 and hi >= lo:
-                files.append((hi, tier, name))
-            elif hi < lo and (hi // L) >= b0 and (hi // L) <= b1:  # a seed file with no rows of its own
-                files.append((hi, tier, name))
-        files.sort()
+        """Roll-up buckets ``b0..b1`` of level ``L`` of one attempt; of a bucket in several files the latest wins."""
+        files = sorted((hi, tier, name) for name, (tier, lo, hi) in att.rolls.items()
+                       if (hi - 1) // L >= b0 and (lo - 1) // L <= b1)  # fmt: skip
         parts, rank = [], []
         for r, (_, _, name) in enumerate(files):
             h = self._handle(name)
-            for g, (level, g0, g1) in enumerate(h.meta.get("groups", [])):
+            need = None
+            for level, g0, g1, rg, r0, r1 in h.meta.get("index", []):
                 if level != L or g1 < b0 or g0 > b1:
                     continue
-                d = self._read_cols(name, g, _stat_columns(cols, keys, h.names))
+                need = need or _stat_columns(cols, keys, h.names)
+                d = self._read_cols(name, rg, need)
+                d = {c: v[r0:r1] for c, v in d.items()}
                 parts.append(_table_pieces(d, L, cols, keys, h.names))
-                rank.append(np.full(len(d["lo"]), r))
+                rank.append(np.full(r1 - r0, r))
         if not parts:
             return _empty_pieces(cols, keys)
-        p = _concat(parts, cols, keys) if len(parts) > 1 else parts[0]
-        rk = np.concatenate(rank)
+        p = _concat(parts, cols, keys, sort=False)
         bucket = (p.lo - 1) // L
-        order = np.lexsort((rk, bucket))
+        order = np.lexsort((np.concatenate(rank), bucket))
         bs = bucket[order]
         last = np.ones(len(bs), bool)
         last[:-1] = bs[1:] != bs[:-1]
-        sel = order[last & (bs >= b0) & (bs <= b1)]
-        return p.take(sel)
+        return p.take(order[last & (bs >= b0) & (bs <= b1)])
 
     def _level_pieces(self, L: int, a: int, b: int, cols, keys) -> _Pieces:
         parts = []
@@ -1126,7 +1140,7 @@ class StepStore:
 
     @staticmethod
     def _series(c: str, L: int, width: int, r: _Pieces, keys) -> Series:
-        d = r.cols[c]
+        d = r.col(c)
         mean = None
         if "sum" in d:
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -1149,7 +1163,7 @@ class StepStore:
         if not len(p):
             return Summary(column, 0, 0, math.nan, math.nan, math.nan, math.nan, None, None, None, None)
         r = _reduce(p, np.zeros(len(p), np.int64))
-        d = r.cols[column]
+        d = r.col(column)
         nfin, nf = int(d["nfin"][0]), int(d["nf"][0])
         return Summary(
             column=column, count=nfin + nf, nonfinite=nf, min=float(d["min"][0]), max=float(d["max"][0]),
@@ -1199,7 +1213,7 @@ class StepStore:
         best = 0
         for li in range(len(self.levels), -1, -1):
             p = self._query(self._pieces, li, a, b, ["epoch"], ("max", "xmax"))
-            over = np.flatnonzero(p.cols["epoch"]["max"] > epoch)
+            over = np.flatnonzero(p.col("epoch")["max"] > epoch)
             if not len(over):
                 return max(best, int(p.hi.max()) if len(p) else 0)
             i = int(over[0])
@@ -1311,7 +1325,7 @@ class StepWriter:
         }  # fmt: skip
         _write_atomic(self.folder / _attempt_name(self.attempt), json.dumps(meta).encode())
         self._seq = 0
-        self._batches: list[pa.RecordBatch] = []
+        self._bufs = self._new_bufs()
         self._tail_rows = 0
         self._last = self.first_step
         self._fd: int | None = None
@@ -1319,7 +1333,7 @@ class StepWriter:
         self._background = background
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
-        self._pending: list[tuple[int, pa.Table]] = []
+        self._pending: list[tuple[int, dict[str, np.ndarray]]] = []
         self._closed = False
 
     # ---- setup ----------------------------------------------------------------------------------------------
@@ -1378,7 +1392,7 @@ class StepWriter:
         for seq, tail in sorted(att.tails.items()):
             if seq not in att.segs and tail.n:
                 t = pa.Table.from_arrays([_pa(tail.cols[c].view()) for c in cols], schema=self._schema_of(cols))
-                self._fmt.write(self.folder / _seg_name(num, seq, tail.lo, tail.hi, ext), [t], {"attempt": num})
+                self._fmt.write(self.folder / _seg_name(num, seq, tail.lo, tail.hi, ext), t, {"attempt": num})
         if last > cov:
             top = max(self.levels)
             seed = store._raw_view_pieces((cov // top) * top + 1, cov, rollup.value_cols, rollup.keys)
@@ -1420,7 +1434,7 @@ class StepWriter:
             return
         if step[0] <= self._last or (n > 1 and not bool(np.all(step[1:] > step[:-1]))):
             raise ValueError(f"steps must increase and be > {self._last}")
-        arrays = [_pa(step)]
+        values = [step]
         for name, dt in self._value_items:
             v = rows.get(name)
             if v is None:
@@ -1434,28 +1448,32 @@ class StepWriter:
                 v = np.asarray(v, dt).reshape(-1)
                 if len(v) != n:
                     raise ValueError(f"{name}: {len(v)} values for {n} steps")
-            arrays.append(_pa(v))
-        rb = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+            values.append(v)
+        rb = pa.RecordBatch.from_arrays([_pa(v) for v in values], schema=self._schema)
         try:
             self._write(rb.serialize())
         except OSError:
             # A partial message would make the rest of this tail unreadable: start a new one, these rows are lost.
             self._rotate()
             raise
-        self._batches.append(rb)
+        for buf, v in zip(self._bufs, values, strict=True):
+            buf.append(v)
         self._tail_rows += n
         self._last = int(step[-1])
         if self._tail_rows >= self.rows_per_segment:
             self._rotate()
 
+    def _new_bufs(self) -> list[_Grow]:
+        return [_Grow(d, self.rows_per_segment + 64) for d in self.columns.values()]
+
     def _rotate(self, final: bool = False) -> None:
         os.close(self._fd)
         self._fd = None
-        batches, seq = self._batches, self._seq
-        self._batches, self._tail_rows = [], 0
+        bufs, seq, n = self._bufs, self._seq, self._tail_rows
+        self._bufs, self._tail_rows = self._new_bufs(), 0
         self._seq += 1
-        if batches:
-            job = (seq, pa.Table.from_batches(batches, self._schema))
+        if n:
+            job = (seq, {c: b.view() for c, b in zip(self.columns, bufs, strict=True)})
             if self._background:
                 if self._thread is None:
                     self._queue = queue.Queue()
@@ -1486,22 +1504,22 @@ class StepWriter:
 
     def _drain(self) -> None:
         while self._pending:
-            seq, table = self._pending[0]
+            seq, rows = self._pending[0]
             try:
-                self._compact(seq, table)
+                self._compact(seq, rows)
             except Exception as e:  # disk full, ...: the rows stay in the tail file; retried with the next one
                 self.errors.append(e)
                 warnings.warn(f"step store: compaction of tail {seq} failed: {e!r}", RuntimeWarning, stacklevel=2)
                 return
             self._pending.pop(0)
 
-    def _compact(self, seq: int, table: pa.Table) -> None:
-        step = _np(table.column("step"))
+    def _compact(self, seq: int, rows: dict[str, np.ndarray]) -> None:
+        step = rows["step"]
         lo, hi = int(step[0]), int(step[-1])
-        self._fmt.write(self.folder / _seg_name(self.attempt, seq, lo, hi, self._fmt.ext), [table],
+        table = pa.Table.from_arrays([_pa(rows[c]) for c in self.columns], schema=self._schema)
+        self._fmt.write(self.folder / _seg_name(self.attempt, seq, lo, hi, self._fmt.ext), table,
                         {"attempt": self.attempt, "seq": seq})  # fmt: skip
         _fault("seg")
-        rows = {c: _np(table.column(c)) for c in self.columns}
         out, state = self._rollup.advance(self._rollup.pieces(rows))
         self._write_roll(self.attempt, 0, lo, hi, out, self._rollup)
         self._rollup.open = state
@@ -1513,48 +1531,41 @@ class StepWriter:
         self._merge_tiers()
 
     def _write_roll(self, num, tier, lo, hi, out, rollup: _Rollup, track: bool = True) -> None:
-        groups, index = rollup.tables(out)
-        if not groups:
+        table, index = rollup.table(out)
+        if table is None:
             return
         lo = min(lo, min(int(p.lo[0]) for p in out.values() if len(p)))
         name = _roll_name(num, tier, lo, hi, self._fmt.ext)
-        self._fmt.write(self.folder / name, groups, {"attempt": num, "tier": tier, "groups": index})
+        self._fmt.write(self.folder / name, table, {"attempt": num, "tier": tier, "index": index},
+                        ROLL_ROWS_PER_GROUP)  # fmt: skip
         if track:
             self._rolls.setdefault(tier, []).append((lo, hi, name))
 
     def _merge_tiers(self) -> None:
+        """LSM-style: every ``MERGE_FANOUT`` roll-up files of a tier become one file of the next tier."""
         tier = 0
         while len(self._rolls.get(tier, [])) >= MERGE_FANOUT:
             files = self._rolls[tier]
-            per_level: dict[int, list[pa.Table]] = {}
-            for _, _, name in files:
+            tables, rank = [], []
+            for r, (_, _, name) in enumerate(files):
                 h = _open_handle(self.folder / name)
-                for g, (level, _, _) in enumerate(h.meta["groups"]):
-                    per_level.setdefault(level, []).append(h.read(g, self._rollup.schema.names))
+                t = h.read_all()
                 h.close()
-            groups, index = [], []
-            for level in self.levels:
-                if level not in per_level:
-                    continue
-                t = pa.concat_tables(per_level[level])
-                b = _np(t.column("bucket"))
-                keep = np.ones(len(b), bool)
-                keep[:-1] = b[1:] != b[:-1]  # inputs are in step order: the later row of a bucket wins
-                if not np.all(b[1:] >= b[:-1]):
-                    order = np.argsort(b, kind="stable")
-                    b = b[order]
-                    t = t.take(order)
-                    keep = np.ones(len(b), bool)
-                    keep[:-1] = b[1:] != b[:-1]
-                t = t.filter(_pa(keep))
-                for s in range(0, len(t), ROLL_ROWS_PER_GROUP):
-                    g = t.slice(s, ROLL_ROWS_PER_GROUP)
-                    bb = _np(g.column("bucket"))
-                    groups.append(g)
-                    index.append([level, int(bb[0]), int(bb[-1])])
+                tables.append(t)
+                rank.append(np.full(len(t), r))
+            t = pa.concat_tables(tables)
+            level, bucket = _np(t.column("level")), _np(t.column("bucket"))
+            order = np.lexsort((np.concatenate(rank), bucket, level))
+            lv, bk = level[order], bucket[order]
+            last = np.ones(len(order), bool)  # of a bucket in several files, the later file's row wins
+            last[:-1] = (lv[1:] != lv[:-1]) | (bk[1:] != bk[:-1])
+            keep = order[last]
+            t = t.take(_pa(keep))
             lo, hi = min(f[0] for f in files), max(f[1] for f in files)
             name = _roll_name(self.attempt, tier + 1, lo, hi, self._fmt.ext)
-            self._fmt.write(self.folder / name, groups, {"attempt": self.attempt, "tier": tier + 1, "groups": index})
+            index = _roll_index(level[keep], bucket[keep], ROLL_ROWS_PER_GROUP)
+            self._fmt.write(self.folder / name, t, {"attempt": self.attempt, "tier": tier + 1, "index": index},
+                            ROLL_ROWS_PER_GROUP)  # fmt: skip
             _fault("merge")
             for _, _, old in files:
                 try:
