@@ -708,6 +708,7 @@ class StepStore:
         self._handles: dict[str, Any] = {}
         self._memo: dict[Any, Any] = {}
         self._chain: list[tuple[_Attempt, int, int]] = []
+        self._roll_memo: OrderedDict[Any, _Pieces] = OrderedDict()
         self.generation = 0
         self.poll()
 
@@ -965,15 +966,32 @@ class StepStore:
 
     # ---- roll-up rows -------------------------------------------------------------------------------------------
     def _roll_rows(self, att: _Attempt, L: int, b0: int, b1: int, cols, keys) -> _Pieces:
-        """Roll-up buckets ``b0..b1`` of level ``L`` of one attempt; of a bucket in several files the latest wins."""
-        files = sorted((hi, tier, name) for name, (tier, lo, hi) in att.rolls.items()
-                       if (hi - 1) // L >= b0 and (lo - 1) // L <= b1)  # fmt: skip
+        """Roll-up buckets ``b0..b1`` of level ``L`` of one attempt; of a bucket in several files the latest wins.
+
+        The buckets from ``b0`` on are assembled once per set of files and kept (a few entries), so a live refresh
+        only adds the tail to them.
+        """
+        files = tuple(sorted((hi, tier, name) for name, (tier, lo, hi) in att.rolls.items() if (hi - 1) // L >= b0))
+        key = (att.num, L, b0, tuple(cols), tuple(keys), files)
+        p = self._roll_memo.get(key)
+        if p is None:
+            p = self._roll_assemble(L, b0, files, cols, keys)
+            self._roll_memo[key] = p
+            while len(self._roll_memo) > 6:
+                self._roll_memo.popitem(last=False)
+        else:
+            self._roll_memo.move_to_end(key)
+        if len(p) and (p.lo[-1] - 1) // L > b1:
+            p = p.take(slice(0, int(np.searchsorted((p.lo - 1) // L, b1, "right"))))
+        return p
+
+    def _roll_assemble(self, L: int, b0: int, files, cols, keys) -> _Pieces:
         parts, rank = [], []
         for r, (_, _, name) in enumerate(files):
             h = self._handle(name)
             need = None
             for level, g0, g1, rg, r0, r1 in h.meta.get("index", []):
-                if level != L or g1 < b0 or g0 > b1:
+                if level != L or g1 < b0:
                     continue
                 need = need or _stat_columns(cols, keys, h.names)
                 d = self._read_cols(name, rg, need)
@@ -984,27 +1002,41 @@ class StepStore:
             return _empty_pieces(cols, keys)
         p = _concat(parts, cols, keys, sort=False)
         bucket = (p.lo - 1) // L
-        order = np.lexsort((np.concatenate(rank), bucket))
-        bs = bucket[order]
-        last = np.ones(len(bs), bool)
-        last[:-1] = bs[1:] != bs[:-1]
-        return p.take(order[last & (bs >= b0) & (bs <= b1)])
+        rk = np.concatenate(rank)
+        if len(parts) > 1 or np.any(bucket[1:] <= bucket[:-1]):
+            order = np.lexsort((rk, bucket))
+            bs = bucket[order]
+            last = np.ones(len(bs), bool)
+            last[:-1] = bs[1:] != bs[:-1]
+            p, bucket = p.take(order[last]), bs[last]
+        if len(p) and bucket[0] < b0:
+            p = p.take(bucket >= b0)
+        return p
 
     def _level_pieces(self, L: int, a: int, b: int, cols, keys) -> _Pieces:
+        """Buckets of level ``L`` overlapping ``[a, b]``: roll-up rows plus the raw rows after them, by attempt."""
         parts = []
         for att, s, cut in self._chain:
             blo = max((a - 1) // L, s // L)
             bhi = min((b - 1) // L, cut // L - 1)
             if blo > bhi:
                 continue
-            parts.append(self._roll_rows(att, L, blo, bhi, cols, keys))
+            roll = self._roll_rows(att, L, blo, bhi, cols, keys)
             rlo, rhi = max(self._cov(att) + 1, blo * L + 1, s + 1), min(cut, (bhi + 1) * L)
-            if rlo <= rhi:
-                r = self._raw(att, rlo, rhi, cols)
-                if len(r["step"]):
-                    parts.append(_raw_pieces(r["step"], r, cols, keys))
-        p = _concat(parts, cols, keys)
-        return _reduce(p, (p.lo - 1) // L)  # a partial roll-up bucket and the tail rows after it: one bucket
+            r = self._raw(att, rlo, rhi, cols) if rlo <= rhi else None
+            if r is None or not len(r["step"]):
+                parts.append(roll)
+                continue
+            raw = _raw_pieces(r["step"], r, cols, keys)
+            raw = _reduce(raw, (raw.lo - 1) // L)
+            if len(roll) and (roll.lo[-1] - 1) // L == (raw.lo[0] - 1) // L:
+                # the partial bucket of the last roll-up file continues in the tail: merge just that one
+                both = _concat([roll.take(slice(len(roll) - 1, None)), raw.take(slice(0, 1))], cols, keys)
+                parts += [roll.take(slice(0, len(roll) - 1)), _reduce(both, np.zeros(2, np.int64)),
+                          raw.take(slice(1, None))]  # fmt: skip
+            else:
+                parts += [roll, raw]
+        return _concat(parts, cols, keys)
 
     def _pieces(self, level_i: int, a: int, b: int, cols, keys) -> _Pieces:
         """Pieces exactly covering the rows in ``[a, b]``: buckets of ``levels[level_i]`` (0 = raw), finer at edges."""
@@ -1313,6 +1345,7 @@ class StepWriter:
         self._cleanup()
         self._schema = pa.schema([(n, pa.from_numpy_dtype(d)) for n, d in cols.items()])
         self._value_items = list(cols.items())[1:]
+        self._types = [f.type for f in self._schema]
         self._rollup = _Rollup(self.levels, cols)
         self._rolls: dict[int, list[tuple[int, int, str]]] = {}  # tier -> [(lo, hi, name)]
         self.errors: list[BaseException] = []
@@ -1449,7 +1482,11 @@ class StepWriter:
                 if len(v) != n:
                     raise ValueError(f"{name}: {len(v)} values for {n} steps")
             values.append(v)
-        rb = pa.RecordBatch.from_arrays([_pa(v) for v in values], schema=self._schema)
+        arrays = []
+        for t, v in zip(self._types, values, strict=True):
+            data = pa.py_buffer(np.packbits(v, bitorder="little") if v.dtype == bool else np.ascontiguousarray(v))
+            arrays.append(pa.Array.from_buffers(t, n, [None, data]))
+        rb = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
         try:
             self._write(rb.serialize())
         except OSError:
