@@ -384,9 +384,10 @@ def test_leftover_temp_files_and_junk_are_ignored_then_cleaned(tmp_path):
     check_store(StepStore(tmp_path), oracle, rng)
 
 
-@pytest.mark.parametrize("point", ["seg", "roll", "merge"])
+@pytest.mark.parametrize("point", ["seg", "roll", "coarse", "merge"])
 def test_crash_inside_compaction(tmp_path, monkeypatch, point):
-    """The process dies after the segment, after the roll-up file, or in a tier merge: readable, nothing lost."""
+    """The process dies after the segment, after the fine or the coarse roll-up file, or in a tier merge: still
+    readable, nothing appended is lost, and the next attempt recovers."""
     rng = np.random.default_rng(hash(point) % 1000)
     oracle = Oracle()
 

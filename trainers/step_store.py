@@ -93,7 +93,7 @@ _ALLOWED = {np.dtype(d) for d in ("float32", "float64", "bool", "uint8", "int8",
 _RE_ATTEMPT = re.compile(r"^attempt-(\d{4,})\.json$")
 _RE_TAIL = re.compile(r"^tail-(\d{4,})-(\d{6,})\.arrows$")
 _RE_SEG = re.compile(r"^seg-(\d{4,})-(\d{6,})-(\d{12,})-(\d{12,})\.(parquet|arrow)$")
-_RE_ROLL = re.compile(r"^roll-(\d{4,})-(\d+)-(\d{12,})-(\d{12,})\.(parquet|arrow)$")
+_RE_ROLL = re.compile(r"^roll-(\d{4,})-(\d+|c)-(\d{12,})-(\d{12,})\.(parquet|arrow)$")
 
 
 # ---- names -----------------------------------------------------------------------------------------------------------
@@ -109,7 +109,8 @@ def _seg_name(a: int, seq: int, lo: int, hi: int, ext: str) -> str:
     return f"seg-{a:04d}-{seq:06d}-{lo:012d}-{hi:012d}.{ext}"
 
 
-def _roll_name(a: int, tier: int, lo: int, hi: int, ext: str) -> str:
+def _roll_name(a: int, tier: int | str, lo: int, hi: int, ext: str) -> str:
+    """``tier``: 0, 1, ... for files of the finest level (LSM tiers), ``c`` for the coarse-level file."""
     return f"roll-{a:04d}-{tier}-{lo:012d}-{hi:012d}.{ext}"
 
 
@@ -173,7 +174,8 @@ class _Parquet:
     ext = "parquet"
 
     @staticmethod
-    def write(path: Path, table: pa.Table, meta: Mapping[str, Any], row_group_rows: int | None = None) -> None:
+    def write(path: Path, table: pa.Table, meta: Mapping[str, Any], groups=None) -> None:
+        """``groups``: ``[(start, end), ...]`` row ranges, one row group each (default: one)."""
         dict_cols, enc = [], {}
         for f in table.schema:
             if pa.types.is_floating(f.type):
@@ -193,7 +195,8 @@ class _Parquet:
             write_statistics=False,
             store_schema=False,
         ) as w:
-            w.write_table(table, row_group_size=max(row_group_rows or len(table), 1))
+            for g0, g1 in groups or [(0, len(table))]:
+                w.write_table(table.slice(g0, g1 - g0), row_group_size=max(g1 - g0, 1))
             w.add_key_value_metadata({"stepstore": json.dumps(meta)})
         os.replace(tmp, path)
 
@@ -219,13 +222,14 @@ class _Arrow:
     ext = "arrow"
 
     @staticmethod
-    def write(path: Path, table: pa.Table, meta: Mapping[str, Any], row_group_rows: int | None = None) -> None:
+    def write(path: Path, table: pa.Table, meta: Mapping[str, Any], groups=None) -> None:
         schema = table.schema.with_metadata({"stepstore": json.dumps(meta)})
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         opts = ipc.IpcWriteOptions(compression=pa.Codec("zstd", ZSTD_LEVEL))
         with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema, options=opts) as w:
-            for b in table.combine_chunks().to_batches(max_chunksize=max(row_group_rows or len(table), 1)):
-                w.write_batch(b)
+            table = table.combine_chunks()
+            for g0, g1 in groups or [(0, len(table))]:
+                w.write_batch(table.slice(g0, g1 - g0).to_batches()[0])
         os.replace(tmp, path)
 
     class Handle:
@@ -418,16 +422,25 @@ def _pieces_to_arrays(p: _Pieces, level: int, columns: Mapping[str, np.dtype]) -
     return arrays
 
 
-def _roll_index(level: np.ndarray, bucket: np.ndarray, rows_per_group: int) -> list[list[int]]:
-    """``[level, first bucket, last bucket, row group, first row, end row]`` per run of one level in one row group."""
-    out = []
+def _roll_groups(level: np.ndarray, bucket: np.ndarray) -> tuple[list[tuple[int, int]], list[list[int]]]:
+    """Row groups of a roll-up table sorted by (level, bucket), and its index.
+
+    The finest level's rows get row groups of their own (at most ``ROLL_ROWS_PER_GROUP`` rows), the coarser levels
+    (1/15 of that in all) share the others, so a whole-run query at a coarse level never decodes fine rows. Index:
+    ``[level, first bucket, last bucket, row group, first row, end row]`` per run of one level in one row group.
+    """
     n = len(level)
-    for g0 in range(0, n, rows_per_group):
-        lv = level[g0 : g0 + rows_per_group]
+    split = int(np.searchsorted(level, level[0], "right")) if n else 0
+    bounds = []
+    for lo, hi in ((0, split), (split, n)):
+        bounds += [(s, min(s + ROLL_ROWS_PER_GROUP, hi)) for s in range(lo, hi, ROLL_ROWS_PER_GROUP)]
+    index = []
+    for g, (g0, g1) in enumerate(bounds):
+        lv = level[g0:g1]
         brk = np.flatnonzero(lv[1:] != lv[:-1]) + 1
-        for s, e in zip(np.concatenate(([0], brk)), np.append(brk, len(lv)), strict=True):
-            out.append([int(lv[s]), int(bucket[g0 + s]), int(bucket[g0 + e - 1]), g0 // rows_per_group, int(s), int(e)])
-    return out
+        for s_, e_ in zip(np.concatenate(([0], brk)), np.append(brk, len(lv)), strict=True):
+            index.append([int(lv[s_]), int(bucket[g0 + s_]), int(bucket[g0 + e_ - 1]), g, int(s_), int(e_)])
+    return bounds, index
 
 
 def _table_pieces(
@@ -521,14 +534,17 @@ class _Rollup:
             cur = fresh
         return out, state
 
-    def table(self, out: Mapping[int, _Pieces]) -> tuple[pa.Table | None, list[list[int]]]:
-        """One table of every level's rows, sorted by (level, bucket), and its index (see :func:`_roll_index`)."""
+    def arrays(self, out: Mapping[int, _Pieces]) -> dict[str, np.ndarray] | None:
+        """Roll-up rows of every level in ``out`` as numpy columns, sorted by (level, bucket)."""
         parts = [_pieces_to_arrays(out[L], L, self.columns) for L in self.levels if L in out and len(out[L])]
         if not parts:
-            return None, []
-        arrays = {f.name: np.concatenate([p[f.name] for p in parts]) for f in self.schema}
+            return None
+        return {f.name: np.concatenate([p[f.name] for p in parts]) for f in self.schema}
+
+    def table(self, arrays: Mapping[str, np.ndarray]):
+        """The table of roll-up rows sorted by (level, bucket), with its row groups and index (:func:`_roll_groups`)."""
         t = pa.Table.from_arrays([_pa(arrays[f.name]) for f in self.schema], schema=self.schema)
-        return t, _roll_index(arrays["level"], arrays["bucket"], ROLL_ROWS_PER_GROUP)
+        return t, _roll_groups(arrays["level"], arrays["bucket"])
 
 
 # ---- reader ----------------------------------------------------------------------------------------------------------
@@ -804,7 +820,7 @@ class StepStore:
         elif m := _RE_ROLL.match(name):
             att = self._get_att(int(m[1]))
             if att is not None:
-                att.rolls[name] = (int(m[2]), int(m[3]), int(m[4]))
+                att.rolls[name] = (m[2] if m[2] == "c" else int(m[2]), int(m[3]), int(m[4]))
         return True
 
     def _forget(self, name: str) -> None:
@@ -840,10 +856,9 @@ class StepStore:
             data = os.pread(fd, size - tail.offset, tail.offset)
         finally:
             os.close(fd)
-        buf = pa.py_buffer(data)
-        reader = pa.BufferReader(buf)
+        reader = pa.BufferReader(pa.py_buffer(data))
         pos = 0
-        got = False
+        batches = []
         while pos < len(data):
             try:
                 msg = ipc.read_message(reader)
@@ -855,14 +870,16 @@ class StepStore:
                 tail.schema = ipc.read_schema(msg)
                 tail.cols = {f.name: _Grow(np.dtype(f.type.to_pandas_dtype())) for f in tail.schema}
             elif msg.type == "record batch" and tail.schema is not None:
-                rb = ipc.read_record_batch(msg, tail.schema)
-                for i, f in enumerate(tail.schema):
-                    tail.cols[f.name].append(_np(rb.column(i)))
-                tail.n += rb.num_rows
-                got = got or rb.num_rows > 0
+                batches.append(ipc.read_record_batch(msg, tail.schema))
             pos = reader.tell()
         tail.offset += pos
-        return got
+        rows = sum(b.num_rows for b in batches)
+        if rows:
+            t = pa.Table.from_batches(batches, tail.schema)
+            for name, col in zip(t.column_names, t.columns, strict=True):
+                tail.cols[name].append(_np(col.combine_chunks() if col.num_chunks > 1 else col))
+            tail.n += rows
+        return rows > 0
 
     # ---- attempts and supersede -----------------------------------------------------------------------------
     def _make_chain(self) -> list[tuple[_Attempt, int, int]]:
@@ -874,8 +891,9 @@ class StepStore:
             cut = min(cut, a.first_step)
         return out[::-1]
 
-    def _cov(self, att: _Attempt) -> int:
-        return max([att.first_step] + [hi for (_, _, hi) in att.rolls.values()])
+    def _cov(self, att: _Attempt, fine: bool) -> int:
+        """Last step rolled up in this attempt's files of the finest level (``fine``) or of the coarse levels."""
+        return max([att.first_step] + [hi for (kind, _, hi) in att.rolls.values() if (kind != "c") == fine])
 
     def _last_raw(self, att: _Attempt) -> int:
         his = [hi for (_, hi, _) in att.segs.values()]
@@ -971,7 +989,9 @@ class StepStore:
         The buckets from ``b0`` on are assembled once per set of files and kept (a few entries), so a live refresh
         only adds the tail to them.
         """
-        files = tuple(sorted((hi, tier, name) for name, (tier, lo, hi) in att.rolls.items() if (hi - 1) // L >= b0))
+        fine = L == self.levels[0]
+        files = tuple(sorted((hi, str(kind), name) for name, (kind, lo, hi) in att.rolls.items()
+                             if (kind != "c") == fine and (hi - 1) // L >= b0))  # fmt: skip
         key = (att.num, L, b0, tuple(cols), tuple(keys), files)
         p = self._roll_memo.get(key)
         if p is None:
@@ -1022,7 +1042,7 @@ class StepStore:
             if blo > bhi:
                 continue
             roll = self._roll_rows(att, L, blo, bhi, cols, keys)
-            rlo, rhi = max(self._cov(att) + 1, blo * L + 1, s + 1), min(cut, (bhi + 1) * L)
+            rlo, rhi = max(self._cov(att, L == self.levels[0]) + 1, blo * L + 1, s + 1), min(cut, (bhi + 1) * L)
             r = self._raw(att, rlo, rhi, cols) if rlo <= rhi else None
             if r is None or not len(r["step"]):
                 parts.append(roll)
@@ -1347,7 +1367,8 @@ class StepWriter:
         self._value_items = list(cols.items())[1:]
         self._types = [f.type for f in self._schema]
         self._rollup = _Rollup(self.levels, cols)
-        self._rolls: dict[int, list[tuple[int, int, str]]] = {}  # tier -> [(lo, hi, name)]
+        self._rolls: dict[int, list[tuple[int, int, str]]] = {}  # tier -> [(lo, hi, name)] of the finest level
+        self._coarse: dict[int, dict[str, np.ndarray]] = {}  # attempt -> its coarse roll-up rows
         self.errors: list[BaseException] = []
         self._recover_and_seed()
         meta = {
@@ -1405,11 +1426,14 @@ class StepWriter:
         out = {L: p for L, p in self._rollup.open.items() if p is not None}
         if out:
             lo = int(min(p.lo[0] for p in out.values()))
-            self._write_roll(self.attempt, 0, lo, self.first_step, out, self._rollup)
+            self._write_roll(self.attempt, lo, self.first_step, out, self._rollup)
 
-    @staticmethod
-    def _last_raw_beyond(store: StepStore, att: _Attempt) -> bool:
-        return store._last_raw(att) > store._cov(att)
+    def _cov_both(self, store: StepStore, att: _Attempt) -> int:
+        covs = [store._cov(att, True)] + ([store._cov(att, False)] if len(self.levels) > 1 else [])
+        return min(covs)
+
+    def _last_raw_beyond(self, store: StepStore, att: _Attempt) -> bool:
+        return store._last_raw(att) > self._cov_both(store, att)
 
     def _recover(self, num: int) -> None:
         """Compact a crashed attempt's tails (and roll up its rows after its last roll-up file) on its behalf."""
@@ -1420,7 +1444,7 @@ class StepWriter:
             return
         cols = att.columns
         rollup = _Rollup(self.levels, cols)
-        cov, last = store._cov(att), store._last_raw(att)
+        cov, last = self._cov_both(store, att), store._last_raw(att)
         ext = self._fmt.ext
         for seq, tail in sorted(att.tails.items()):
             if seq not in att.segs and tail.n:
@@ -1432,7 +1456,7 @@ class StepWriter:
             rollup.seed(seed, cov)
             r = store._raw(att, cov + 1, last, list(cols))
             out, _ = rollup.advance(rollup.pieces(r))
-            self._write_roll(num, 0, int(r["step"][0]), last, out, rollup, track=False)
+            self._write_roll(num, int(r["step"][0]), last, out, rollup, track=False)
         for tail in att.tails.values():
             try:
                 os.unlink(self.folder / tail.name)
@@ -1558,7 +1582,7 @@ class StepWriter:
                         {"attempt": self.attempt, "seq": seq})  # fmt: skip
         _fault("seg")
         out, state = self._rollup.advance(self._rollup.pieces(rows))
-        self._write_roll(self.attempt, 0, lo, hi, out, self._rollup)
+        self._write_roll(self.attempt, lo, hi, out, self._rollup)
         self._rollup.open = state
         _fault("roll")
         try:
@@ -1567,16 +1591,51 @@ class StepWriter:
             pass
         self._merge_tiers()
 
-    def _write_roll(self, num, tier, lo, hi, out, rollup: _Rollup, track: bool = True) -> None:
-        table, index = rollup.table(out)
-        if table is None:
-            return
-        lo = min(lo, min(int(p.lo[0]) for p in out.values() if len(p)))
-        name = _roll_name(num, tier, lo, hi, self._fmt.ext)
-        self._fmt.write(self.folder / name, table, {"attempt": num, "tier": tier, "index": index},
-                        ROLL_ROWS_PER_GROUP)  # fmt: skip
-        if track:
-            self._rolls.setdefault(tier, []).append((lo, hi, name))
+    def _write_roll(self, num, lo, hi, out, rollup: _Rollup, track: bool = True) -> None:
+        """Roll-up rows as of step ``hi``: the finest level to a new tier-0 file, the coarse levels into the
+        attempt's coarse file (rewritten whole: it holds 1/15 of the rows of the finest level, and a whole-run
+        query then reads one file, whatever the run length)."""
+        fine_level = self.levels[0]
+        fine = rollup.arrays({fine_level: out[fine_level]} if fine_level in out else {})
+        if fine is not None:
+            table, (bounds, index) = rollup.table(fine)
+            flo = min(lo, int(fine["lo"][0]))
+            name = _roll_name(num, 0, flo, hi, self._fmt.ext)
+            self._fmt.write(self.folder / name, table, {"attempt": num, "tier": 0, "index": index}, bounds)
+            if track:
+                self._rolls.setdefault(0, []).append((flo, hi, name))
+        coarse = rollup.arrays({L: p for L, p in out.items() if L != fine_level})
+        if coarse is not None:
+            self._write_coarse(num, hi, coarse, rollup)
+
+    def _write_coarse(self, num: int, hi: int, new: dict[str, np.ndarray], rollup: _Rollup) -> None:
+        olds = [n for n in os.listdir(self.folder) if (m := _RE_ROLL.match(n)) and int(m[1]) == num and m[2] == "c"]
+        prev = self._coarse.get(num)
+        if prev is None and olds:  # a crashed attempt's, being recovered: its latest coarse file
+            latest = max(olds, key=lambda n: int(_RE_ROLL.match(n)[4]))
+            h = _open_handle(self.folder / latest)
+            t = h.read_all()
+            h.close()
+            prev = {c: _np(t.column(c)) for c in t.column_names}
+        if prev is not None:
+            both = {c: np.concatenate([prev[c], new[c]]) for c in new}
+            rank = np.concatenate([np.zeros(len(prev["level"])), np.ones(len(new["level"]))])
+            order = np.lexsort((rank, both["bucket"], both["level"]))
+            lv, bk = both["level"][order], both["bucket"][order]
+            last = np.ones(len(order), bool)  # of a bucket in both, the new row wins
+            last[:-1] = (lv[1:] != lv[:-1]) | (bk[1:] != bk[:-1])
+            new = {c: v[order[last]] for c, v in both.items()}
+        table, (bounds, index) = rollup.table(new)
+        name = _roll_name(num, "c", int(new["lo"].min()), hi, self._fmt.ext)
+        self._fmt.write(self.folder / name, table, {"attempt": num, "tier": "c", "index": index}, bounds)
+        _fault("coarse")
+        self._coarse[num] = new
+        for old in olds:
+            if old != name:
+                try:
+                    os.unlink(self.folder / old)
+                except FileNotFoundError:
+                    pass
 
     def _merge_tiers(self) -> None:
         """LSM-style: every ``MERGE_FANOUT`` roll-up files of a tier become one file of the next tier."""
@@ -1600,9 +1659,8 @@ class StepWriter:
             t = t.take(_pa(keep))
             lo, hi = min(f[0] for f in files), max(f[1] for f in files)
             name = _roll_name(self.attempt, tier + 1, lo, hi, self._fmt.ext)
-            index = _roll_index(level[keep], bucket[keep], ROLL_ROWS_PER_GROUP)
-            self._fmt.write(self.folder / name, t, {"attempt": self.attempt, "tier": tier + 1, "index": index},
-                            ROLL_ROWS_PER_GROUP)  # fmt: skip
+            bounds, index = _roll_groups(level[keep], bucket[keep])
+            self._fmt.write(self.folder / name, t, {"attempt": self.attempt, "tier": tier + 1, "index": index}, bounds)
             _fault("merge")
             for _, _, old in files:
                 try:
