@@ -641,13 +641,37 @@ class _Grow:
 
 
 class _Tail:
-    __slots__ = ("name", "offset", "schema", "cols", "n")
+    """What a reader holds of one tail file: its record batches (views of the bytes read) and, converted to numpy
+    when first asked for, the columns queries need (``step`` always)."""
+
+    __slots__ = ("name", "offset", "schema", "batches", "n", "cols", "done")
 
     def __init__(self, name: str):
-        self.name, self.offset, self.schema, self.cols, self.n = name, 0, None, {}, 0
+        self.name, self.offset, self.schema, self.batches, self.n = name, 0, None, [], 0
+        self.cols: dict[str, _Grow] = {}
+        self.done: dict[str, int] = {}  # column -> batches converted
 
-    def steps(self) -> np.ndarray:
-        return self.cols["step"].view() if self.n else np.zeros(0, np.int64)
+    def add(self, batches: list[pa.RecordBatch]) -> None:
+        self.batches += batches
+        self.n += sum(b.num_rows for b in batches)
+        self.column("step")
+
+    def has(self, c: str) -> bool:
+        return self.schema is not None and self.schema.get_field_index(c) >= 0
+
+    def column(self, c: str) -> np.ndarray:
+        g = self.cols.get(c)
+        if g is None:
+            f = self.schema.field(c)
+            g = self.cols[c] = _Grow(np.dtype(f.type.to_pandas_dtype()))
+            self.done[c] = 0
+        k = self.done[c]
+        if k < len(self.batches):
+            i = self.schema.get_field_index(c)
+            new = [b.column(i) for b in self.batches[k:]]
+            g.append(_np(pa.concat_arrays(new) if len(new) > 1 else new[0]))
+            self.done[c] = len(self.batches)
+        return g.view()
 
     @property
     def lo(self) -> int:
@@ -868,18 +892,15 @@ class StepStore:
                 break
             if msg.type == "schema":
                 tail.schema = ipc.read_schema(msg)
-                tail.cols = {f.name: _Grow(np.dtype(f.type.to_pandas_dtype())) for f in tail.schema}
             elif msg.type == "record batch" and tail.schema is not None:
-                batches.append(ipc.read_record_batch(msg, tail.schema))
+                rb = ipc.read_record_batch(msg, tail.schema)
+                if rb.num_rows:
+                    batches.append(rb)
             pos = reader.tell()
         tail.offset += pos
-        rows = sum(b.num_rows for b in batches)
-        if rows:
-            t = pa.Table.from_batches(batches, tail.schema)
-            for name, col in zip(t.column_names, t.columns, strict=True):
-                tail.cols[name].append(_np(col.combine_chunks() if col.num_chunks > 1 else col))
-            tail.n += rows
-        return rows > 0
+        if batches:
+            tail.add(batches)
+        return bool(batches)
 
     # ---- attempts and supersede -----------------------------------------------------------------------------
     def _make_chain(self) -> list[tuple[_Attempt, int, int]]:
@@ -962,7 +983,7 @@ class StepStore:
                 t = att.tails[seq]
                 if not t.n or t.hi < a or t.lo > b:
                     continue
-                d = {c: t.cols[c].view() for c in ["step", *cols] if c in t.cols}
+                d = {c: t.column(c) for c in ["step", *cols] if t.has(c)}
             s = d["step"]
             i, j = np.searchsorted(s, a, "left"), np.searchsorted(s, b, "right")
             if j > i:
@@ -1122,30 +1143,53 @@ class StepStore:
             for a, s, c in self._chain
         ]
 
-    def _bounds(self) -> tuple[int, int, int]:
-        if "bounds" not in self._memo:
-            top = len(self.levels)
-            p = self._query(self._pieces, top, 1, _INF_STEP, [], ())
-            self._memo["bounds"] = (int(p.n.sum()), int(p.lo[0]) if len(p) else 0, int(p.hi.max()) if len(p) else 0)
-        return self._memo["bounds"]
+    def _first_last(self) -> tuple[int, int]:
+        """First and last step after supersede, from file names and tails (no reads, except the step column of a
+        segment cut by a later attempt's first_step). ``(0, 0)`` when empty."""
+        if "first_last" not in self._memo:
+            self._memo["first_last"] = self._query(self._first_last_now)
+        return self._memo["first_last"]
+
+    def _first_last_now(self) -> tuple[int, int]:
+        first, last = None, 0
+        for att, _, cut in self._chain:
+            spans = [(lo, hi, seq) for seq, (lo, hi, _) in att.segs.items()]
+            spans += [(t.lo, t.hi, seq) for seq, t in att.tails.items() if t.n and seq not in att.segs]
+            spans = [x for x in spans if x[0] <= cut]
+            if not spans:
+                continue
+            first = min(first if first is not None else _INF_STEP, min(x[0] for x in spans))
+            lo, hi, _ = max(spans, key=lambda x: x[2])
+            if hi > cut:
+                st = self._raw(att, lo, cut, [])["step"]
+                hi = int(st[-1]) if len(st) else lo
+            last = max(last, hi)
+        return (first or 0), last
+
+    def _count(self) -> int:
+        if "count" not in self._memo:
+            p = self._query(self._pieces, len(self.levels), 1, _INF_STEP, [], ())
+            self._memo["count"] = int(p.n.sum())
+        return self._memo["count"]
 
     @property
     def n_steps(self) -> int:
         """Rows (optimizer steps logged) after supersede."""
-        return self._bounds()[0]
+        return self._count()
 
     @property
     def first_step(self) -> int:
-        return self._bounds()[1]
+        """First step logged (0 when empty)."""
+        return self._first_last()[0]
 
     @property
     def last_step(self) -> int:
         """Last step logged (0 when empty)."""
-        return self._bounds()[2]
+        return self._first_last()[1]
 
     def _range(self, step_range) -> tuple[int, int]:
-        n, first, last = self._bounds()
-        if not n:
+        first, last = self._first_last()
+        if not last:
             return 1, 0
         a, b = (first, last) if step_range is None else step_range
         a = first if a is None else max(int(a), first)
@@ -1247,8 +1291,8 @@ class StepStore:
 
     def tail(self, n: int = 1, columns=None) -> pa.Table:
         """The last ``n`` raw rows (for live numbers)."""
-        total, first, last = self._bounds()
-        if not total or n <= 0:
+        first, last = self._first_last()
+        if not last or n <= 0:
             return self.to_table((1, 0), columns)
         width = n
         while True:
@@ -1259,8 +1303,8 @@ class StepStore:
 
     def last_step_of_epoch(self, epoch: int) -> int:
         """Largest step whose epoch is ``<= epoch`` (0 if none): where a resume after ``epoch`` epochs starts."""
-        total, a, b = self._bounds()
-        if not total:
+        a, b = self._first_last()
+        if not b:
             return 0
         best = 0
         for li in range(len(self.levels), -1, -1):
@@ -1448,7 +1492,7 @@ class StepWriter:
         ext = self._fmt.ext
         for seq, tail in sorted(att.tails.items()):
             if seq not in att.segs and tail.n:
-                t = pa.Table.from_arrays([_pa(tail.cols[c].view()) for c in cols], schema=self._schema_of(cols))
+                t = pa.Table.from_arrays([_pa(tail.column(c)) for c in cols], schema=self._schema_of(cols))
                 self._fmt.write(self.folder / _seg_name(num, seq, tail.lo, tail.hi, ext), t, {"attempt": num})
         if last > cov:
             top = max(self.levels)
