@@ -319,7 +319,7 @@ def test_reader_polling_while_writing_background(tmp_path):
     """Reader between appends (compaction in the background thread): exactly the rows so far, no duplicate, no gap."""
     rng = np.random.default_rng(3)
     oracle = Oracle()
-    w = StepWriter(tmp_path, 1, 0, COLS, rows_per_segment=64, levels=LEVELS)
+    w = StepWriter(tmp_path, 1, 0, COLS, rows_per_segment=200, levels=LEVELS)
     oracle.start(0)
     r = StepStore(tmp_path)
     step = 0
@@ -344,13 +344,17 @@ def test_reader_polling_while_writing_background(tmp_path):
 
 def test_truncated_tail_at_every_byte_of_the_last_message(tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
-    rng = np.random.default_rng(4)
-    w = StepWriter(src, 1, 0, COLS, levels=LEVELS)
+    w = StepWriter(src, 1, 0, {"x": "float32", "c": "bool"}, levels=LEVELS)
+
+    def rows(a, b):
+        st = np.arange(a, b)
+        return {"step": st, "epoch": np.ones(len(st)), "x": st * 0.5, "c": st % 2 == 0}
+
     for i in range(3):
-        w.append(make_rows(rng, np.arange(i * 5 + 1, i * 5 + 6)))
+        w.append(rows(i * 5 + 1, i * 5 + 6))
     tail = src / ss._tail_name(1, 0)
     data = tail.read_bytes()
-    w.append(make_rows(rng, np.arange(16, 20)))
+    w.append(rows(16, 20))
     full = tail.read_bytes()
     assert len(full) > len(data)
     dst.mkdir()
@@ -362,7 +366,9 @@ def test_truncated_tail_at_every_byte_of_the_last_message(tmp_path):
         live.poll()
         want = 19 if cut == len(full) else 15
         assert fresh.n_steps == want and live.n_steps == want, cut
-        np.testing.assert_array_equal(live.to_table().column("step").to_numpy(), np.arange(1, want + 1))
+        t = live.to_table()
+        np.testing.assert_array_equal(t.column("step").to_numpy(), np.arange(1, want + 1))
+        np.testing.assert_array_equal(t.column("x").to_numpy(), np.arange(1, want + 1) * np.float32(0.5))
     w.close()
 
 

@@ -290,6 +290,10 @@ class _Pieces:
         return _Pieces(self.lo[idx], self.hi[idx], self.n[idx], self.names, {k: v[:, idx] for k, v in self.s.items()})
 
 
+def _nbytes(p: _Pieces) -> int:
+    return p.lo.nbytes * 3 + sum(v.nbytes for v in p.s.values())
+
+
 def _keys(stats: Iterable[str]) -> tuple[str, ...]:
     out: list[str] = []
     for s in stats:
@@ -734,11 +738,12 @@ class StepStore:
 
     Args:
         folder: the ``steps`` folder (it may not exist yet).
-        cache_mb: budget of the LRU cache of decoded column chunks.
+        cache_mb: memory budget for caches: decoded column chunks (LRU) and assembled roll-up buckets (half of it).
+            The rest a reader holds is its tails (at most ``rows_per_segment`` rows each).
         max_attempt: only look at attempts up to this number (the writer uses it to read earlier attempts).
     """
 
-    def __init__(self, folder: str | os.PathLike, cache_mb: float = 32, max_attempt: int | None = None):
+    def __init__(self, folder: str | os.PathLike, cache_mb: float = 16, max_attempt: int | None = None):
         self.folder = Path(folder)
         self._max_attempt = max_attempt
         self._att: dict[int, _Attempt] = {}
@@ -1018,7 +1023,7 @@ class StepStore:
         if p is None:
             p = self._roll_assemble(L, b0, files, cols, keys)
             self._roll_memo[key] = p
-            while len(self._roll_memo) > 6:
+            while len(self._roll_memo) > 1 and sum(map(_nbytes, self._roll_memo.values())) > self._cache.max // 2:
                 self._roll_memo.popitem(last=False)
         else:
             self._roll_memo.move_to_end(key)
