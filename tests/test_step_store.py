@@ -598,3 +598,22 @@ def test_resume_info_and_last_step_of_epoch(tmp_path):
     info = resume_info(tmp_path, epochs_done=2)
     assert info.attempt == 2 and info.last_step == int(view["step"][-1])
     assert info.first_step == int(view["step"][view["epoch"] <= 2].max())
+
+
+def test_short_resume_ends_before_the_superseded_rows(tmp_path):
+    """Attempt 2 resumes at 137 and dies after 3 rows: the last step is 140, not attempt 1's 300-odd."""
+    rng = np.random.default_rng(12)
+    oracle = Oracle()
+    write_attempt(tmp_path, oracle, rng, 1, 0, 30, rps=64, nan_rate=0)
+    w = StepWriter(tmp_path, 2, 137, COLS, levels=LEVELS, background=False)
+    oracle.start(137)
+    rows = make_rows(rng, np.arange(138, 141))
+    w.append(rows)
+    oracle.add(rows)
+    s = StepStore(tmp_path)
+    assert s.last_step == 140 and s.first_step == 1
+    check_store(s, oracle, rng, n_ranges=10)
+    view = oracle.view()["step"]
+    assert list(view[-3:]) == [138, 139, 140] and view[-4] <= 137
+    np.testing.assert_array_equal(s.tail(4).column("step").to_numpy(), view[-4:])
+    w.close()
