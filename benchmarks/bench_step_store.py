@@ -97,7 +97,7 @@ class RunData:
         walk = self.walk + np.cumsum(rng.normal(0.0, 0.01, n))
         self.walk = float(walk[-1]) * 0.999
         total = np.exp(np.log(100.0) + walk + rng.normal(0.0, 0.25, n))
-        hit = (step == self.spike_step)
+        hit = step == self.spike_step
         total[hit] = self.spike_value
         out["grad_norm"] = total.astype(np.float32)
         share = rng.random((len(self.groups), n)) + 0.05

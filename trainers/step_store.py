@@ -2,54 +2,56 @@
 
 One optimizer step is one row. The training process (rank 0) appends rows with :class:`StepWriter`; the UI, the CLI
 and the "training doctor" read them with :class:`StepStore`, also while they are being written. Torch-free: pyarrow
-and numpy only. Non-step events stay in ``telemetry.jsonl`` (docs/telemetry.md). Layout, formats and measured figures:
-``docs/step-store.md``; benchmark: ``benchmarks/bench_step_store.py``.
+and numpy only (and it never imports pandas, which pyarrow's ``to_numpy``/``pa.array`` would do). Non-step events stay
+in ``telemetry.jsonl`` (docs/telemetry.md). The on-disk layout, the formats and the measured figures are in
+``docs/step-store.md``; the benchmark is ``benchmarks/bench_step_store.py``.
 
-Design, TSDB-style (a WAL plus immutable compacted blocks plus pre-aggregated roll-ups):
+Design, TSDB-style: a write-ahead log, immutable compacted blocks, pre-aggregated roll-ups.
 
 - **Columns.** ``step`` (int64, global optimizer step, 1-based, strictly increasing within an attempt), ``epoch``
   (int32, 1-based), ``t`` (float64 unix seconds), then the value columns the writer is given (name -> dtype), e.g.
   ``lr/<group>`` float64, ``grad_norm`` and ``grad_norm/<group>`` float32, ``clipped`` bool, ``max_norm`` float32
   (NaN = clipping off), ``loss/<name>`` float32. NaN and inf are stored as they are.
-- **Tail (WAL).** ``append`` serializes the rows as one uncompressed Arrow IPC record batch and writes it with a
-  single ``os.write`` to an Arrow IPC *stream* file (``tail-*.arrows``, opened ``O_APPEND``): about 50 us for 32 rows,
-  no compression, no fsync, no lock. Readers parse complete messages only (``pyarrow.ipc.read_message`` raises on a
-  truncated one, which is left for the next poll) and remember the byte offset.
-- **Compaction.** When the tail holds ``rows_per_segment`` rows (8,192) the writer starts a fresh tail and a
-  background thread writes the old rows as one compacted segment (``seg-*``) plus one roll-up file (``roll-*``), each
-  atomically (temp file + ``os.replace``), then deletes the old tail. Readers de-duplicate by name (a segment carries
-  the sequence number of the tail it replaces), so a row is never seen twice or missed during the switch.
-- **Segment format.** Parquet, zstd level 3, BYTE_STREAM_SPLIT for floats, DELTA_BINARY_PACKED for steps,
-  dictionary/RLE for small ints, no statistics. Measured on noisy float32 data (bench, 300 x 7,000 steps): Parquet
-  ~38 B/step raw vs ~44 B/step for Arrow IPC files with zstd (IPC cannot split float bytes into streams, so the
-  exponent bytes compress worse). Arrow IPC (``fmt="arrow"``) is kept as an option and the reader reads both.
-  8,192 vs 65,536 rows per segment changed bytes/step by 1.5 %, so the smaller one wins (smaller reader tail).
-- **Roll-ups.** Levels of 16, 256, 4,096 and 65,536 steps (powers of 16: at most 1/15 extra rows over the finest
-  level, and any range has between ``max_points/2`` and 16x that many buckets at the level chosen, which is then
-  merged down exactly). Bucket ``b`` of level ``L`` covers global steps ``[b*L + 1, (b+1)*L]``. Per bucket: ``n``
-  (rows), ``lo``/``hi`` (first/last step present) and per value column ``min``, ``max`` (finite values only; NaN when
-  none), ``xmin``/``xmax`` (where they occur, as offsets in the bucket, so a spike is drawn at its exact step),
-  ``mean`` (finite values), ``last`` (the last row's value, as stored), ``nf`` (non-finite count, float columns).
-  They are computed at compaction (vectorized over the 8,192 rows, in the background thread, so ``append`` does no
-  per-row numpy work); the open bucket of every level is kept in memory and written *partial* into each roll-up
-  file, with its state as of the file's last step (a later file's row for the same bucket wins). Readers combine
-  roll-up rows with the raw rows after them (the tail), so a live run is always current.
-- **Roll-up tiers.** Every 16 roll-up files of one tier are merged into one file of the next tier (LSM-style), so a
-  whole-run query opens a handful of files whatever the run length.
+- **Tail (WAL).** ``append`` serializes its rows as one uncompressed Arrow IPC record batch and writes it with one
+  ``os.write`` to an Arrow IPC *stream* file (``tail-*.arrows``, ``O_APPEND``): ~65 us for 32 rows x 22 columns, no
+  compression, no fsync, no lock, no per-row numpy work. Readers parse complete messages only
+  (``pyarrow.ipc.read_message`` raises on a truncated one, which is left for the next poll) and keep the byte offset.
+- **Compaction.** When the tail holds ``rows_per_segment`` rows (8,192) the writer starts a new tail and a background
+  thread writes the old rows as a segment (``seg-*``) and their roll-ups, each file atomically (temp file +
+  ``os.replace``), then deletes the old tail. A segment's name carries the sequence number of the tail it replaces,
+  so readers never see a row twice or miss one during the switch.
+- **Segment format: Parquet** (zstd 3, BYTE_STREAM_SPLIT for floats, DELTA_BINARY_PACKED for steps, dictionary/RLE
+  for small ints, no statistics). Measured on noisy float32 data (300 x 7,000 steps): 38.3 B/step for raw segments vs
+  43.5 for Arrow IPC files with zstd (IPC has no byte-stream split, so the exponent bytes compress worse), and reads
+  as fast. ``fmt="arrow"`` is kept as an option; readers read both. 65,536 instead of 8,192 rows per segment saved
+  only 1.5 %, so 8,192 (a reader holds at most that many tail rows).
+- **Roll-ups.** Levels of 16, 256, 4,096 and 65,536 steps: powers of 16 cost 1/15 extra rows over the finest level,
+  and any range has between ``max_points/2`` and 16x that many buckets at the level chosen, which are then merged
+  down exactly. Bucket ``b`` of level ``L`` covers global steps ``[b*L + 1, (b+1)*L]``. Per bucket: ``n`` (rows),
+  ``lo``/``hi`` (first and last step present) and per value column ``min``/``max`` (finite values only; NaN when
+  none), ``xmin``/``xmax`` (where they occur, as offsets in the bucket: a spike is drawn at its exact step), ``mean``
+  (of the finite values), ``last`` (the last row's value, as stored) and ``nf`` (non-finite count, float columns).
+  They are computed at compaction, vectorized over the 8,192 rows in the background thread; the open bucket of each
+  level stays in memory and is also written *partial* (its state as of the file's last step; a later file's row for
+  a bucket wins). Readers add the raw rows after the roll-ups (the tail), so a live run is always current.
+- **Roll-up files.** The finest level goes to one file per compaction (``roll-A-0-*``), merged LSM-style 16 at a time
+  into the next tier (``roll-A-1-*``, ...), so a zoomed query opens few files. The coarse levels (1/15 of the rows)
+  of an attempt live in one file (``roll-A-c-*``) rewritten at each compaction (~20 ms at 2.1M steps, background),
+  so a whole-run query reads one file whatever the run length.
 - **Attempts and supersede.** Each training process is one attempt (1, 2, ...) with its own files and a
-  ``first_step`` S: the global steps of the epochs that finished before it. Attempt ``k``'s rows are kept only up to
-  ``cutoff_k = min(S_j for later attempts j)``; at level ``L`` attempt ``k`` owns buckets
-  ``[S_k // L, cutoff_k // L)``. A new attempt seeds the bucket containing ``S + 1`` at every level from the surviving
-  raw rows of earlier attempts (read back at start), so its roll-ups are self-consistent and later attempts always
-  win for their step range (also for a first_step below an earlier one's).
-- **Crash safety.** Files are only ever created complete (temp + rename) or appended (the tail). A crash loses at most
-  the rows not yet appended; leftover temp files are ignored by readers and removed by the next writer, which also
-  compacts a crashed attempt's tail on its behalf.
-- **Reads.** ``StepStore.poll()`` costs a ``stat`` of the folder and of each tail when nothing changed. ``series``
-  reads the coarsest level with at least ``max_points/2`` buckets over the range, plus the tail, and merges buckets
-  down to at most ``max_points/2`` (two points each: min and max); edges of a range that cut a bucket are filled
-  from finer levels, so results are exact for the range. Memory: the tail plus an LRU cache of decoded column chunks
-  (32 MB by default), never all raw rows.
+  ``first_step`` S: the global steps of the epochs that finished before it. Attempt ``k``'s rows are kept up to
+  ``cutoff_k = min(S_j for later attempts j)``; at level ``L`` attempt ``k`` owns buckets ``[S_k // L, cutoff_k // L)``.
+  A new attempt seeds the bucket holding step ``S + 1`` at every level from the surviving raw rows of earlier
+  attempts (read back at start), so its roll-ups are self-consistent and later attempts win for their step range,
+  even when a first_step is below an earlier one's.
+- **Crash safety.** Files are only ever created whole (temp + rename) or appended (the tail). A crash loses at most
+  the rows not yet appended. Readers ignore temp files; the next writer removes them and compacts a crashed
+  attempt's tail (and rolls up its rows after its last roll-up file) on its behalf.
+- **Reads.** ``StepStore.poll()`` is a ``stat`` of the folder and of each tail when nothing changed. ``series`` reads
+  the coarsest level with at least ``max_points/2`` buckets over the range plus the tail and merges them into at most
+  ``max_points/2`` aligned buckets (two points each, min and max); bucket edges cut by the range are filled from finer
+  levels, so results are exact for the range. A reader holds its tails plus caches within ``cache_mb`` (16 MB), never
+  all raw rows.
 """
 
 from __future__ import annotations
@@ -76,24 +78,24 @@ import pyarrow.parquet as pq
 FORMAT_VERSION = 1
 LEVELS = (16, 256, 4096, 65536)
 ROWS_PER_SEGMENT = 8192
-MERGE_FANOUT = 16  # roll-up files of one tier merged into one of the next
-ROLL_ROWS_PER_GROUP = 16384  # row groups of a merged roll-up file, per level
+MERGE_FANOUT = 16  # finest-level roll-up files of one tier merged into one of the next
+ROLL_ROWS_PER_GROUP = 16384  # at most this many rows per row group of a roll-up file
 ZSTD_LEVEL = 3
 KEY_COLUMNS = {"step": np.dtype("int64"), "epoch": np.dtype("int32"), "t": np.dtype("float64")}
 SEP = "|"  # roll-up column names: "<column>|<stat>"
 STATS = ("min", "max", "mean", "last", "count")
 
 _BIG = np.iinfo(np.int64).max
-
-
-def _fault(point: str) -> None:
-    """Crash-point seam for tests (they replace it to raise at ``seg``, ``roll``, ``merge``); no-op here."""
 _INF_STEP = 1 << 62
 _ALLOWED = {np.dtype(d) for d in ("float32", "float64", "bool", "uint8", "int8", "int16", "int32", "int64")}
 _RE_ATTEMPT = re.compile(r"^attempt-(\d{4,})\.json$")
 _RE_TAIL = re.compile(r"^tail-(\d{4,})-(\d{6,})\.arrows$")
 _RE_SEG = re.compile(r"^seg-(\d{4,})-(\d{6,})-(\d{12,})-(\d{12,})\.(parquet|arrow)$")
 _RE_ROLL = re.compile(r"^roll-(\d{4,})-(\d+|c)-(\d{12,})-(\d{12,})\.(parquet|arrow)$")
+
+
+def _fault(point: str) -> None:
+    """Crash-point seam for tests (they make it raise at ``seg``, ``roll``, ``coarse``, ``merge``); a no-op."""
 
 
 # ---- names -----------------------------------------------------------------------------------------------------------
@@ -308,7 +310,9 @@ def _empty_pieces(cols: Sequence[str], keys: Sequence[str]) -> _Pieces:
                                    for k in keys})  # fmt: skip
 
 
-def _raw_pieces(step: np.ndarray, values: Mapping[str, np.ndarray], cols: Sequence[str], keys: Sequence[str]) -> _Pieces:
+def _raw_pieces(
+    step: np.ndarray, values: Mapping[str, np.ndarray], cols: Sequence[str], keys: Sequence[str]
+) -> _Pieces:
     step = np.asarray(step, np.int64)
     m = len(step)
     V = np.empty((len(cols), m))
@@ -1036,7 +1040,7 @@ class StepStore:
         for r, (_, _, name) in enumerate(files):
             h = self._handle(name)
             need = None
-            for level, g0, g1, rg, r0, r1 in h.meta.get("index", []):
+            for level, _, g1, rg, r0, r1 in h.meta.get("index", []):
                 if level != L or g1 < b0:
                     continue
                 need = need or _stat_columns(cols, keys, h.names)
@@ -1253,7 +1257,10 @@ class StepStore:
         )  # fmt: skip
 
     def summary(self, column: str, step_range: tuple[int | None, int | None] | None = None) -> Summary:
-        """min/max/mean/count/non-finite/last of ``column`` over a range, from roll-ups (raw rows at unaligned edges)."""
+        """min/max/mean/count/non-finite/last of ``column`` over a range: from roll-ups, raw rows at unaligned edges.
+
+        E.g. the share of clipped steps is ``summary("clipped").mean``; any non-finite loss: ``.nonfinite > 0``.
+        """
         keys = _keys(STATS)
         a, b = self._range(step_range)
         li = 0
