@@ -758,6 +758,7 @@ class StepStore:
         self._memo: dict[Any, Any] = {}
         self._chain: list[tuple[_Attempt, int, int]] = []
         self._roll_memo: OrderedDict[Any, _Pieces] = OrderedDict()
+        self._group_memo: OrderedDict[Any, _Pieces] = OrderedDict()
         self.generation = 0
         self.poll()
 
@@ -1013,8 +1014,9 @@ class StepStore:
         return _concat(parts, cols, keys)
 
     # ---- roll-up rows -------------------------------------------------------------------------------------------
-    def _roll_rows(self, att: _Attempt, L: int, b0: int, b1: int, cols, keys) -> _Pieces:
-        """Roll-up buckets ``b0..b1`` of level ``L`` of one attempt; of a bucket in several files the latest wins.
+    def _roll_rows(self, att: _Attempt, L: int, b0: int, b1: int, cols, keys) -> tuple[_Pieces, Any]:
+        """Roll-up buckets ``b0..b1`` of level ``L`` of one attempt (of a bucket in several files the latest wins),
+        and a key that stays the same while they do.
 
         The buckets from ``b0`` on are assembled once per set of files and kept (a few entries), so a live refresh
         only adds the tail to them.
@@ -1033,7 +1035,7 @@ class StepStore:
             self._roll_memo.move_to_end(key)
         if len(p) and (p.lo[-1] - 1) // L > b1:
             p = p.take(slice(0, int(np.searchsorted((p.lo - 1) // L, b1, "right"))))
-        return p
+        return p, (key, len(p))
 
     def _roll_assemble(self, L: int, b0: int, files, cols, keys) -> _Pieces:
         parts, rank = [], []
@@ -1063,30 +1065,53 @@ class StepStore:
             p = p.take(bucket >= b0)
         return p
 
-    def _level_pieces(self, L: int, a: int, b: int, cols, keys) -> _Pieces:
-        """Buckets of level ``L`` overlapping ``[a, b]``: roll-up rows plus the raw rows after them, by attempt."""
-        parts = []
+    def _level_parts(self, L: int, a: int, b: int, cols, keys) -> list[tuple[_Pieces, Any]]:
+        """Buckets of level ``L`` overlapping ``[a, b]`` in step order, as parts ``(pieces, key)``: per attempt its
+        roll-up rows (``key`` stays the same while they do) and the buckets of its raw rows after them (``None``)."""
+        parts: list[tuple[_Pieces, Any]] = []
         for att, s, cut in self._chain:
             blo = max((a - 1) // L, s // L)
             bhi = min((b - 1) // L, cut // L - 1)
             if blo > bhi:
                 continue
-            roll = self._roll_rows(att, L, blo, bhi, cols, keys)
+            roll, key = self._roll_rows(att, L, blo, bhi, cols, keys)
             rlo, rhi = max(self._cov(att, L == self.levels[0]) + 1, blo * L + 1, s + 1), min(cut, (bhi + 1) * L)
             r = self._raw(att, rlo, rhi, cols) if rlo <= rhi else None
             if r is None or not len(r["step"]):
-                parts.append(roll)
+                parts.append((roll, key))
                 continue
             raw = _raw_pieces(r["step"], r, cols, keys)
             raw = _reduce(raw, (raw.lo - 1) // L)
             if len(roll) and (roll.lo[-1] - 1) // L == (raw.lo[0] - 1) // L:
                 # the partial bucket of the last roll-up file continues in the tail: merge just that one
-                both = _concat([roll.take(slice(len(roll) - 1, None)), raw.take(slice(0, 1))], cols, keys)
-                parts += [roll.take(slice(0, len(roll) - 1)), _reduce(both, np.zeros(2, np.int64)),
-                          raw.take(slice(1, None))]  # fmt: skip
+                n = len(roll)
+                both = _concat([roll.take(slice(n - 1, None)), raw.take(slice(0, 1))], cols, keys)
+                parts += [(roll.take(slice(0, n - 1)), (key, n - 1)), (_reduce(both, np.zeros(2, np.int64)), None),
+                          (raw.take(slice(1, None)), None)]  # fmt: skip
             else:
-                parts += [roll, raw]
-        return _concat(parts, cols, keys)
+                parts += [(roll, key), (raw, None)]
+        return [x for x in parts if len(x[0])]
+
+    def _level_pieces(self, L: int, a: int, b: int, cols, keys) -> _Pieces:
+        return _concat([p for p, _ in self._level_parts(L, a, b, cols, keys)], cols, keys)
+
+    def _grouped(self, parts: list[tuple[_Pieces, Any]], width: int, cols, keys) -> _Pieces:
+        """Parts merged into buckets of ``width`` steps; a roll-up part's result is kept while its key is the same,
+        so a live refresh only merges the tail."""
+        out = []
+        for p, key in parts:
+            if key is None:
+                out.append(_reduce(p, (p.lo - 1) // width))
+                continue
+            k = (key, width)
+            r = self._group_memo.get(k)
+            if r is None:
+                r = self._group_memo[k] = _reduce(p, (p.lo - 1) // width)
+                while len(self._group_memo) > 8:
+                    self._group_memo.popitem(last=False)
+            out.append(r)
+        q = _concat(out, cols, keys)
+        return _reduce(q, (q.lo - 1) // width)  # groups that span two parts
 
     def _pieces(self, level_i: int, a: int, b: int, cols, keys) -> _Pieces:
         """Pieces exactly covering the rows in ``[a, b]``: buckets of ``levels[level_i]`` (0 = raw), finer at edges."""
@@ -1231,17 +1256,23 @@ class StepStore:
             if span // L >= G:
                 li = i
         L = self.levels[li - 1] if li else 1
-        p = self._query(self._pieces, li, a, b, cols, keys)
-        if li == 0 and len(p) <= max_points:
-            width = 1
-            r = p
-        else:
-            k = max(1, math.ceil(span / (L * G)))
-            while (b - 1) // (k * L) - (a - 1) // (k * L) + 1 > G:
-                k += 1
-            width = k * L
-            r = _reduce(p, (p.lo - 1) // width)
+        k = max(1, math.ceil(span / (L * G)))
+        while (b - 1) // (k * L) - (a - 1) // (k * L) + 1 > G:
+            k += 1
+        width = k * L
+        r, width = self._query(self._series_pieces, li, a, b, cols, keys, width, max_points)
         return {c: self._series(c, L, width, r, keys) for c in cols}
+
+    def _series_pieces(self, li, a, b, cols, keys, width, max_points) -> tuple[_Pieces, int]:
+        """Buckets of ``width`` steps over ``[a, b]`` (raw rows as they are when they fit), and the width used."""
+        if li:
+            parts = self._level_parts(self.levels[li - 1], a, b, cols, keys)
+            if parts and parts[0][0].lo[0] >= a and max(p.hi.max() for p, _ in parts) <= b:
+                return self._grouped(parts, width, cols, keys), width  # no bucket cut by the range: cached path
+        p = self._pieces(li, a, b, cols, keys)
+        if li == 0 and len(p) <= max_points:
+            return p, 1
+        return _reduce(p, (p.lo - 1) // width), width
 
     @staticmethod
     def _series(c: str, L: int, width: int, r: _Pieces, keys) -> Series:
