@@ -617,3 +617,48 @@ def test_short_resume_ends_before_the_superseded_rows(tmp_path):
     assert list(view[-3:]) == [138, 139, 140] and view[-4] <= 137
     np.testing.assert_array_equal(s.tail(4).column("step").to_numpy(), view[-4:])
     w.close()
+
+
+def test_attempts_with_other_formats_and_columns(tmp_path):
+    """Attempt 1 Parquet with gn/x, attempt 2 Arrow IPC not given gn/x (it keeps it) and with a new loss: a float
+    column an attempt does not have reads NaN there, at every level."""
+    cols1 = {"gn": "float32", "gn/x": "float32", "c": "bool"}
+    cols2 = {"gn": "float32", "loss/new": "float32", "c": "bool"}
+    w = StepWriter(tmp_path, 1, 0, cols1, levels=LEVELS, rows_per_segment=20, background=False)
+    st = np.arange(1, 101)
+    w.append({"step": st, "epoch": np.ones(100), "gn": st, "gn/x": -st, "c": st % 2 == 0})
+    w.close()
+    with pytest.raises(ValueError, match="'c'"):
+        StepWriter(tmp_path, 2, 70, {"gn": "float32"}, levels=LEVELS)
+    w = StepWriter(tmp_path, 2, 70, cols2, levels=LEVELS, rows_per_segment=20, background=False, fmt="arrow")
+    assert list(w.columns) == ["step", "epoch", "t", "gn", "loss/new", "c", "gn/x"]
+    st2 = np.arange(71, 131)
+    w.append({"step": st2, "epoch": np.full(60, 2), "gn": st2 * 2, "loss/new": st2 * 0.5, "c": st2 % 3 == 0})
+    w.close()
+    assert any(n.endswith(".arrow") for n in os.listdir(tmp_path))
+    s = StepStore(tmp_path)
+    assert s.columns == ["step", "epoch", "t", "gn", "gn/x", "c", "loss/new"] and s.n_steps == 130
+    t = s.to_table()
+    assert t.column("step").to_pylist() == list(range(1, 131))
+    gx = t.column("gn/x").to_numpy(zero_copy_only=False)
+    assert t.column("gn/x").null_count == 0 and np.isnan(gx[70:]).all() and (gx[:70] == -st[:70]).all()
+    ln = t.column("loss/new").to_numpy(zero_copy_only=False)
+    assert t.column("loss/new").null_count == 0 and np.isnan(ln[:70]).all() and (ln[70:] == st2 * 0.5).all()
+    step = np.arange(1, 131)
+    view = {"step": step, "gn": np.concatenate([np.arange(1, 71), st2 * 2]).astype(np.float64), "gn/x": gx,
+            "c": np.concatenate([st[:70] % 2 == 0, st2 % 3 == 0])}  # fmt: skip
+    for L in (1, *LEVELS):
+        for c in ("gn", "gn/x", "c"):
+            ser = s.series(c, max_points=max(4, 2 * (130 // L)), stats=ss.STATS)[c]
+            assert_buckets(series_dict(ser), brute(view, c, ser.width), f"L={L} {c}")
+    gs = s.summary("gn/x")
+    assert gs.count == 130 and gs.nonfinite == 60 and gs.min == -70 and gs.max == -1
+    ls = s.summary("loss/new")
+    assert ls.count == 130 and ls.nonfinite == 70 and ls.min == 35.5 and ls.max == 65.0
+    assert s.summary("loss/new", (1, 70)).finite == 0
+    view["loss/new"] = ln
+    for L in (1, *LEVELS):
+        ser = s.series("loss/new", max_points=max(4, 2 * (130 // L)), stats=ss.STATS)["loss/new"]
+        assert_buckets(series_dict(ser), brute(view, "loss/new", ser.width), f"L={L} loss/new")
+    with pytest.raises(ValueError, match="new"):
+        StepWriter(tmp_path, 3, 130, {**cols2, "flag": "bool"}, levels=LEVELS)

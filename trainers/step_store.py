@@ -316,14 +316,9 @@ def _raw_pieces(
     step = np.asarray(step, np.int64)
     m = len(step)
     V = np.empty((len(cols), m))
-    absent = []
     for i, c in enumerate(cols):
         v = values.get(c)
-        if v is None:
-            V[i] = np.nan
-            absent.append(i)
-        else:
-            V[i] = v
+        V[i] = np.nan if v is None else v  # a column an attempt does not have reads NaN
     fin = np.isfinite(V)
     allfin = bool(fin.all())
     xs = np.broadcast_to(step, V.shape)
@@ -338,9 +333,7 @@ def _raw_pieces(
         elif k == "nfin":
             s[k] = fin.astype(np.int64)
         elif k == "nf":
-            nf = (~fin).astype(np.int64)
-            nf[absent] = 0
-            s[k] = nf
+            s[k] = (~fin).astype(np.int64)
         elif k == "last":
             s[k] = V
     return _Pieces(step, step, np.ones(m, np.int64), cols, s)
@@ -459,11 +452,15 @@ def _table_pieces(
     m = len(lo)
     start = t["bucket"] * level + 1
     have = [f"{c}{SEP}min" in names for c in cols]
-    nf = np.zeros((len(cols), m), np.int64)
-    for i, c in enumerate(cols):
-        if have[i] and f"{c}{SEP}nf" in t:
-            nf[i] = t[f"{c}{SEP}nf"]
-    nfin = np.where(np.asarray(have)[:, None], n - nf, 0) if cols else nf
+    nf = nfin = None
+    if {"sum", "nfin", "nf"} & set(keys):
+        nf = np.zeros((len(cols), m), np.int64)
+        for i, c in enumerate(cols):
+            if not have[i]:
+                nf[i] = n  # a column this attempt does not have reads NaN
+            elif f"{c}{SEP}nf" in t:
+                nf[i] = t[f"{c}{SEP}nf"]
+        nfin = n - nf
     s: dict[str, np.ndarray] = {}
     for k in keys:
         if k in ("min", "max", "last"):
@@ -1161,6 +1158,13 @@ class StepStore:
             return tuple(int(x) for x in att.meta.get("levels", LEVELS))
         return LEVELS
 
+    def _dtypes(self) -> dict[str, np.dtype]:
+        out: dict[str, np.dtype] = {}
+        for att, _, _ in self._chain:
+            for c, d in att.columns.items():
+                out.setdefault(c, d)
+        return out
+
     @property
     def columns(self) -> list[str]:
         """All columns (``step``, ``epoch``, ``t``, then the value columns), across attempts."""
@@ -1325,8 +1329,13 @@ class StepStore:
             have = att.columns
             cols = [c for c in (columns or have) if c in have and c != "step"]
             r = self._raw(att, lo, hi, cols, cache=False)
-            if len(r["step"]):
-                tables.append(_table({c: r[c] for c in ["step", *cols]}))
+            n = len(r["step"])
+            if n:
+                for c in columns or self.columns:  # a float column this attempt does not have reads NaN
+                    if c not in r and self._dtypes().get(c, np.dtype("f8")).kind == "f":
+                        r[c] = np.full(n, np.nan, self._dtypes().get(c, np.dtype("f8")))
+                tables.append(_table({c: r[c] for c in ["step", *[c for c in (columns or self.columns)
+                                                                    if c in r and c != "step"]]}))  # fmt: skip
         if not tables:
             names = ["step", *[c for c in (columns or self.columns) if c != "step"]]
             return _table({c: np.zeros(0, np.int64 if c == "step" else np.float64) for c in names})
@@ -1404,7 +1413,9 @@ class StepWriter:
         first_step: global steps of the epochs that finished before this attempt (0 at first start); rows of earlier
             attempts after it are superseded.
         columns: value columns, name -> dtype (float32/float64/bool/uint8/ints); ``step``, ``epoch``, ``t`` are
-            implicit. Names must not contain ``|``.
+            implicit. Names must not contain ``|``. Across attempts the float columns may differ (a column an
+            attempt does not have reads NaN there; a resumed attempt keeps the earlier attempts' columns), the others
+            must be the same (ValueError).
         rows_per_segment: rows per compacted segment.
         fmt: ``parquet`` (default) or ``arrow`` (Arrow IPC file, zstd) for segments and roll-ups.
         background: compact in a background thread (False: inline, for tests).
@@ -1449,6 +1460,16 @@ class StepWriter:
         if existing and max(existing) >= self.attempt:
             raise ValueError(f"attempt {self.attempt} is not after the existing attempts {sorted(existing)}")
         self.levels = tuple(int(x) for x in (existing[min(existing)].get("levels", LEVELS) if existing else levels))
+        for num in sorted(existing):  # a resumed attempt keeps the columns of earlier ones (seeding needs them)
+            old = {n: np.dtype(d) for n, d in existing[num].get("columns", [])}
+            for name, dt in old.items():
+                if name not in cols:
+                    if dt.kind != "f":
+                        raise ValueError(f"column {name!r} ({dt}) of attempt {num} is missing")
+                    cols[name] = dt
+            for name, dt in cols.items():
+                if name not in old and dt.kind != "f":
+                    raise ValueError(f"column {name!r} ({dt}) is new: only float columns can be added on resume")
         self._cleanup()
         self._schema = pa.schema([(n, pa.from_numpy_dtype(d)) for n, d in cols.items()])
         self._value_items = list(cols.items())[1:]
