@@ -194,7 +194,7 @@ def bench_format(fmt: str, args, root: Path) -> dict:
 
         # cold: fresh processes (RSS growth too; median of 3), then new readers in this process (median of 5)
         colds = []
-        for _ in range(3):
+        for _ in range(args.cold_runs):
             child = subprocess.run(
                 [sys.executable, "-c", _CHILD, str(REPO), str(folder), json.dumps(cols)],
                 capture_output=True, text=True, check=True,
@@ -209,7 +209,7 @@ def bench_format(fmt: str, args, root: Path) -> dict:
             in_process.append(time.perf_counter() - t0)
         cold_in_process = statistics.median(in_process)
 
-        time.sleep(1.6)  # let the folder's mtime age past the rescan window
+        time.sleep(args.quiet_wait)  # let the folder's mtime age past the rescan window (1.5 s)
         reader.poll()
         polls = []
         for _ in range(2000):
@@ -297,6 +297,8 @@ def main() -> None:
     p.add_argument("--rows-per-segment", type=int, default=step_store.ROWS_PER_SEGMENT)
     p.add_argument("--format", choices=["parquet", "arrow", "both"], default="both")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cold-runs", type=int, default=3, help="fresh reader processes for the cold figures")
+    p.add_argument("--quiet-wait", type=float, default=1.6, help="seconds before timing polls with nothing new")
     p.add_argument("--keep", type=Path, default=None, help="write here and keep it (default: a temp dir, removed)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()

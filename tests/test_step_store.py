@@ -662,3 +662,21 @@ def test_attempts_with_other_formats_and_columns(tmp_path):
         assert_buckets(series_dict(ser), brute(view, "loss/new", ser.width), f"L={L} loss/new")
     with pytest.raises(ValueError, match="new"):
         StepWriter(tmp_path, 3, 130, {**cols2, "flag": "bool"}, levels=LEVELS)
+
+
+def test_benchmark_at_a_tiny_size(tmp_path):
+    """benchmarks/bench_step_store.py keeps working: its figures exist, the spike is found, bytes add up."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_step_store", ss.Path(ss.__file__).parents[1] / "benchmarks"
+                                                  / "bench_step_store.py")  # fmt: skip
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(epochs=3, steps=1500, groups=2, losses=2, batch=32, rows_per_segment=1024, seed=1,
+                              quiet_wait=0.0, cold_runs=1)  # fmt: skip
+    r = bench.bench_format("parquet", args, tmp_path)
+    assert r["steps"] == 4500 and r["spike_found"] is True and r["columns"] == 3 + 2 + 1 + 2 + 2 + 2
+    assert 0 < r["bytes_per_step"] == pytest.approx(r["segments_bps"] + r["rollups_bps"], abs=1.0)
+    assert r["points_per_trace"] <= 4000 and r["compaction_ms_median"] is not None
+    assert not [n for n in os.listdir(tmp_path / "parquet" / "steps") if n.startswith("tail-")]
