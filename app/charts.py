@@ -6,7 +6,8 @@ Nothing here imports Streamlit (or torch): the builders are unit-tested on recor
 Every builder takes a :class:`~trainers.telemetry.run_log.RunLog` (the folded telemetry, resumed attempts already
 superseding what they redid) or a plain list of events (``docs/telemetry.md``).
 
-Step series are drawn with min-max decimation (:func:`minmax_downsample`): at most ``MAX_POINTS`` points per trace,
+Step series are drawn with min-max decimation (the step store's roll-ups, or
+:func:`~trainers.telemetry.step_data.minmax_downsample` for older logs): at most ``MAX_POINTS`` points per trace,
 and every bucket keeps its smallest and largest value, so a single gradient spike in 300k steps is still drawn.
 Traces are SVG (``go.Scatter``), not WebGL: a few thousand points each draw fast, and headless browsers and pages
 with many charts do not run out of WebGL contexts.
@@ -21,8 +22,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from trainers.telemetry.run_log import RunLog, as_log
+from trainers.telemetry.step_data import MAX_POINTS
 
-MAX_POINTS = 4000  # per trace; 2 points (min and max) per bucket
 NO_DATA = "No data yet"
 
 # Ultralytics' metric names (verbatim, as written into epoch.metrics) and how the charts label them.
@@ -41,49 +42,6 @@ COMPARE_METRICS = {
 _PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )  # fmt: skip
-
-
-# ---- downsampling --------------------------------------------------------------------------------------------------
-def minmax_downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """Keep at most ``max_points`` points, never losing a spike.
-
-    The series is cut into ``max_points // 2`` buckets of consecutive points; each keeps its minimum and its maximum
-    (in their original order), so the drawn envelope is exact and the global extremes are always drawn. NaN (null)
-    values are never chosen over a number; a bucket of NaNs keeps one NaN, which plotly draws as a gap.
-
-    Args:
-        x: The x values (any dtype), same length as ``y``.
-        y: The y values (float; NaN for missing).
-        max_points: Upper bound on the points returned (at least 4).
-
-    Returns:
-        ``(x, y)`` subsets, in order.
-    """
-    x, y = np.asarray(x), np.asarray(y, dtype=float)
-    n = y.size
-    if n <= max_points:
-        return x, y
-    buckets = max(max_points // 2, 2)
-    size = -(-n // buckets)  # ceil: the last bucket may be shorter (padded with values never chosen)
-    pad = size * buckets - n
-    nan = np.isnan(y)
-    has_nan = bool(nan.any())
-
-    def blocks(values: np.ndarray, fill: float) -> np.ndarray:
-        if has_nan:
-            values = np.where(nan, fill, values)
-        if pad:
-            values = np.concatenate([values, np.full(pad, fill)])
-        return values.reshape(buckets, size)
-
-    lo = blocks(y, np.inf).argmin(axis=1)
-    hi = blocks(y, -np.inf).argmax(axis=1)
-    pairs = np.sort(np.stack([lo, hi], axis=1), axis=1) + (np.arange(buckets) * size)[:, None]
-    idx = pairs.ravel()  # already in order: buckets are consecutive and each pair is sorted
-    keep = np.ones(idx.size, dtype=bool)
-    keep[1:] = idx[1:] != idx[:-1]  # a bucket whose min and max are the same point keeps it once
-    idx = idx[keep & (idx < n)]
-    return x[idx], y[idx]
 
 
 # ---- figure helpers ------------------------------------------------------------------------------------------------
@@ -212,12 +170,15 @@ def loss_figure(source: RunLog | Iterable[Mapping[str, Any]]) -> go.Figure:
 
 
 # ---- per-step: learning rate and gradient norm ---------------------------------------------------------------------
-def _first_step_of_epoch(log: RunLog, epoch: int | None) -> float | None:
-    if epoch is None or not log.n_steps:
-        return None
-    epochs = log.step_column("epoch")
-    hits = np.flatnonzero(epochs >= epoch)
-    return float(log.step_column("step")[hits[0]]) if hits.size else None
+def _finite(points: tuple[np.ndarray, np.ndarray] | None) -> bool:
+    return points is not None and bool(np.isfinite(points[1]).any())
+
+
+def _unfreeze_marker(fig: go.Figure, log: RunLog) -> None:
+    epoch = log.unfreeze_epoch
+    step = log.steps.first_step_of_epoch(epoch) if epoch is not None else None
+    if step is not None:
+        _marker(fig, step, f"unfreeze (epoch {epoch})", "#9467bd")
 
 
 def lr_figure(
@@ -226,18 +187,16 @@ def lr_figure(
     """Learning rate of every named parameter group against the optimizer step (warmup and unfreeze visible)."""
     log = as_log(source)
     fig = _figure("Learning rate per parameter group", "step", "lr")
-    groups = [g for g in log.groups if np.isfinite(log.lr(g)).any()] if log.n_steps else []
+    series = log.steps.series([f"lr/{g}" for g in log.groups], max_points) if log.n_steps else {}
+    groups = [g for g in log.groups if _finite(series.get(f"lr/{g}"))]
     if not groups:
         return _empty(fig)
-    steps = log.step_column("step")
     for i, g in enumerate(groups):
-        x, y = minmax_downsample(steps, log.lr(g), max_points)
+        x, y = series[f"lr/{g}"]
         fig.add_trace(go.Scatter(x=x, y=y, name=g, mode="lines", line={"color": _color(i)}))
     if log_y:
         fig.update_yaxes(type="log", title="lr (log)")
-    unfreeze = _first_step_of_epoch(log, log.unfreeze_epoch)
-    if unfreeze is not None:
-        _marker(fig, unfreeze, f"unfreeze (epoch {log.unfreeze_epoch})", "#9467bd")
+    _unfreeze_marker(fig, log)
     return fig
 
 
@@ -250,32 +209,28 @@ def grad_norm_figure(
     """
     log = as_log(source)
     fig = _figure("Gradient norm", "step", "norm")
-    total = log.step_column("grad_norm") if log.n_steps else np.array([])
-    if not np.isfinite(total).any():
+    wanted = ["grad_norm", "max_norm", *(f"grad_norm/{g}" for g in log.groups)]
+    series = log.steps.series(wanted, max_points) if log.n_steps else {}
+    if not _finite(series.get("grad_norm")):
         return _empty(fig)
-    steps = log.step_column("step")
-    x, y = minmax_downsample(steps, total, max_points)
+    x, y = series["grad_norm"]
     fig.add_trace(go.Scatter(x=x, y=y, name="total (pre-clip)", mode="lines", line={"color": "black", "width": 1}))
-    max_norm = log.step_column("max_norm")
-    if np.isfinite(max_norm).any():
-        x, y = minmax_downsample(steps, max_norm, max_points)
+    if _finite(series.get("max_norm")):
+        x, y = series["max_norm"]
         fig.add_trace(go.Scatter(x=x, y=y, name="clip threshold", mode="lines", line={"color": "red", "dash": "dash"}))
         share = log.clip_share() or 0.0
         fig.update_layout(title=f"Gradient norm: {share:.1%} of {log.n_steps:,} steps clipped")
     else:
         fig.update_layout(title="Gradient norm (clipping off)")
     for i, g in enumerate(log.groups):
-        values = log.group_grad_norm(g)
-        if np.isfinite(values).any():
-            x, y = minmax_downsample(steps, values, max_points)
+        if _finite(series.get(f"grad_norm/{g}")):
+            x, y = series[f"grad_norm/{g}"]
             fig.add_trace(
                 go.Scatter(x=x, y=y, name=g, mode="lines", line={"color": _color(i), "width": 1}, opacity=0.7)
             )
     if log_y:
         fig.update_yaxes(type="log", title="norm (log)")
-    unfreeze = _first_step_of_epoch(log, log.unfreeze_epoch)
-    if unfreeze is not None:
-        _marker(fig, unfreeze, f"unfreeze (epoch {log.unfreeze_epoch})", "#9467bd")
+    _unfreeze_marker(fig, log)
     return fig
 
 

@@ -17,60 +17,22 @@ from typing import Any
 from app.charts import DETECTION_METRICS
 from trainers import launcher
 from trainers.errors import WorkbenchError
-from trainers.run_folder import CONSOLE_FILE, TELEMETRY_FILE, list_runs, resume_refusal
+from trainers.run_folder import CONSOLE_FILE, list_runs, resume_refusal
 from trainers.run_status import ACTIVE_STATUSES, read_status
 from trainers.telemetry.run_log import RunLog
-
+from trainers.telemetry.run_reader import RunReader
 
 # ---- the event cache -----------------------------------------------------------------------------------------------
-class RunEvents:
-    """Incremental reader of one run's telemetry: keeps the byte offset and the folded log, reads only new bytes.
-
-    Thread-safe (Streamlit serves each browser session in its own thread). A log that shrank or was replaced is
-    read again from the start.
-    """
-
-    def __init__(self, run_dir: str | os.PathLike[str]):
-        self.path = Path(run_dir) / TELEMETRY_FILE
-        self.offset = 0
-        self.log = RunLog()
-        self._ino: int | None = None
-        self._snapshot: RunLog | None = None
-        self._lock = threading.Lock()
-
-    def poll(self) -> RunLog:
-        """Read what was appended since the last poll; return a snapshot of the whole log (safe to read)."""
-        from trainers.telemetry.events import read_events
-
-        with self._lock:
-            try:
-                st = self.path.stat()
-                size, ino = st.st_size, st.st_ino
-            except FileNotFoundError:
-                size, ino = 0, None
-            if size < self.offset or (self._ino is not None and ino is not None and ino != self._ino):
-                self.offset, self.log, self._snapshot = 0, RunLog(), None
-            self._ino = ino
-            if size > self.offset:
-                events, self.offset = read_events(self.path, self.offset)
-                if events:
-                    self.log.extend(events)
-                    self._snapshot = None
-            if self._snapshot is None:
-                self._snapshot = self.log.snapshot()
-            return self._snapshot
-
-
-_CACHE: OrderedDict[str, RunEvents] = OrderedDict()
+_CACHE: OrderedDict[str, RunReader] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
-CACHE_RUNS = 8  # folded logs kept in memory (a 300k-step log takes about 50 MB)
+CACHE_RUNS = 8  # runs followed at once; each holds its folded events and the step store's bounded caches
 
 
-def run_events(run_dir: str | os.PathLike[str]) -> RunEvents:
+def run_events(run_dir: str | os.PathLike[str]) -> RunReader:
     """The process-wide event cache of a run (shared by all sessions; survives page changes, not a UI restart)."""
     key = str(Path(run_dir).resolve())
     with _CACHE_LOCK:
-        cache = _CACHE.pop(key, None) or RunEvents(key)
+        cache = _CACHE.pop(key, None) or RunReader(key)
         _CACHE[key] = cache
         while len(_CACHE) > CACHE_RUNS:
             _CACHE.popitem(last=False)

@@ -125,6 +125,38 @@ def demo() -> tuple[Path, Path]:
     return DEMO_DATA, DEMO_BASE
 
 
+def step_rows(run_dir: Path) -> list[dict]:
+    """Every standing step a run wrote to its step store (``<run>/steps``), shaped like a documented ``step`` event:
+    ``{"epoch", "step", "t", "lr": {group}, "grad_norm", "grad_norms": {group}, "clipped", "max_norm", "loss": {}}``.
+    """
+    import math
+
+    from trainers.telemetry.steps import StepStore
+
+    folder = Path(run_dir) / "steps"
+    if not folder.is_dir():
+        return []
+    table = StepStore(folder).to_table().to_pydict()
+    rows = []
+    for i in range(len(table["step"])):
+        row: dict = {"epoch": table["epoch"][i], "step": table["step"][i], "t": table["t"][i]}
+        row.update(lr={}, grad_norms={}, loss={})
+        for name, values in table.items():
+            v = values[i]
+            if name.startswith("lr/"):
+                row["lr"][name[3:]] = v
+            elif name.startswith("grad_norm/"):
+                row["grad_norms"][name[10:]] = v
+            elif name.startswith("loss/"):
+                row["loss"][name[5:]] = v
+        row["grad_norm"] = table["grad_norm"][i]
+        row["clipped"] = bool(table["clipped"][i])
+        mx = table["max_norm"][i]
+        row["max_norm"] = None if mx is None or math.isnan(mx) else mx
+        rows.append(row)
+    return rows
+
+
 def fake_last_pt(run_dir: Path) -> Path:
     """A ``weights/last.pt`` that passes the resume checks (a readable zip), for runs that never really trained."""
     import zipfile

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import REPO, wait_for
+from tests.conftest import REPO, step_rows, wait_for
 from tests.ui_server import WorkbenchUI, chromium_page
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,6 @@ def trace_names(page, key: str) -> list[str]:
 def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
     from trainers.run_folder import list_runs
     from trainers.run_status import read_status
-    from trainers.telemetry.events import read_events
 
     runs = tmp_path / "runs"
     ui = WorkbenchUI(runs).start()
@@ -89,7 +88,7 @@ def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
             ui.start()
             page.goto(f"http://127.0.0.1:{port}/dashboard?run={name}", wait_until="networkidle")
             wait_for(lambda: points(page, "chart_grad_norm") > 0, 60, 0.5, "the reattached gradient-norm chart")
-            steps_on_disk = sum(e["event"] == "step" for e in read_events(run_dir / "telemetry.jsonl")[0])
+            steps_on_disk = len(step_rows(run_dir))
             wait_for(lambda: points(page, "chart_grad_norm") >= steps_on_disk, 30, 0.5, "every logged step to show")
 
             # stop from the dashboard; the status shows stopped

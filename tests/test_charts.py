@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from app import charts
-from app.charts import minmax_downsample
 from tests.fixtures import make_telemetry as mk
 from trainers.telemetry.events import read_events
 from trainers.telemetry.run_log import RunLog, drop_superseded
 from trainers.telemetry.schema import validate_event
+from trainers.telemetry.step_data import minmax_downsample
 
 FIXTURES = mk.FIXTURES
 ALL_BUILDERS = (
@@ -109,7 +109,7 @@ def test_failed_run_keeps_its_charts_and_reports_the_error():
     assert log.failure["traceback"][-1] == log.failure["error"]
     assert log.epoch_numbers == [1, 2]
     assert log.n_steps == 20 + 20 + 7  # the steps of the crashed epoch 3 are real and stay
-    assert list(log.step_column("epoch")[-7:]) == [3] * 7
+    assert list(log.steps.column("epoch")[-7:]) == [3] * 7
     grad = charts.grad_norm_figure(log)
     assert names_of(grad) == ["total (pre-clip)", "clip threshold", *mk.STOCK_GROUPS]
     assert set(trace(grad, "clip threshold").y) == {10.0}
@@ -185,9 +185,9 @@ def test_resumed_run_drops_the_interrupted_epoch_steps():
     assert [e for e in events if e not in kept] == superseded
 
     log = RunLog.from_events(events)
-    steps = log.step_column("step")
+    steps = log.steps.column("step")
     assert log.n_steps == 80 and list(steps) == list(range(1, 81))  # contiguous, no duplicates
-    assert mk.SUPERSEDED_GRAD_NORM not in log.step_column("grad_norm")
+    assert mk.SUPERSEDED_GRAD_NORM not in log.steps.column("grad_norm")
     assert mk.SUPERSEDED_GRAD_NORM not in trace(charts.grad_norm_figure(log), "total (pre-clip)").y
     assert log.epoch_numbers == [1, 2, 3, 4]
     assert log.status == "completed" and len(log.run_starts) == 2
@@ -202,14 +202,14 @@ def test_incremental_folding_equals_one_shot(chunk):
     for i in range(0, len(events), chunk):
         parts.extend(events[i : i + chunk])
     for col in ("epoch", "step", "grad_norm", "clipped", "max_norm"):
-        np.testing.assert_array_equal(parts.step_column(col), whole.step_column(col))
+        np.testing.assert_array_equal(parts.steps.column(col), whole.steps.column(col))
     for g in whole.groups:
-        np.testing.assert_array_equal(parts.lr(g), whole.lr(g))
-        np.testing.assert_array_equal(parts.group_grad_norm(g), whole.group_grad_norm(g))
+        np.testing.assert_array_equal(parts.steps.column(f"lr/{g}"), whole.steps.column(f"lr/{g}"))
+        np.testing.assert_array_equal(parts.steps.column(f"grad_norm/{g}"), whole.steps.column(f"grad_norm/{g}"))
     assert parts.epochs == whole.epochs and parts.run_end == whole.run_end and parts.n_events == len(events)
     # and both agree with the pure function
     kept_steps = [e["step"] for e in drop_superseded(events) if e["event"] == "step"]
-    assert list(whole.step_column("step")) == kept_steps
+    assert list(whole.steps.column("step")) == kept_steps
 
 
 def test_nulls_and_missing_fields_become_gaps():
@@ -221,9 +221,9 @@ def test_nulls_and_missing_fields_become_gaps():
     ]
     log = RunLog.from_events(events)
     assert log.n_steps == 2 and log.n_events == 4
-    np.testing.assert_array_equal(log.lr("a"), [0.1, 0.2])
-    np.testing.assert_array_equal(log.lr("b"), [np.nan, np.nan])
-    np.testing.assert_array_equal(log.step_column("grad_norm"), [np.nan, 3.0])
+    np.testing.assert_array_equal(log.steps.column("lr/a"), [0.1, 0.2])
+    np.testing.assert_array_equal(log.steps.column("lr/b"), [np.nan, np.nan])
+    np.testing.assert_array_equal(log.steps.column("grad_norm"), [np.nan, 3.0])
     assert names_of(charts.lr_figure(log)) == ["a"]  # a group with no values draws nothing
 
 

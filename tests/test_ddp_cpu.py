@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_BASE, DEMO_DATA
+from tests.conftest import DEMO_BASE, DEMO_DATA, step_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # the whole module takes about 25 s on 2 cores
 
@@ -162,7 +162,10 @@ def test_telemetry_written_by_rank_0_only_one_event_per_step(ddp_run):
         for _ in range(nb[0][epoch]):
             n += 1
             expected.append((epoch, n))
-    assert [(e["epoch"], e["step"]) for e in events if e["event"] == "step"] == expected
+    assert [(r["epoch"], r["step"]) for r in step_rows(telemetry.parent)] == expected  # in the step store
+    from trainers.telemetry.steps import StepStore
+
+    assert len(StepStore(telemetry.parent / "steps").attempts) == 1  # a writing rank 1 would add an attempt
     per_epoch = [e["epoch"] for e in events if e["event"] == "epoch" and not e["final_eval"]]
     assert per_epoch == list(range(1, EPOCHS + 1))
     assert [e["event"] for e in events if e["event"] in {"freeze", "unfreeze"}] == ["freeze", "unfreeze"]

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from app import run_views
-from app.run_views import RunEvents
 from tests.fixtures.make_telemetry import FIXTURES
+from trainers.telemetry.run_reader import RunReader
 
 
 # ---- event cache ---------------------------------------------------------------------------------------------------
 def test_run_events_reads_only_new_complete_lines(tmp_path):
     lines = (FIXTURES / "complete.jsonl").read_bytes().splitlines(keepends=True)
     log_file = tmp_path / "telemetry.jsonl"
-    cache = RunEvents(tmp_path)
+    cache = RunReader(tmp_path)
     assert cache.poll().n_events == 0  # no file yet
     log_file.write_bytes(b"".join(lines[:10]) + lines[10][:7])
     first = cache.poll()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, TINY_TRAIN, make_dataset, wait_for
+from tests.conftest import REPO, TINY_TRAIN, make_dataset, step_rows, wait_for
 from trainers import launcher
 from trainers.run_status import read_status
 from trainers.telemetry.events import read_events
@@ -61,7 +61,7 @@ def test_sigterm_mid_epoch_stops_cleanly_and_resume_logs_every_epoch_once(tmp_pa
     recipe = write_recipe(tmp_path, data, epochs=3, batch=2, nbs=2)
     run_dir = launcher.start_run(recipe, tmp_path / "runs", name="term")
     pid = wait_for(lambda: read_status(run_dir).get("pid"), 30)
-    wait_for(lambda: any(e["event"] == "step" and e["epoch"] == 2 for e in events_of(run_dir)), 240, 0.02)
+    wait_for(lambda: any(r["epoch"] == 2 for r in step_rows(run_dir)), 240, 0.02)
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: read_status(run_dir)["status"] == "stopped", 60)
     evs = events_of(run_dir)
@@ -92,11 +92,16 @@ def test_sigterm_mid_epoch_stops_cleanly_and_resume_logs_every_epoch_once(tmp_pa
     starts = [e for e in evs if e["event"] == "run_start"]
     assert [s["resumed"] for s in starts] == [False, True] and starts[1]["start_epoch"] == 2
     assert [e["status"] for e in evs if e["event"] == "run_end"] == ["stopped", "completed"]
-    # steps after the resume continue from the last finished epoch's step count (the interrupted ones are redone)
-    resumed_at = evs.index(starts[1])
-    before = [e["step"] for e in evs[:resumed_at] if e["event"] == "step" and e["epoch"] == 1]
-    after = [e["step"] for e in evs[resumed_at:] if e["event"] == "step"]
-    assert after[0] == before[-1] + 1 and after == list(range(after[0], after[0] + len(after)))
+    # steps after the resume continue from the last finished epoch's step count (the interrupted ones are redone):
+    # the standing steps are 1..N once each, epoch 1's then the resumed attempt's
+    rows = step_rows(run_dir)
+    assert [r["step"] for r in rows] == list(range(1, len(rows) + 1))
+    assert [r["epoch"] for r in rows] == sorted(r["epoch"] for r in rows) and {r["epoch"] for r in rows} == {1, 2, 3}
+    from trainers.telemetry.steps import StepStore
+
+    attempts = StepStore(run_dir / "steps").attempts
+    epoch1 = [r["step"] for r in rows if r["epoch"] == 1]
+    assert len(attempts) == 2 and attempts[1]["first_step"] == epoch1[-1]
     assert read_status(run_dir)["status"] == "completed" and read_status(run_dir)["resumes"] == 1
     assert schema_problems(evs) == {}
 
@@ -143,7 +148,7 @@ def test_log_every_writes_every_nth_step_and_survives_resume(tmp_path, tiny_data
     out = subprocess.run([*cmd, "--name", "sparse", "--log-every", "3"], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     run_dir = tmp_path / "runs" / "sparse"
-    steps = [e["step"] for e in events_of(run_dir) if e["event"] == "step"]
+    steps = [r["step"] for r in step_rows(run_dir)]
     assert steps == [3, 6, 9, 12, 15]  # 16 steps, every third one written
     assert read_status(run_dir)["step_stride"] == 3
     bad = subprocess.run([*cmd, "--log-every", "0"], capture_output=True, text=True, env=env)

@@ -46,12 +46,17 @@ def _on_fit_epoch_end(trainer) -> None:
     trainer.emit_epoch()
 
 
+def _on_train_end(trainer) -> None:
+    trainer.close_steps()
+
+
 CALLBACKS = (
     ("on_train_start", _on_train_start),
     ("on_train_epoch_start", _on_train_epoch_start),
     ("on_train_batch_start", _on_train_batch_start),
     ("on_train_batch_end", _on_train_batch_end),
     ("on_fit_epoch_end", _on_fit_epoch_end),
+    ("on_train_end", _on_train_end),
 )
 
 
@@ -78,6 +83,8 @@ class TelemetryMixin:
             if fn not in self.callbacks[event]:
                 self.add_callback(event, fn)
         self._telemetry_writer = None
+        self._step_writer = None
+        self._steps_failed = False
         self._pending_steps: list[tuple] = []
         self._last_flush = time.monotonic()
         self._global_step = int(self.step_offset)
@@ -232,24 +239,48 @@ class TelemetryMixin:
         return columns
 
     def _write_steps(self, columns: dict[str, np.ndarray]) -> None:
-        """One ``step`` event per recorded step in the events log (docs/telemetry.md)."""
-        groups = [c[3:] for c in columns if c.startswith("lr/")]
-        losses = [c[5:] for c in columns if c.startswith("loss/")]
-        as_lists = {name: values.tolist() for name, values in columns.items()}
-        for i in range(len(as_lists["step"])):
-            mx = as_lists["max_norm"][i]
-            self._telemetry_writer.emit(
-                "step",
-                t=as_lists["t"][i],
-                epoch=as_lists["epoch"][i],
-                step=as_lists["step"][i],
-                lr={g: as_lists[f"lr/{g}"][i] for g in groups},
-                grad_norm=as_lists["grad_norm"][i],
-                grad_norms={g: as_lists[f"grad_norm/{g}"][i] for g in groups},
-                clipped=bool(as_lists["clipped"][i]),
-                max_norm=None if mx != mx else mx,
-                loss={k: as_lists[f"loss/{k}"][i] for k in losses},
-            )
+        """Append the steps to the run's step store (``<run>/steps/``, docs/step-store.md), opened on first use.
+
+        The store takes the rows in one write (about 70 us for 32 rows) and compacts in a background thread, so
+        training never waits on it. A store that cannot be written is reported once and training goes on.
+        """
+        if self._step_writer is None and not self._steps_failed:
+            try:
+                from trainers.telemetry.steps import StepWriter, resume_info
+
+                folder = self.steps_folder()
+                self._step_writer = StepWriter(
+                    folder,
+                    attempt=resume_info(folder).attempt,
+                    first_step=int(self.step_offset),
+                    columns={k: v.dtype for k, v in columns.items() if k not in ("step", "epoch", "t")},
+                )
+            except Exception as e:  # telemetry must never stop training
+                self._steps_failed = True
+                print(f"workbench: step store disabled ({type(e).__name__}: {e})", file=sys.stderr)
+                return
+        if self._step_writer is not None:
+            try:
+                self._step_writer.append(columns)
+            except Exception as e:
+                self._steps_failed, self._step_writer = True, None
+                print(f"workbench: step store disabled ({type(e).__name__}: {e})", file=sys.stderr)
+
+    def steps_folder(self):
+        """``<run>/steps``: next to the events log."""
+        from pathlib import Path
+
+        return Path(self.telemetry_path).parent / "steps"
+
+    def close_steps(self) -> None:
+        """Flush buffered steps and close the step store (compacting what is left); safe to call twice."""
+        self.flush_steps()
+        writer, self._step_writer = self._step_writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as e:
+                print(f"workbench: could not close the step store ({type(e).__name__}: {e})", file=sys.stderr)
 
     # ---- per epoch ----------------------------------------------------------------------------------------------
     def final_eval(self):
@@ -288,6 +319,7 @@ class TelemetryMixin:
             params={"trainable": trainable, "frozen": frozen},
             lr={n: g["lr"] for n, g in zip(self.param_group_names(), self.optimizer.param_groups, strict=True)},
             epoch_time=self.epoch_time,
+            step=self._global_step,
             steps=None if final else self.epoch_steps.summary(),
             system=None if final else self.epoch_clock.reading(self.device),
         )

@@ -184,7 +184,7 @@ def _finish(run_dir: Path, trainer: Any, outcome: dict[str, Any]) -> None:
     best = None
     if trainer is not None:
         try:
-            trainer.flush_steps()
+            trainer.close_steps()  # what is buffered goes to the step store, which compacts what is left
         except Exception:  # never let telemetry hide the real outcome
             pass
         best = getattr(trainer, "best_record", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import recipe_for, run_trainer
+from tests.conftest import recipe_for, run_trainer, step_rows
 from tests.customizations.helpers import events
 
 
@@ -33,7 +33,7 @@ def test_post_clip_norm_at_most_max_norm(tiny_data, tmp_path, max_norm):
             assert after <= max_norm * (1 + 1e-5)
         else:
             assert after == pytest.approx(before, rel=1e-5)  # 0 disables clipping
-    steps = events(tmp_path, "step")
+    steps = step_rows(tmp_path)
     assert [s["grad_norm"] for s in steps] == pytest.approx([b for _, b in post], rel=1e-6)
     assert all(s["clipped"] is (max_norm > 0) for s in steps)
     assert all(set(s["grad_norms"]) == {"weight", "bn", "bias"} for s in steps)
@@ -59,7 +59,7 @@ def max_norm_default():
 def test_a_default_changed_in_the_settings_model_acts_in_training(tiny_data, tmp_path, max_norm_default):
     max_norm_default(0.25)
     run_trainer(recipe_for(tiny_data, train={"epochs": 1}, grad_clip={}), tmp_path)  # the block without settings
-    steps = events(tmp_path, "step")
+    steps = step_rows(tmp_path)
     assert steps and all(s["max_norm"] == 0.25 and s["clipped"] for s in steps)
     start = events(tmp_path, "run_start")[0]
     assert start["recipe"]["customizations"]["grad_clip"] == {"max_norm": 0.25}

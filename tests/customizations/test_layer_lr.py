@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import recipe_for, run_trainer
-from tests.customizations.helpers import events
+from tests.conftest import recipe_for, run_trainer, step_rows
 
 
 @pytest.mark.slow
@@ -25,7 +24,7 @@ def test_backbone_lr_is_ratio_of_head_lr_every_step_after_warmup(tiny_data, tmp_
     assert [g["param_group"] for g in groups] == ["weight", "bn", "bias"] * 2  # stock tags kept for warmup
     n_params = sum(len(g["params"]) for g in groups)
     assert n_params == len(list(trainer.model.parameters()))  # frozen ones included
-    steps = events(tmp_path, "step")
+    steps = step_rows(tmp_path)
     nb = len(trainer.train_loader)
     after_warmup = [s for s in steps if s["step"] > nb]  # warmup_epochs=1 -> the first nb steps
     assert len(after_warmup) == 2 * nb

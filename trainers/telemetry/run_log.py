@@ -1,9 +1,13 @@
-"""A run's telemetry folded for reading: the model the dashboard, the CLI and the training process share.
+"""A run's telemetry folded for reading: the model the dashboard, the CLI, the doctor and the training process share.
 
-The small events (``run_start``, ``epoch``, ``freeze``/``unfreeze``, ``run_end``) are kept as they are, the (many)
-``step`` events become numpy columns, and what a resumed attempt redid is dropped (:func:`drop_superseded`): a
-resumed process appends a ``run_start`` with ``start_epoch: k`` and everything earlier attempts wrote about epochs
-``>= k`` is superseded. This is the one place that rule is applied.
+The events (``run_start``, ``epoch``, ``freeze``/``unfreeze``, ``run_end``) are kept as they are, and what a resumed
+attempt redid is dropped (:func:`drop_superseded`): a resumed process appends a ``run_start`` with ``start_epoch: k``
+and everything earlier attempts wrote about epochs ``>= k`` is superseded. This is the one place that rule is applied
+to events; the step store applies the same rule to steps by step number (docs/step-store.md).
+
+Per-step series are in :attr:`RunLog.steps` (:class:`~trainers.telemetry.step_data.StepData`): the step store when
+the run has one (:mod:`trainers.telemetry.run_reader` attaches it), else ``step`` events folded from the log itself
+(logs written before the store existed).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
+
+from trainers.telemetry.step_data import MemorySteps, StepData
 
 
 # ---- superseded events ---------------------------------------------------------------------------------------------
@@ -48,44 +54,6 @@ def _int(value: Any, default: int) -> int:
 
 
 # ---- the folded log ------------------------------------------------------------------------------------------------
-class _Columns:
-    """Append-only float columns built from chunks; new names are back-filled with NaN."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self._chunks: dict[str, list[np.ndarray]] = {}
-
-    def names(self) -> list[str]:
-        return list(self._chunks)
-
-    def append(self, n: int, values: Mapping[str, np.ndarray]) -> None:
-        for name in values:
-            if name not in self._chunks:
-                self._chunks[name] = [np.full(self.n, np.nan)] if self.n else []
-        for name, chunks in self._chunks.items():
-            chunks.append(values[name] if name in values else np.full(n, np.nan))
-        self.n += n
-
-    def get(self, name: str) -> np.ndarray:
-        chunks = self._chunks.get(name)
-        if not chunks:
-            return np.full(self.n, np.nan)
-        if len(chunks) > 1:
-            chunks[:] = [np.concatenate(chunks)]
-        return chunks[0]
-
-    def truncate(self, n: int) -> None:
-        for name in self._chunks:
-            self._chunks[name] = [self.get(name)[:n]]
-        self.n = min(self.n, n)
-
-    def copy(self) -> _Columns:
-        new = _Columns()
-        new.n = self.n
-        new._chunks = {name: [self.get(name).copy()] for name in self._chunks}
-        return new
-
-
 @dataclass
 class RunLog:
     """A run's telemetry folded for charting; build with :meth:`from_events`, grow with :meth:`extend`.
@@ -98,6 +66,7 @@ class RunLog:
         freezes: Standing ``freeze`` events. unfreezes: standing ``unfreeze`` events.
         run_end: The ``run_end`` of the latest attempt (None while it runs).
         n_events: Events folded so far.
+        steps: The per-step series (the step store, or ``step`` events of an older log).
     """
 
     names: list[str] = field(default_factory=list)
@@ -108,9 +77,7 @@ class RunLog:
     unfreezes: list[dict] = field(default_factory=list)
     run_end: dict | None = None
     n_events: int = 0
-    _core: _Columns = field(default_factory=_Columns, repr=False)  # epoch, step, grad_norm, clipped, max_norm
-    _lr: _Columns = field(default_factory=_Columns, repr=False)
-    _gn: _Columns = field(default_factory=_Columns, repr=False)
+    steps: StepData = field(default_factory=MemorySteps, repr=False)
 
     @classmethod
     def from_events(cls, events: Iterable[Mapping[str, Any]]) -> RunLog:
@@ -159,24 +126,12 @@ class RunLog:
             self.epochs = [e for e in self.epochs if _int(e.get("epoch"), 0) < k]
             self.freezes = [e for e in self.freezes if _int(e.get("epoch"), 0) < k]
             self.unfreezes = [e for e in self.unfreezes if _int(e.get("epoch"), 0) < k]
-            epoch = self._core.get("epoch")
-            keep = int(np.count_nonzero(epoch < k)) if np.all(epoch[1:] >= epoch[:-1]) else None
-            if keep is None:  # not in epoch order (never written that way): filter row by row
-                self._filter_steps(epoch < k)
-            else:
-                for cols in (self._core, self._lr, self._gn):
-                    cols.truncate(keep)
+            if isinstance(self.steps, MemorySteps) and self.steps.n_steps:
+                self.steps.keep(self.steps.column("epoch") < k)
         self.run_starts.append(dict(ev))
         self.run_end = None
         if isinstance(ev.get("names"), list):
             self.names = [str(n) for n in ev["names"]]
-
-    def _filter_steps(self, mask: np.ndarray) -> None:
-        for cols in (self._core, self._lr, self._gn):
-            new = _Columns()
-            new.n = int(mask.sum())
-            new._chunks = {name: [cols.get(name)[mask]] for name in cols.names()}
-            cols.__dict__.update(new.__dict__)
 
     def _epoch(self, ev: Mapping[str, Any]) -> None:
         if ev.get("final_eval"):
@@ -191,10 +146,12 @@ class RunLog:
     def _append_steps(self, steps: Sequence[Mapping[str, Any]]) -> None:
         # Columnar, C-level passes (itemgetter + numpy.fromiter): 300k steps fold in about half a second.
         # Step losses are not folded: the charts draw losses per epoch (train and val side by side).
+        if not isinstance(self.steps, MemorySteps):
+            return  # the run has a step store; stray step events are not mixed in
         n = len(steps)
         core = _table(steps, _CORE_FIELDS)
-        self._core.append(n, {name: core[:, i] for i, name in enumerate(_CORE_FIELDS)})
-        for cols, key in ((self._lr, "lr"), (self._gn, "grad_norms")):
+        values = {name: core[:, i] for i, name in enumerate(_CORE_FIELDS)}
+        for prefix, key in (("lr/", "lr"), ("grad_norm/", "grad_norms")):
             dicts = _dicts(steps, key)
             try:
                 names = list(dict.fromkeys(chain(dicts[0], dicts[-1])))
@@ -205,7 +162,8 @@ class RunLog:
             if not same:  # keys differ between steps: take the union
                 names = list(dict.fromkeys(chain.from_iterable(dicts)))
             table = _table(dicts, names)
-            cols.append(n, {name: table[:, i] for i, name in enumerate(names)})
+            values.update({prefix + name: table[:, i] for i, name in enumerate(names)})
+        self.steps.append(n, values)
 
     def snapshot(self) -> RunLog:
         """An independent copy (for reading while another thread extends the original)."""
@@ -218,32 +176,19 @@ class RunLog:
             unfreezes=list(self.unfreezes),
             run_end=self.run_end,
             n_events=self.n_events,
-            _core=self._core.copy(),
-            _lr=self._lr.copy(),
-            _gn=self._gn.copy(),
+            steps=self.steps.copy() if isinstance(self.steps, MemorySteps) else self.steps,  # the store is shared
         )
 
     # ---- reading ---------------------------------------------------------------------------------------------
     @property
     def n_steps(self) -> int:
-        return self._core.n
-
-    def step_column(self, name: str) -> np.ndarray:
-        """``epoch``, ``step``, ``grad_norm``, ``clipped`` (0/1) or ``max_norm`` of every standing step (NaN: null)."""
-        return self._core.get(name)
+        return self.steps.n_steps
 
     @property
     def groups(self) -> list[str]:
         """Parameter-group names, from the latest ``run_start`` then any others seen in steps."""
         declared = self.run_starts[-1].get("param_groups") if self.run_starts else None
-        seen = self._lr.names() + self._gn.names()
-        return list(dict.fromkeys([*(declared or []), *seen]))
-
-    def lr(self, group: str) -> np.ndarray:
-        return self._lr.get(group)
-
-    def group_grad_norm(self, group: str) -> np.ndarray:
-        return self._gn.get(group)
+        return list(dict.fromkeys([*(declared or []), *self.steps.groups]))
 
     @property
     def epoch_numbers(self) -> list[int]:
@@ -295,17 +240,20 @@ class RunLog:
 
     def clip_share(self) -> float | None:
         """Fraction of standing steps whose pre-clip gradient norm exceeded the clip threshold (None: no steps)."""
-        if not self.n_steps:
-            return None
-        return float(np.mean(self.step_column("clipped")))
+        return self.steps.mean("clipped")
 
     @property
     def completed_steps(self) -> int:
-        """Global optimizer steps of the epochs that finished (a resume redoes the steps of an interrupted epoch)."""
+        """Global optimizer steps of the epochs that finished (a resume redoes the steps of an interrupted epoch).
+
+        Epoch events say it (``step``: the global step when the epoch ended); older logs only through their steps.
+        """
+        if self.epochs and _int(self.epochs[-1].get("step"), -1) >= 0:
+            return int(self.epochs[-1]["step"])
         done = max(self.epoch_numbers, default=0)
-        if not self.n_steps or not done:
+        if not isinstance(self.steps, MemorySteps) or not self.n_steps or not done:
             return 0
-        steps = self.step_column("step")[self.step_column("epoch") <= done]
+        steps = self.steps.column("step")[self.steps.column("epoch") <= done]
         return int(np.nanmax(steps)) if steps.size else 0
 
     @property
@@ -314,7 +262,7 @@ class RunLog:
         return self.run_end if self.run_end is not None and self.run_end.get("status") == "failed" else None
 
 
-_CORE_FIELDS = ("epoch", "step", "grad_norm", "clipped", "max_norm")
+_CORE_FIELDS = ("epoch", "step", "grad_norm", "clipped", "max_norm")  # of a step event, as step-store columns
 
 
 def _dicts(steps: Sequence[Mapping[str, Any]], key: str) -> list[Any]:
