@@ -210,7 +210,7 @@ def render(run_dir: Path, *, serialize: bool = True) -> tuple[dict[str, Any], di
     import plotly.io
     import plotly.tools
 
-    from app import charts, exports, run_views
+    from app import charts, class_charts, exports, run_views
     from trainers import launcher
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -220,8 +220,8 @@ def render(run_dir: Path, *, serialize: bool = True) -> tuple[dict[str, Any], di
     run_views.eta_seconds(log, status.get("epochs") or log.epochs_planned)
     log.clip_share()
     figs = {
-        "chart_f1": charts.f1_figure(log),
-        "chart_f1_heatmap": charts.f1_heatmap(log),
+        "chart_f1": class_charts.f1_figure(log),
+        "chart_f1_heatmap": class_charts.f1_heatmap(log),
         "chart_metrics": charts.metrics_figure(log),
         "chart_losses": charts.loss_figure(log),
         "chart_lr": charts.lr_figure(log, log_y=False),
@@ -355,7 +355,7 @@ def run_benchmark(
     Returns:
         Every figure measured (see the module docstring), as a JSON-ready dict.
     """
-    from app import charts, run_views
+    from app import charts, class_charts, run_views
     from trainers.telemetry.events import read_events
     from trainers.telemetry.schema import validate_event
 
@@ -380,7 +380,7 @@ def run_benchmark(
 
         # Plotly loads its validators on first use; a UI server has done that long before a run is opened.
         t0 = time.perf_counter()
-        for build in (charts.f1_figure, charts.loss_figure, charts.grad_norm_figure):
+        for build in (class_charts.f1_figure, charts.loss_figure, charts.grad_norm_figure):
             plotly_warmup(build)
         warmup_s = time.perf_counter() - t0
 

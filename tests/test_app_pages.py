@@ -450,11 +450,12 @@ def test_dashboard_draws_every_chart_of_a_completed_run(runs_root):
         "head/weight", "head/bn", "head/bias", "backbone/weight", "backbone/bn", "backbone/bias",
     ]  # fmt: skip
     assert trace_names(figs["chart_grad_norm"])[:2] == ["total (pre-clip)", "clip threshold"]
-    assert [s["name"] for s in figs["chart_metrics"]["layout"]["shapes"]] == ["best epoch 5", "unfreeze (epoch 3)"]
+    shapes = [s["name"] for s in figs["chart_metrics"]["layout"]["shapes"]]
+    assert shapes == ["best epoch 5", "unfreeze (epoch 3)", "frozen"]  # epochs 1-2 trained frozen: shaded
     assert errors(at) == []
     assert {m.label: m.value for m in at.metric}["Best"] == "mAP50-95 0.410"
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["best.pt", "recipe.yaml", "telemetry.jsonl", "results.csv"]  # last.pt does not exist
+    assert labels == ["Per-class table (CSV)", "best.pt", "recipe.yaml", "telemetry.jsonl", "results.csv"]  # no last.pt
     assert "Epoch 1/6 100%\ndone" in at.code[0].value  # console tail, progress redraws collapsed
     assert at.button(key="run_resume").disabled  # completed
 

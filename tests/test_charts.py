@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from app import charts
+from app import chart_style, charts, class_charts, dataset_charts
 from tests.fixtures import make_telemetry as mk
 from trainers.telemetry.events import read_events
 from trainers.telemetry.run_log import RunLog, drop_superseded
@@ -16,8 +16,8 @@ from trainers.telemetry.step_data import minmax_downsample
 
 FIXTURES = mk.FIXTURES
 ALL_BUILDERS = (
-    charts.f1_figure,
-    charts.f1_heatmap,
+    class_charts.f1_figure,
+    class_charts.f1_heatmap,
     charts.metrics_figure,
     charts.loss_figure,
     charts.lr_figure,
@@ -59,7 +59,7 @@ def test_fixtures_are_schema_valid_and_up_to_date(name, tmp_path):
 def test_empty_log_gives_an_empty_figure_that_says_so(builder):
     fig = builder(load("empty"))
     assert len(fig.data) == 0
-    assert [a.text for a in fig.layout.annotations] == [charts.NO_DATA]
+    assert [a.text for a in fig.layout.annotations] == [chart_style.NO_DATA]
 
 
 def test_run_start_only_log_is_still_empty():
@@ -76,7 +76,7 @@ def test_one_epoch_log():
     log = RunLog.from_events(events)
     epoch = next(e for e in events if e["event"] == "epoch" and not e["final_eval"])
 
-    f1 = charts.f1_figure(log)
+    f1 = class_charts.f1_figure(log)
     assert names_of(f1) == [*mk.NAMES, "mean F1"]
     for row in epoch["per_class"]:
         assert list(trace(f1, row["name"]).y) == [row["f1"]]
@@ -123,22 +123,27 @@ def test_complete_run_charts():
     steps = [e for e in events if e["event"] == "step"]
     epochs = [e for e in events if e["event"] == "epoch" and not e["final_eval"]]
 
-    heat = charts.f1_heatmap(log)
+    heat = class_charts.f1_heatmap(log, order=mk.NAMES)  # rows in the order asked for
     (hm,) = heat.data
     assert list(hm.y) == mk.NAMES and list(hm.x) == [1, 2, 3, 4, 5, 6]
     z = np.array(hm.z, dtype=float)
     assert z.shape == (4, 6)
     assert z[3, 0] == 0.0  # bicycle scored 0 in epoch 1
     assert z[1, 4] == next(r["f1"] for r in epochs[4]["per_class"] if r["name"] == "car")
+    worst_first = class_charts.f1_heatmap(log).data[0]  # by default: the worst F1 at the last epoch first
+    last = {r["name"]: r["f1"] for r in epochs[-1]["per_class"]}
+    assert list(worst_first.y) == sorted(mk.NAMES, key=lambda n: last[n])
 
     lr = charts.lr_figure(log)
     assert names_of(lr) == mk.LAYER_LR_GROUPS  # one trace per named group
     head, backbone = np.array(trace(lr, "head/weight").y), np.array(trace(lr, "backbone/weight").y)
     assert backbone[30:] == pytest.approx(0.1 * head[30:])  # after warmup: the 0.1 ratio holds at every step
     assert trace(lr, "head/bias").y[0] > trace(lr, "head/bias").y[25]  # warmup: bias falls from 0.1
-    assert shape_names(lr) == ["unfreeze (epoch 3)"]
+    assert shape_names(lr) == ["unfreeze (epoch 3)", "frozen"]
     first_step_epoch3 = next(s["step"] for s in steps if s["epoch"] == 3)
     assert lr.layout.shapes[0].x0 == first_step_epoch3 == 51
+    frozen = lr.layout.shapes[1]  # the steps that trained with a frozen backbone are shaded: epochs 1 and 2
+    assert (frozen.x0, frozen.x1) == (steps[0]["step"], first_step_epoch3 - 1)
     assert charts.lr_figure(log, log_y=True).layout.yaxis.type == "log"
 
     grad = charts.grad_norm_figure(log)
@@ -153,8 +158,12 @@ def test_complete_run_charts():
     assert trace(losses, "val/box_loss").line.dash == "dash" and trace(losses, "train/box_loss").line.dash == "solid"
     assert trace(losses, "val/box_loss").line.color == trace(losses, "train/box_loss").line.color
 
-    f1 = charts.f1_figure(log)
-    assert shape_names(f1) == ["best epoch 5", "unfreeze (epoch 3)"]
+    f1 = class_charts.f1_figure(log)
+    assert shape_names(f1) == ["best epoch 5", "unfreeze (epoch 3)", "frozen"]
+    shade = f1.layout.shapes[2]
+    assert (shade.x0, shade.x1) == (0.5, 2.5)  # epochs 1-2 frozen, epoch 3 unfrozen
+    labels = [a for a in f1.layout.annotations if a.text.startswith(("best", "unfreeze"))]
+    assert len({a.yshift for a in labels}) == 2  # the two marker labels sit on different rows: they never overlap
     assert list(trace(f1, "mean F1").y) == [e["mean_f1"] for e in epochs]
 
 
@@ -297,7 +306,7 @@ def test_compare_figures_overlay_runs():
     fig = charts.compare_figure(logs, "mAP50-95")
     assert names_of(fig) == ["a", "b"]
     assert len(trace(fig, "a").y) == 6 and len(trace(fig, "b").y) == 1
-    f1 = charts.compare_f1_figure(logs, "car")
+    f1 = class_charts.compare_f1_figure(logs, "car")
     assert names_of(f1) == ["a", "b"]
     epoch = next(e for e in load("one_epoch") if e["event"] == "epoch")
     assert list(trace(f1, "b").y) == [next(r["f1"] for r in epoch["per_class"] if r["name"] == "car")]
@@ -305,8 +314,8 @@ def test_compare_figures_overlay_runs():
 
 
 def test_counts_and_weights_figures():
-    fig = charts.counts_figure(["a", "b"], [10, 0], [5, 0], log_y=True)
+    fig = dataset_charts.counts_figure(["a", "b"], [10, 0], [5, 0], log_y=True)
     assert names_of(fig) == ["instances", "images"] and list(fig.data[0].y) == [10, 0]
     assert fig.layout.yaxis.type == "log"
-    w = charts.weights_figure(["a", "b"], [0.5, 1.5])
+    w = dataset_charts.weights_figure(["a", "b"], [0.5, 1.5])
     assert list(w.data[0].y) == [0.5, 1.5]

@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app import charts, dataset_info, exports, recipe_form
+from app import dataset_charts, dataset_info, exports, recipe_form
 from app.recipe_form import toggle_key, widget_key
 from app.state import init_state
 from app.widgets import setting_widget
@@ -127,7 +127,7 @@ left, right = st.columns([3, 2], gap="large")
 with left:
     st.toggle("Log scale", key="cw_log")
     st.plotly_chart(
-        charts.counts_figure(counts.names, counts.instances, counts.images, log_y=ss.cw_log),
+        dataset_charts.counts_figure(counts.names, counts.instances, counts.images, log_y=ss.cw_log),
         key="chart_counts",
         width="stretch",
     )
@@ -147,7 +147,7 @@ with right:
     was_edited = any(abs(x - y) > 1e-12 for x, y in zip(final, weights, strict=True))
     if was_edited:
         st.caption("Edited by hand: 'Use in a new run' passes this exact list.")
-    st.plotly_chart(charts.weights_figure(counts.names, final), key="chart_weights", width="stretch")
+    st.plotly_chart(dataset_charts.weights_figure(counts.names, final), key="chart_weights", width="stretch")
 
     source = f"{info.path} [{ss.cw_split}], scheme {settings.scheme}" + (" (edited)" if was_edited else "")
     meta = {

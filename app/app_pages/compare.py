@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import charts, run_views
+from app import charts, class_charts, run_views
 from app.state import current_runs_root, init_state
 from trainers.telemetry.run_log import RunLog
 
@@ -48,7 +48,7 @@ with a:
 with b:
     if classes:
         st.selectbox("Class", classes, key="cmp_class")
-        st.plotly_chart(charts.compare_f1_figure(logs, ss.cmp_class), key="chart_compare_f1", width="stretch")
+        st.plotly_chart(class_charts.compare_f1_figure(logs, ss.cmp_class), key="chart_compare_f1", width="stretch")
     else:
         st.info("None of these runs has per-class F1 yet (turn on the per_class_f1 customization).")
 

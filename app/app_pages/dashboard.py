@@ -1,16 +1,17 @@
-"""Run dashboard: live charts of one run while it trains, from its telemetry (read incrementally, only new bytes).
+"""Run dashboard: live charts of one run while it trains, from its telemetry (read incrementally, only new data).
 
-Per-class F1 (lines and a class x epoch heatmap), mAP50 / mAP50-95 / P / R, train and val losses, the LR of each
-named parameter group and the gradient norm per step (pre-clip total, clip threshold, share clipped, per-group norms),
-best-epoch and unfreeze markers, a failure banner with the error, the console tail, stop/resume and downloads.
-The run comes from ``?run=<name>`` (so a browser refresh keeps it) or the picker.
+Per-class F1 (the mean and up to 20 chosen classes, a sorted class x epoch heatmap that scrolls, a per-class table),
+mAP50 / mAP50-95 / P / R, train and val losses, the LR of each named parameter group and the gradient norm per step
+(pre-clip total, clip threshold, share clipped, per-group norms), best-epoch and unfreeze markers and frozen epochs
+shaded, system readings, a failure banner with the error, the console tail, stop/resume/start again and downloads.
+The run comes from ``?run=<name>`` (so a browser refresh keeps it) or the picker. Sections: app/dashboard_parts.py.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, exports, run_views
+from app import dashboard_parts, run_views
 from app.state import current_runs_root, init_state
 from trainers import launcher
 from trainers.errors import WorkbenchError
@@ -47,6 +48,7 @@ top[1].toggle(
 top[2].toggle("Log-scale LR", key="dash_lr_log")
 top[3].toggle("Log-scale grad norm", key="dash_gn_log")
 name = ss.dash_run
+dashboard_parts.forget_figures(f"{name}/")
 ss.selected_run = name
 st.query_params["run"] = name
 ss.dash_run_from_url = name
@@ -85,7 +87,8 @@ def dashboard() -> None:
     state = str(st_now.get("status", "unknown"))
     if (state in ACTIVE_STATUSES) != was_active:
         st.rerun()  # the run ended (or was resumed): a full rerun renders it and starts or stops the refresh
-    log = run_views.run_events(run_dir).poll()
+    reader = run_views.run_events(run_dir)
+    log = reader.poll()
 
     # ---- header: status, progress, controls -------------------------------------------------------------------
     cols = st.columns([1.2, 1.2, 1.2, 1.8, 1.2, 1.3, 1.3])
@@ -135,32 +138,10 @@ def dashboard() -> None:
         )
 
     # ---- charts ---------------------------------------------------------------------------------------------
-    a, b = st.columns(2)
-    a.plotly_chart(charts.f1_figure(log), key="chart_f1", width="stretch")
-    b.plotly_chart(charts.f1_heatmap(log), key="chart_f1_heatmap", width="stretch")
-    a, b = st.columns(2)
-    a.plotly_chart(charts.metrics_figure(log), key="chart_metrics", width="stretch")
-    b.plotly_chart(charts.loss_figure(log), key="chart_losses", width="stretch")
-    a, b = st.columns(2)
-    a.plotly_chart(charts.lr_figure(log, log_y=ss.dash_lr_log), key="chart_lr", width="stretch")
-    b.plotly_chart(charts.grad_norm_figure(log, log_y=ss.dash_gn_log), key="chart_grad_norm", width="stretch")
-
-    # ---- console, recipe, downloads --------------------------------------------------------------------------
-    with st.expander("Console (last lines)", expanded=state == "failed"):
-        st.code(run_views.console_tail(run_dir) or "(empty)", language="text")
-    recipe_file = run_dir / "recipe.yaml"
-    if recipe_file.is_file():
-        with st.expander("Recipe"):
-            st.code(recipe_file.read_text(encoding="utf-8"), language="yaml")
-    files = exports.artifacts(run_dir)
-    if files:
-        st.markdown("**Downloads**")
-        cols = st.columns(len(files))
-        for col, (label, path, mime) in zip(cols, files, strict=True):
-            col.download_button(
-                label, lambda p=path: exports.read_bytes(p), file_name=f"{name}-{label}",
-                mime=mime, key=f"download_{label}", icon=":material/download:", on_click="ignore",
-            )  # fmt: skip
+    dashboard_parts.per_class_section(log, reader, name, run_dir)
+    dashboard_parts.training_charts(log, reader, name, ss.dash_lr_log, ss.dash_gn_log)
+    dashboard_parts.system_panel(log)
+    dashboard_parts.console_and_files(run_dir, name, state == "failed")
 
 
 dashboard()

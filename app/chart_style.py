@@ -1,0 +1,106 @@
+"""Shared look of the workbench's charts: figure layout, empty states, markers, frozen-epoch shading, colours.
+
+Pure plotly (no Streamlit); the chart modules build on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+from trainers.telemetry.run_log import RunLog
+
+NO_DATA = "No data yet"
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+
+
+# ---- figure helpers ------------------------------------------------------------------------------------------------
+LEGEND_MAX = 25  # entries a legend may list; per-class charts draw the mean plus at most SHOWN classes
+ROW_PX = 18  # heatmap row height: fixed, so 365 classes scroll instead of squeezing
+FROZEN_FILL = "rgba(148, 103, 189, 0.10)"
+
+
+def figure(title: str, xaxis: str, yaxis: str, height: int = 340) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin={"l": 55, "r": 20, "t": 60, "b": 45},
+        xaxis_title=xaxis,
+        yaxis_title=yaxis,
+        # on the right, outside the plot: a legend below it covered the x-axis title
+        legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top", "font": {"size": 11}},
+        hovermode="x unified",
+    )
+    return fig
+
+
+def empty(fig: go.Figure, text: str = NO_DATA) -> go.Figure:
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 14})
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    return fig
+
+
+def marker(fig: go.Figure, x: float, name: str, color: str, row: int = 0) -> None:
+    """A vertical dashed line with a label above the plot (``name`` is the shape's name, for tests).
+
+    ``row`` stacks labels (0 lowest) so that two markers at the same or nearby x never print over each other.
+    """
+    fig.add_shape(
+        type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1, name=name,
+        line={"color": color, "dash": "dash", "width": 1.5},
+    )  # fmt: skip
+    fig.add_annotation(
+        x=x, xref="x", y=1.0, yref="paper", yshift=2 + 14 * row, text=name, showarrow=False, yanchor="bottom",
+        font={"color": color, "size": 11},
+    )  # fmt: skip
+
+
+def epoch_markers(fig: go.Figure, log: RunLog) -> None:
+    markers = []
+    if log.best_epoch is not None:
+        markers.append((log.best_epoch, f"best epoch {log.best_epoch}", "#2ca02c"))
+    if log.unfreeze_epoch is not None:
+        markers.append((log.unfreeze_epoch, f"unfreeze (epoch {log.unfreeze_epoch})", "#9467bd"))
+    for row, (x, name, color) in enumerate(markers):
+        marker(fig, x, name, color, row)
+    frozen = frozen_epochs(log)
+    if frozen is not None:
+        fig.add_vrect(
+            x0=frozen[0] - 0.5, x1=frozen[1] + 0.5, fillcolor=FROZEN_FILL, line_width=0, layer="below", name="frozen"
+        )
+
+
+def frozen_epochs(log: RunLog) -> tuple[int, int] | None:
+    """First and last epoch that trained with frozen layers (None when nothing was frozen)."""
+    frozen_at_start = log.freezes or any(s.get("frozen") for s in log.run_starts)
+    if not frozen_at_start or not log.epochs:
+        return None
+    first = min([first_epoch(log.freezes)] if log.freezes else [1])
+    last = (log.unfreeze_epoch - 1) if log.unfreeze_epoch else max(log.epoch_numbers)
+    return (first, last) if last >= first else None
+
+
+def first_epoch(events: Sequence[Mapping[str, Any]]) -> int:
+    return min(int(e.get("epoch", 1)) for e in events)
+
+
+def epoch_axis(fig: go.Figure, epochs: Sequence[int]) -> None:
+    """Whole epochs on the x axis (a 1-2 epoch chart showed 0.5 steps)."""
+    if epochs and len(epochs) <= 20:
+        fig.update_xaxes(tickmode="linear", dtick=1, tick0=1)
+    else:
+        fig.update_xaxes(tickformat="d")
+
+
+def epoch_mode(n: int) -> str:
+    return "lines+markers" if n <= 60 else "lines"
+
+
+def color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]

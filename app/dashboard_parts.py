@@ -1,0 +1,158 @@
+"""Sections of the run dashboard (Streamlit): the charts, the per-class views, the system panel, console and files.
+
+Figures are rebuilt only when their data changed: each is kept per browser session with the reader's version of the
+data it was drawn from (epoch-level charts follow ``epochs_version``, step charts ``version``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app import charts, class_charts, dataset_info, exports, run_views
+from app.chart_style import LEGEND_MAX
+from trainers.telemetry import per_class
+from trainers.telemetry.run_log import RunLog
+from trainers.telemetry.run_reader import RunReader
+
+HEATMAP_BOX_PX = 900  # the heatmap scrolls inside a box this tall, however many classes
+SORT_LABELS = {
+    "f1": "F1 (worst first)",
+    "frequency": "train count (rarest first)",
+    "change": "recent change",
+    "id": "id",
+}
+
+
+def cached_figure(key: str, version: Any, build: Callable[[], Any]):
+    """The figure for ``key`` drawn from data ``version``; built again only when the version changed."""
+    store = st.session_state.setdefault("_dash_figures", {})
+    hit = store.get(key)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    fig = build()
+    store[key] = (version, fig)
+    return fig
+
+
+def forget_figures(keep_prefix: str) -> None:
+    """Drop the cached figures of other runs (the run picker changed)."""
+    store = st.session_state.get("_dash_figures", {})
+    for key in [k for k in store if not k.startswith(keep_prefix)]:
+        del store[key]
+
+
+def train_counts(run_dir: Path, n_classes: int) -> list[int] | None:
+    """Train label counts per class from the run's own data.yaml (cached by the dataset inspector), if readable."""
+    info = dataset_info.inspect_dataset(run_dir / "data.yaml", splits=("train",))
+    counts = info.counts.get("train") if not info.error else None
+    return list(counts.instances) if counts is not None and len(counts.instances) == n_classes else None
+
+
+def training_charts(log: RunLog, reader: RunReader, name: str, lr_log: bool, gn_log: bool) -> None:
+    """Detection metrics, losses, LR per group and gradient norms."""
+    ev, sv = reader.epochs_version, (reader.version, reader.epochs_version)
+    a, b = st.columns(2)
+    a.plotly_chart(cached_figure(f"{name}/metrics", ev, lambda: charts.metrics_figure(log)), key="chart_metrics")
+    b.plotly_chart(cached_figure(f"{name}/losses", ev, lambda: charts.loss_figure(log)), key="chart_losses")
+    a, b = st.columns(2)
+    a.plotly_chart(
+        cached_figure(f"{name}/lr/{lr_log}", sv, lambda: charts.lr_figure(log, log_y=lr_log)), key="chart_lr"
+    )
+    b.plotly_chart(
+        cached_figure(f"{name}/gn/{gn_log}", sv, lambda: charts.grad_norm_figure(log, log_y=gn_log)),
+        key="chart_grad_norm",
+    )
+
+
+def per_class_section(log: RunLog, reader: RunReader, name: str, run_dir: Path) -> None:
+    """Per-class views that stay readable for 80-365 classes: a picker (default: the worst, rarest and most changed),
+    F1 lines of the chosen classes and the mean, a sorted heatmap that scrolls, and a per-class table with CSV."""
+    ss = st.session_state
+    rows = per_class.class_rows(log, train_counts(run_dir, len(log.names)) if log.names else None)
+    if not rows:
+        a, b = st.columns(2)
+        a.plotly_chart(class_charts.f1_figure(log), key="chart_f1")
+        b.plotly_chart(class_charts.f1_heatmap(log), key="chart_f1_heatmap")
+        return
+    sort_key = f"dash_sort_{name}"
+    ss.setdefault(sort_key, "f1")
+    pick_key = f"dash_classes_{name}"
+    chosen = per_class.default_classes(rows)
+    if pick_key not in ss:
+        ss[pick_key] = list(chosen)
+    ordered = [r.name for r in per_class.sort_rows(rows, ss[sort_key])]
+    left, right = st.columns([3, 1])
+    left.multiselect(
+        "Classes on the F1 chart", ordered, key=pick_key, max_selections=LEGEND_MAX - 1,
+        help="type to search; the default is the worst F1, the rarest in train and the largest recent change",
+    )  # fmt: skip
+    right.selectbox("Sort classes by", list(SORT_LABELS), key=sort_key, format_func=SORT_LABELS.get)
+    if len(rows) > len(chosen) and ss[pick_key] == list(chosen):
+        reasons = {}
+        for cls, why in chosen.items():
+            reasons.setdefault(why, []).append(cls)
+        st.caption("Shown by default: " + "; ".join(f"{why}: {', '.join(c)}" for why, c in reasons.items()))
+    picked = tuple(ss[pick_key])
+    a, b = st.columns(2)
+    a.plotly_chart(
+        cached_figure(f"{name}/f1/{picked}", reader.epochs_version, lambda: class_charts.f1_figure(log, list(picked))),
+        key="chart_f1",
+    )
+    with b.container(height=min(HEATMAP_BOX_PX, class_charts.heatmap_height(len(rows)) + 30), border=False):
+        st.plotly_chart(
+            cached_figure(
+                f"{name}/heat/{ss[sort_key]}", reader.epochs_version, lambda: class_charts.f1_heatmap(log, ordered)
+            ),
+            key="chart_f1_heatmap",
+        )
+    with st.expander(f"Per-class table ({len(rows)} classes)"):
+        table = pd.DataFrame([r.as_dict() for r in per_class.sort_rows(rows, ss[sort_key])])
+        table = table.rename(columns={"change": f"F1 change ({per_class.CHANGE_EPOCHS} epochs)"})
+        st.dataframe(table, hide_index=True, key="dash_class_table", height=min(600, 38 + 35 * len(table)))
+        st.download_button(
+            "Per-class table (CSV)", table.to_csv(index=False), file_name=f"{name}-per-class.csv", mime="text/csv",
+            key="download_per_class", icon=":material/download:", on_click="ignore",
+        )  # fmt: skip
+
+
+def system_panel(log: RunLog) -> None:
+    """The last epoch's system readings: data wait vs compute, CPU, memory, GPU."""
+    system = next((e.get("system") for e in reversed(log.epochs) if e.get("system")), None)
+    if not system:
+        return
+    with st.container(border=True, key="dash_system"):
+        st.markdown(f"**System** (epoch {log.epochs[-1].get('epoch')})")
+        cols = st.columns(5)
+        share = system.get("data_share")
+        cols[0].metric("Waiting for data", f"{share:.0%}" if share is not None else "-", help="of the batch time")
+        cols[1].metric("Data / compute", f"{system.get('data_s', 0):.1f} s / {system.get('compute_s', 0):.1f} s")
+        cols[2].metric("CPU", f"{system.get('cpu_percent', 0):.0f}%", help="of one core, training process")
+        cols[3].metric("RAM", f"{system.get('rss_mb', 0) / 1000:.2f} GB")
+        gpu = system.get("gpu_mem_mb")
+        util = system.get("gpu_util")
+        gpu_text = "-" if gpu is None else f"{gpu / 1000:.1f} GB" + (f", {util:.0f}%" if util is not None else "")
+        cols[4].metric("GPU memory", gpu_text)
+
+
+def console_and_files(run_dir: Path, name: str, failed: bool) -> None:
+    """The console tail, the recipe and the downloads."""
+    with st.expander("Console (last lines)", expanded=failed):
+        st.code(run_views.console_tail(run_dir) or "(empty)", language="text")
+    recipe_file = run_dir / "recipe.yaml"
+    if recipe_file.is_file():
+        with st.expander("Recipe"):
+            st.code(recipe_file.read_text(encoding="utf-8"), language="yaml")
+    files = exports.artifacts(run_dir)
+    if files:
+        st.markdown("**Downloads**")
+        cols = st.columns(len(files))
+        for col, (label, path, mime) in zip(cols, files, strict=True):
+            col.download_button(
+                label, lambda p=path: exports.read_bytes(p), file_name=f"{name}-{label}",
+                mime=mime, key=f"download_{label}", icon=":material/download:", on_click="ignore",
+            )  # fmt: skip
