@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 
 from app.chart_style import (
     FROZEN_FILL,
+    Chart,
     color,
     empty,
     epoch_axis,
@@ -31,6 +32,7 @@ from app.chart_style import (
     figure,
     frozen_epochs,
     marker,
+    scatter,
 )
 from trainers.telemetry.run_log import RunLog, as_log
 from trainers.telemetry.step_data import MAX_POINTS
@@ -60,10 +62,10 @@ def metrics_figure(source: RunLog | Iterable[Mapping[str, Any]]) -> go.Figure:
         return empty(fig)
     x = log.epoch_numbers
     for key in present:
-        fig.add_trace(go.Scatter(x=x, y=log.epoch_metric(key), name=DETECTION_METRICS[key], mode=epoch_mode(len(x))))
+        fig.add_trace(scatter(x=x, y=log.epoch_metric(key), name=DETECTION_METRICS[key], mode=epoch_mode(len(x))))
     epoch_axis(fig, x)
     epoch_markers(fig, log)
-    return fig
+    return fig.figure()
 
 
 def loss_figure(source: RunLog | Iterable[Mapping[str, Any]]) -> go.Figure:
@@ -78,14 +80,14 @@ def loss_figure(source: RunLog | Iterable[Mapping[str, Any]]) -> go.Figure:
     for key in sorted(keys, key=lambda k: (k.split("/", 1)[1], not k.startswith("train/"))):
         split, kind = key.split("/", 1)
         fig.add_trace(
-            go.Scatter(
+            scatter(
                 x=x, y=log.epoch_metric(key), name=key, mode=epoch_mode(len(x)),
                 line={"color": color(kinds.index(kind)), "dash": "solid" if split == "train" else "dash"},
             )
         )  # fmt: skip
     epoch_axis(fig, x)
     epoch_markers(fig, log)
-    return fig
+    return fig.figure()
 
 
 # ---- per-step: learning rate and gradient norm ---------------------------------------------------------------------
@@ -93,7 +95,7 @@ def _finite(points: tuple[np.ndarray, np.ndarray] | None) -> bool:
     return points is not None and bool(np.isfinite(points[1]).any())
 
 
-def _unfreeze_marker(fig: go.Figure, log: RunLog) -> None:
+def _unfreeze_marker(fig: Chart, log: RunLog) -> None:
     """The unfreeze on a step chart, and the steps that trained with frozen layers shaded."""
     epoch = log.unfreeze_epoch
     step = log.steps.first_step_of_epoch(epoch) if epoch is not None else None
@@ -104,7 +106,7 @@ def _unfreeze_marker(fig: go.Figure, log: RunLog) -> None:
     if frozen and start is not None:
         end = (step - 1) if step is not None else log.steps.first_step_of_epoch(frozen[1] + 1)
         end = end if end is not None else start + max(log.n_steps - 1, 0)
-        fig.add_vrect(x0=start, x1=end, fillcolor=FROZEN_FILL, line_width=0, layer="below", name="frozen")
+        fig.add_vrect(x0=start, x1=end, fillcolor=FROZEN_FILL, name="frozen")
 
 
 def lr_figure(
@@ -119,11 +121,11 @@ def lr_figure(
         return empty(fig)
     for i, g in enumerate(groups):
         x, y = series[f"lr/{g}"]
-        fig.add_trace(go.Scatter(x=x, y=y, name=g, mode="lines", line={"color": color(i)}))
+        fig.add_trace(scatter(x=x, y=y, name=g, mode="lines", line={"color": color(i)}))
     if log_y:
         fig.update_yaxes(type="log", title="lr (log)")
     _unfreeze_marker(fig, log)
-    return fig
+    return fig.figure()
 
 
 def grad_norm_figure(
@@ -140,10 +142,10 @@ def grad_norm_figure(
     if not _finite(series.get("grad_norm")):
         return empty(fig)
     x, y = series["grad_norm"]
-    fig.add_trace(go.Scatter(x=x, y=y, name="total (pre-clip)", mode="lines", line={"color": "black", "width": 1}))
+    fig.add_trace(scatter(x=x, y=y, name="total (pre-clip)", mode="lines", line={"color": "black", "width": 1}))
     if _finite(series.get("max_norm")):
         x, y = series["max_norm"]
-        fig.add_trace(go.Scatter(x=x, y=y, name="clip threshold", mode="lines", line={"color": "red", "dash": "dash"}))
+        fig.add_trace(scatter(x=x, y=y, name="clip threshold", mode="lines", line={"color": "red", "dash": "dash"}))
         share = log.clip_share() or 0.0
         fig.update_layout(title=f"Gradient norm: {share:.1%} of {log.n_steps:,} steps clipped")
     else:
@@ -151,11 +153,11 @@ def grad_norm_figure(
     for i, g in enumerate(log.groups):
         if _finite(series.get(f"grad_norm/{g}")):
             x, y = series[f"grad_norm/{g}"]
-            fig.add_trace(go.Scatter(x=x, y=y, name=g, mode="lines", line={"color": color(i), "width": 1}, opacity=0.7))
+            fig.add_trace(scatter(x=x, y=y, name=g, mode="lines", line={"color": color(i), "width": 1}, opacity=0.7))
     if log_y:
         fig.update_yaxes(type="log", title="norm (log)")
     _unfreeze_marker(fig, log)
-    return fig
+    return fig.figure()
 
 
 # ---- compare -------------------------------------------------------------------------------------------------------
@@ -168,6 +170,6 @@ def compare_figure(logs: Mapping[str, RunLog | Iterable[Mapping[str, Any]]], met
         if log.epochs:
             x = log.epoch_numbers
             fig.add_trace(
-                go.Scatter(x=x, y=log.epoch_metric(key), name=run, mode=epoch_mode(len(x)), line={"color": color(i)})
+                scatter(x=x, y=log.epoch_metric(key), name=run, mode=epoch_mode(len(x)), line={"color": color(i)})
             )
-    return fig if fig.data else empty(fig)
+    return fig.figure() if fig.data else empty(fig)

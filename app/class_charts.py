@@ -20,6 +20,8 @@ from app.chart_style import (
     epoch_markers,
     epoch_mode,
     figure,
+    heatmap,
+    scatter,
 )
 from trainers.telemetry import per_class
 from trainers.telemetry.run_log import RunLog, as_log
@@ -41,9 +43,9 @@ def f1_figure(source: RunLog | Iterable[Mapping[str, Any]], classes: Sequence[st
     for name in shown:
         i = names.index(name)
         y = [None if not np.isfinite(v) else float(v) for v in values[i]]
-        fig.add_trace(go.Scatter(x=epochs, y=y, name=name, mode=mode, line={"color": color(i)}))
+        fig.add_trace(scatter(x=epochs, y=y, name=name, mode=mode, line={"color": color(i)}))
     fig.add_trace(
-        go.Scatter(
+        scatter(
             x=epochs, y=log.epoch_metric("mean_f1"), name="mean F1", mode=mode, line={"color": "black", "dash": "dot"}
         )
     )
@@ -52,7 +54,7 @@ def f1_figure(source: RunLog | Iterable[Mapping[str, Any]], classes: Sequence[st
     fig.update_yaxes(range=[0, 1.02])
     epoch_axis(fig, epochs)
     epoch_markers(fig, log)
-    return fig
+    return fig.figure()
 
 
 def f1_heatmap(source: RunLog | Iterable[Mapping[str, Any]], order: Sequence[str] | None = None) -> go.Figure:
@@ -71,7 +73,7 @@ def f1_heatmap(source: RunLog | Iterable[Mapping[str, Any]], order: Sequence[str
         return empty(fig)
     z = values[[names.index(n) for n in rows]]
     fig.add_trace(
-        go.Heatmap(
+        heatmap(
             z=np.where(np.isfinite(z), z, None).tolist(), x=epochs, y=rows, zmin=0, zmax=1, colorscale="Viridis",
             name="F1", colorbar={"title": "F1", "len": min(1.0, 400 / heatmap_height(len(rows)))},
             hovertemplate="epoch %{x}<br>%{y}: F1 %{z:.3f}<extra></extra>",
@@ -79,7 +81,7 @@ def f1_heatmap(source: RunLog | Iterable[Mapping[str, Any]], order: Sequence[str
     )  # fmt: skip
     fig.update_yaxes(autorange="reversed", type="category", tickfont={"size": 10})
     epoch_axis(fig, epochs)
-    return fig
+    return fig.figure()
 
 
 def heatmap_height(rows: int) -> int:
@@ -95,10 +97,10 @@ def compare_f1_figure(logs: Mapping[str, RunLog | Iterable[Mapping[str, Any]]], 
         names, epochs, values = per_class.matrix(log, "f1")
         if class_name in names and np.isfinite(values[names.index(class_name)]).any():
             y = [None if not np.isfinite(v) else float(v) for v in values[names.index(class_name)]]
-            fig.add_trace(go.Scatter(x=epochs, y=y, name=run, mode=epoch_mode(len(epochs)), line={"color": color(i)}))
+            fig.add_trace(scatter(x=epochs, y=y, name=run, mode=epoch_mode(len(epochs)), line={"color": color(i)}))
     if fig.data:
         fig.update_yaxes(range=[0, 1.02])
-    return fig if fig.data else empty(fig)
+    return fig.figure() if fig.data else empty(fig)
 
 
 def class_by_run(logs: Mapping[str, RunLog | Iterable[Mapping[str, Any]]]) -> tuple[list[str], list[str], np.ndarray]:
@@ -126,7 +128,7 @@ def compare_classes_figure(logs: Mapping[str, RunLog | Iterable[Mapping[str, Any
     if not classes:
         return empty(fig)
     fig.add_trace(
-        go.Heatmap(
+        heatmap(
             z=np.where(np.isfinite(z), z, None).tolist(), x=runs, y=classes, zmin=0, zmax=1, colorscale="Viridis",
             colorbar={"title": "F1", "len": min(1.0, 400 / heatmap_height(len(classes)))},
             hovertemplate="%{x}<br>%{y}: F1 %{z:.3f}<extra></extra>",
@@ -134,4 +136,4 @@ def compare_classes_figure(logs: Mapping[str, RunLog | Iterable[Mapping[str, Any
     )  # fmt: skip
     fig.update_yaxes(autorange="reversed", type="category", tickfont={"size": 10})
     fig.update_xaxes(type="category")
-    return fig
+    return fig.figure()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from app.chart_style import empty, figure
+from app.chart_style import bar, empty, figure
 
 
 # ---- dataset counts ------------------------------------------------------------------------------------------------
@@ -17,12 +17,12 @@ def counts_figure(
     fig = figure("Labels per class", "class", "count", height=max(320, min(600, 20 * len(names))))
     if not names:
         return empty(fig, "No classes")
-    fig.add_trace(go.Bar(x=list(names), y=list(instances), name="instances"))
-    fig.add_trace(go.Bar(x=list(names), y=list(images), name="images"))
+    fig.add_trace(bar(x=list(names), y=list(instances), name="instances"))
+    fig.add_trace(bar(x=list(names), y=list(images), name="images"))
     fig.update_layout(barmode="group", hovermode="x")
     if log_y:
         fig.update_yaxes(type="log", title="count (log)")
-    return fig
+    return fig.figure()
 
 
 def weights_figure(names: Sequence[str], weights: Sequence[float]) -> go.Figure:
@@ -30,6 +30,6 @@ def weights_figure(names: Sequence[str], weights: Sequence[float]) -> go.Figure:
     fig = figure("Class weights", "class", "weight", height=320)
     if not names:
         return empty(fig, "No classes")
-    fig.add_trace(go.Bar(x=list(names), y=list(weights), name="weight"))
-    fig.add_hline(y=1.0, line_dash="dot", line_color="gray")
-    return fig
+    fig.add_trace(bar(x=list(names), y=list(weights), name="weight"))
+    fig.add_hline(y=1.0)
+    return fig.figure()

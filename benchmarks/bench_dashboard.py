@@ -1,505 +1,381 @@
-"""Run dashboard on a long run: time to first render and per live refresh, server side, on a generated log.
+"""Run dashboard on a COCO-length run: first render, live refresh, UI memory, bytes on disk, the spike drawn.
 
-Writes a schema-valid ``telemetry.jsonl`` of ``--epochs`` x ``--steps`` optimizer steps (default 300 x 1,000 =
-300,000 step events, 6 parameter groups, pre-clip norms per group, 3 losses, 4 classes per epoch, freeze/unfreeze)
-into a temporary run folder with a ``running`` status.json, with one huge gradient-norm spike at a known step. Then
-it does what the dashboard page (``app/app_pages/dashboard.py``) does on each render, with the same functions:
-``launcher.refresh_status``, ``run_views.run_events(run).poll()`` (incremental read from the byte offset + fold +
-snapshot), ``run_views.eta_seconds``, ``RunLog.clip_share``, the six chart builders, ``run_views.console_tail`` and
-``exports.artifacts``; and it serializes every figure the way ``st.plotly_chart`` does (figure check +
-``plotly.io.to_json``).
+Generates a run of ``--epochs`` x ``--steps`` optimizer steps and ``--classes`` classes through the writers the training
+process uses (``TelemetryWriter`` for the events log, ``StepWriter`` for ``steps/`` with the trainer's columns and
+dtypes: LR per group float64, pre-clip norm total and per group float32, clipped, max_norm, losses float32), with
+seeded random walks and noise at full float precision, and one huge gradient-norm spike at a known step. Then, in a
+fresh Python process (so its memory is the UI's), it does what the dashboard page does on each render, with the same
+functions and the same figure cache (``app/dashboard_parts.py``): settle the status, poll the run's reader, compute
+the header, the per-class rows and the default classes, build the six figures (only those whose data version changed)
+and serialize every figure as ``st.plotly_chart`` does.
 
-Figures printed:
+- ``first_render_s``: opening the run cold (nothing read yet), in a process that has drawn a chart before.
+- ``refresh_ms``: median live refresh, each after one new epoch was written (its steps and its epoch event).
+- ``rss_mb``: the process' memory growth from before opening the run to after the last refresh.
+- ``bytes_per_step``: the run's telemetry on disk (events log + steps/) divided by the steps.
+- ``spike_drawn``: the spike's (step, value) is a point of the drawn, serialized gradient-norm trace.
 
-- first render (cold: nothing cached, whole log read): read+fold, figures, serialization, total. Goal <= 2 s.
-- live refresh: ``--refreshes`` times, one new epoch (1,000 step events + its epoch event) is appended, then the
-  same render runs again (only the new bytes are read). Median and max. Goal <= 100 ms.
-- points per trace after min-max downsampling (``charts.MAX_POINTS``), for the step charts.
-- the largest gradient-norm spike: its value and step must be in the drawn (downsampled, serialized) trace.
-- optional (``--apptest``): a full ``AppTest`` render of the dashboard page on the run (Streamlit script run,
-  protobuf marshalling), cold and warm.
+``--format jsonl`` writes the steps as step events in the events log instead (how runs were logged before the step
+store): the "before" side of docs/benchmarks.md, read by the same dashboard code.
 
 Usage::
 
-    python benchmarks/bench_dashboard.py                 # 300 epochs x 1,000 steps, 10 refreshes
-    python benchmarks/bench_dashboard.py --apptest --json
-    python benchmarks/bench_dashboard.py --epochs 5 --steps 50 --refreshes 2
+    python benchmarks/bench_dashboard.py --epochs 300 --steps 7000 --classes 80 --json
+    python benchmarks/bench_dashboard.py --epochs 300 --steps 1000 --format jsonl --json    # the old format
+    python benchmarks/bench_dashboard.py --epochs 5 --steps 50 --refreshes 2                 # a quick look
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
 import json
 import os
 import platform
-import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-GOAL_FIRST_RENDER_S = 2.0
-GOAL_REFRESH_S = 0.100
-NAMES = ["person", "car", "dog", "bicycle"]
+GOALS = {"first_render_s": 1.0, "refresh_ms": 50.0, "rss_mb": 300.0, "bytes_per_step": 100.0}
 GROUPS = ["head/weight", "head/bn", "head/bias", "backbone/weight", "backbone/bn", "backbone/bias"]
 LOSSES = ("box_loss", "cls_loss", "dfl_loss")
 MAX_NORM = 10.0
 RUN_NAME = "long-run"
 T0 = 1_760_000_000.0
+FLUSH_ROWS = 32  # the training process flushes every 32 steps
 
 
-# ---- the generated log ---------------------------------------------------------------------------------------------
-def _line(record: dict[str, Any]) -> str:
-    # The byte format of trainers.telemetry.TelemetryWriter.emit (compact separators, NaN refused).
-    return json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n"
+# ---- the generated run ----------------------------------------------------------------------------------------------
+class Feed:
+    """Writes a run epoch by epoch as a training process would (events log + step store, or the old events-only log)."""
 
+    def __init__(self, run_dir: Path, planned: int, steps: int, classes: int, spike: int, fmt: str, seed: int = 0):
+        from trainers.telemetry.events import TelemetryWriter
 
-def _lr(group: str, step: int, warmup: int, total: int) -> float:
-    base = 0.01 * (0.1 if group.startswith("backbone/") else 1.0)
-    if step <= warmup:  # ultralytics warmup: bias falls from 0.1, the others rise from 0
-        start = 0.1 if group.endswith("bias") else 0.0
-        return start + (base - start) * step / warmup
-    return base * (1.0 - 0.99 * step / total)
+        self.run_dir, self.planned, self.n, self.fmt = run_dir, planned, steps, fmt
+        self.names = [f"class{i:03d}" for i in range(classes)]
+        self.spike, self.spike_value = spike, 1e6
+        self.rng = np.random.default_rng(seed)
+        self.epoch, self.step = 0, 0
+        self.events = TelemetryWriter(run_dir / "telemetry.jsonl")
+        self.norm_walk, self.loss_walk = np.log(100.0), np.log(2.0)
+        self.quality = self.rng.uniform(0.3, 1.0, classes)  # how learnable each class is
+        self.best = -1.0
+        self.steps_writer = None
+        if fmt == "store":
+            from trainers.telemetry.steps import StepWriter
 
-
-def run_start_event(epochs: int, t: float) -> dict[str, Any]:
-    recipe = {
-        "model": "yolo26n.yaml",
-        "data": "/data/big/data.yaml",
-        "train": {"epochs": epochs, "imgsz": 640, "batch": 16, "nbs": 16},
-        "customizations": {"per_class_f1": {}, "layer_lr": {"backbone_ratio": 0.1}, "grad_clip": {"max_norm": 10.0}},
-    }
-    return {
-        "v": 1, "event": "run_start", "t": t, "recipe": recipe, "names": NAMES, "param_groups": GROUPS,
-        "versions": {"workbench": "0.1.0", "ultralytics": "8.4.190", "torch": "2.15.0", "python": "3.11.7"},
-        "device": "0", "pid": os.getpid(), "epochs": epochs, "start_epoch": 1, "resumed": False, "world_size": 1,
-    }  # fmt: skip
-
-
-def step_events(
-    rng: random.Random, epoch: int, first: int, n: int, total_steps: int, t: float, spike: tuple[int, float] | None
-) -> list[dict[str, Any]]:
-    """``n`` step events of ``epoch`` from global step ``first``; ``spike=(step, value)`` puts the spike there."""
-    out = []
-    for step in range(first, first + n):
-        total = 100.0 * rng.lognormvariate(0.0, 0.25)  # YOLO's pre-clip norms sit around 100 (README)
-        if spike and step == spike[0]:
-            total = spike[1]
-        share = [rng.random() + 0.05 for _ in GROUPS]
-        s = sum(share)
-        norms = {g: total * (w / s) ** 0.5 for g, w in zip(GROUPS, share, strict=True)}
-        out.append(
-            {
-                "v": 1, "event": "step", "t": t + step * 0.05, "epoch": epoch, "step": step,
-                "lr": {g: _lr(g, step, warmup=3 * n, total=total_steps) for g in GROUPS},
-                "grad_norm": total, "grad_norms": norms, "clipped": total > MAX_NORM, "max_norm": MAX_NORM,
-                "loss": {k: rng.uniform(0.5, 3.0) / (1 + epoch / 50) for k in LOSSES},
-            }
+            columns = {f"lr/{g}": "float64" for g in GROUPS}
+            columns |= {"grad_norm": "float32", **{f"grad_norm/{g}": "float32" for g in GROUPS}}
+            columns |= {"clipped": "uint8", "max_norm": "float32", **{f"loss/{k}": "float32" for k in LOSSES}}
+            self.steps_writer = StepWriter(run_dir / "steps", attempt=1, first_step=0, columns=columns)
+        self.events.emit(
+            "run_start", recipe={"model": "yolo26n.yaml", "data": "/data/coco.yaml", "train": {"epochs": planned},
+            "customizations": {"per_class_f1": {}, "layer_lr": {}, "grad_clip": {}}}, names=self.names,
+            param_groups=GROUPS, versions={"workbench": "0.1.0", "ultralytics": "8.4.190", "torch": "2", "python": "3"},
+            device="0", pid=os.getpid(), epochs=planned, start_epoch=1, resumed=False, world_size=1, t=T0,
+            frozen={"layers": list(range(11)), "until_epoch": 2},
         )  # fmt: skip
-    return out
+        self.events.emit("freeze", epoch=1, layers=list(range(11)), params=500_000, t=T0)
 
+    def steps_of_epoch(self) -> dict[str, np.ndarray]:
+        """This epoch's step columns: random walks with noise, the LR schedule, the spike where it belongs."""
+        n, rng = self.n, self.rng
+        step = np.arange(self.step + 1, self.step + n + 1, dtype=np.int64)
+        walk = self.norm_walk + np.cumsum(rng.normal(0, 0.02, n))
+        self.norm_walk = float(walk[-1])
+        total = np.exp(walk + rng.normal(0, 0.25, n)).astype(np.float32)
+        if step[0] <= self.spike <= step[-1]:
+            total[self.spike - step[0]] = self.spike_value
+        share = rng.uniform(0.05, 1.05, (n, len(GROUPS)))
+        share /= share.sum(axis=1, keepdims=True)
+        out = {"step": step, "epoch": np.full(n, self.epoch, np.int32), "t": T0 + step * 0.05, "grad_norm": total}
+        total_steps = self.planned * n
+        for i, g in enumerate(GROUPS):
+            out[f"grad_norm/{g}"] = (total * np.sqrt(share[:, i])).astype(np.float32)
+            base = 0.01 * (0.1 if g.startswith("backbone/") else 1.0) * (1.0 - 0.99 * self.step / total_steps)
+            warm = np.clip(step / (3.0 * n), 0, 1)  # linear warmup over 3 epochs, then the epoch's LR
+            out[f"lr/{g}"] = np.where(warm < 1, base * warm, base).astype(np.float64)
+        out["clipped"] = (total > MAX_NORM).astype(np.uint8)
+        out["max_norm"] = np.full(n, MAX_NORM, np.float32)
+        for k in LOSSES:
+            walk = self.loss_walk + np.cumsum(rng.normal(-0.0001, 0.01, n))
+            out[f"loss/{k}"] = np.exp(walk + rng.normal(0, 0.1, n)).astype(np.float32)
+        self.loss_walk = float(walk[-1])
+        return out
 
-def epoch_event(rng: random.Random, epoch: int, t: float, best_so_far: float) -> dict[str, Any]:
-    q = 1.0 - 1.0 / (1.0 + epoch / 20)
-    per_class = []
-    for i, name in enumerate(NAMES):
-        p, r = q * (1 - 0.15 * i) * rng.uniform(0.95, 1.0), q * (1 - 0.1 * i) * rng.uniform(0.95, 1.0)
-        per_class.append(
-            {
-                "id": i, "name": name, "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
-                "ap50": q * 0.9, "ap": q * 0.6, "present": True,
-            }
-        )  # fmt: skip
-    fitness = q * 0.5 * rng.uniform(0.97, 1.0)
-    metrics = {
-        "metrics/precision(B)": q * 0.8, "metrics/recall(B)": q * 0.7, "metrics/mAP50(B)": q * 0.75,
-        "metrics/mAP50-95(B)": fitness, **{f"val/{k}": 2.0 / (1 + epoch / 30) for k in LOSSES},
-        **{f"train/{k}": 2.1 / (1 + epoch / 30) for k in LOSSES},
-    }  # fmt: skip
-    return {
-        "v": 1, "event": "epoch", "t": t, "epoch": epoch, "final_eval": False, "metrics": metrics,
-        "per_class": per_class, "mean_f1": sum(c["f1"] for c in per_class) / len(per_class), "fitness": fitness,
-        "best_fitness": max(fitness, best_so_far), "best_saved": fitness > best_so_far,
-        "params": {"trainable": 2_500_000, "frozen": 0}, "lr": {g: 0.001 for g in GROUPS}, "epoch_time": 50.0,
-    }  # fmt: skip
-
-
-class LogWriter:
-    """Writes the generated run: :meth:`header` (``run_start``, ``freeze``), then one :meth:`next_epoch` at a time."""
-
-    def __init__(self, path: Path, planned_epochs: int, steps_per_epoch: int, spike: tuple[int, float], seed: int = 0):
-        self.path, self.planned, self.n = path, planned_epochs, steps_per_epoch
-        self.spike = spike
-        self.rng = random.Random(seed)
-        self.epoch, self.step, self.best = 0, 1, -1.0
-        self.events_written = 0
-
-    def _t(self) -> float:
-        return T0 + self.step * 0.05
-
-    def header(self) -> list[dict[str, Any]]:
-        return [
-            run_start_event(self.planned, T0),
-            {"v": 1, "event": "freeze", "t": T0, "epoch": 1, "layers": list(range(11)), "params": 500_000},
-        ]
-
-    def next_epoch(self) -> list[dict[str, Any]]:
-        """The events of the next epoch: its steps, then its epoch event (an unfreeze first at epoch 3)."""
+    def next_epoch(self) -> None:
+        """Write one more epoch: its steps (flushed 32 at a time), the unfreeze (at epoch 3), its epoch event."""
         self.epoch += 1
-        events = []
+        columns = self.steps_of_epoch()
         if self.epoch == 3:
-            events.append(
-                {"v": 1, "event": "unfreeze", "t": self._t(), "epoch": 3, "layers": list(range(11)), "params": 500_000}
-            )
-        total_steps = self.planned * self.n
-        events += step_events(self.rng, self.epoch, self.step, self.n, total_steps, T0, self.spike)
+            self.events.emit("unfreeze", epoch=3, layers=list(range(11)), params=500_000)
+        if self.steps_writer is not None:
+            for i in range(0, self.n, FLUSH_ROWS):
+                self.steps_writer.append({k: v[i : i + FLUSH_ROWS] for k, v in columns.items()})
+        else:
+            self._write_step_events(columns)
         self.step += self.n
-        ev = epoch_event(self.rng, self.epoch, self._t(), self.best)
-        self.best = max(self.best, ev["fitness"])
-        events.append(ev)
-        return events
+        self._epoch_event()
 
-    def write(self, events: list[dict[str, Any]]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write("".join(map(_line, events)))
-        self.events_written += len(events)
+    def _write_step_events(self, c: dict[str, np.ndarray]) -> None:
+        lists = {k: v.tolist() for k, v in c.items()}
+        for i in range(self.n):
+            self.events.emit(
+                "step", t=lists["t"][i], epoch=self.epoch, step=lists["step"][i],
+                lr={g: lists[f"lr/{g}"][i] for g in GROUPS}, grad_norm=lists["grad_norm"][i],
+                grad_norms={g: lists[f"grad_norm/{g}"][i] for g in GROUPS}, clipped=bool(lists["clipped"][i]),
+                max_norm=MAX_NORM, loss={k: lists[f"loss/{k}"][i] for k in LOSSES},
+            )  # fmt: skip
+
+    def _epoch_event(self) -> None:
+        e, rng = self.epoch, self.rng
+        q = self.quality * (1.0 - 1.0 / (1.0 + e / 20))
+        p = np.clip(q * rng.uniform(0.9, 1.0, q.size), 0, 1)
+        r = np.clip(q * rng.uniform(0.85, 1.0, q.size), 0, 1)
+        f1 = np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0)
+        per_class = [
+            {"id": i, "name": n, "precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]),
+             "ap50": float(q[i] * 0.9), "ap": float(q[i] * 0.6), "present": True}
+            for i, n in enumerate(self.names)
+        ]  # fmt: skip
+        fitness = float(q.mean() * 0.5)
+        losses = {
+            f"{split}/{k}": 2.0 / (1 + e / 30) * rng.uniform(0.95, 1.05) for split in ("train", "val") for k in LOSSES
+        }
+        self.events.emit(
+            "epoch", t=T0 + self.step * 0.05, epoch=e, final_eval=False, step=self.step,
+            metrics={"metrics/precision(B)": float(p.mean()), "metrics/recall(B)": float(r.mean()),
+                     "metrics/mAP50(B)": float(q.mean() * 0.9), "metrics/mAP50-95(B)": fitness, **losses},
+            per_class=per_class, mean_f1=float(f1.mean()), fitness=fitness, best_fitness=max(fitness, self.best),
+            best_saved=fitness > self.best, best_metric={"name": "fitness", "value": fitness},
+            params={"trainable": 2_500_000, "frozen": 0 if e >= 3 else 500_000}, lr={g: 0.001 for g in GROUPS},
+            epoch_time=350.0,
+        )  # fmt: skip
+        self.best = max(self.best, fitness)
+
+    def close(self) -> None:
+        if self.steps_writer is not None:
+            self.steps_writer.close()
+        self.events.close()
 
 
-def make_run(
-    root: Path, epochs: int, steps: int, *, planned_epochs: int | None = None, spike_step: int | None = None,
-    spike_value: float = 1e6, seed: int = 0,
-) -> tuple[Path, LogWriter]:  # fmt: skip
-    """A run folder ``<root>/long-run`` (status ``running``, pid = this process) with ``epochs`` x ``steps`` logged.
-
-    Returns:
-        The run folder and the writer (call ``writer.write(writer.next_epoch())`` to append one more epoch).
-    """
+def make_run(root: Path, epochs: int, steps: int, classes: int = 4, fmt: str = "store") -> tuple[Path, Feed]:
+    """``<root>/long-run``: status ``running`` (pid = this process) with ``epochs`` x ``steps`` logged."""
     from trainers.run_folder import create_run_dir
     from trainers.run_status import write_status
 
     run_dir = create_run_dir(root, RUN_NAME)
-    spike_step = spike_step if spike_step is not None else (epochs * steps) * 2 // 5 + 7  # mid-epoch, not a bucket edge
-    writer = LogWriter(
-        run_dir / "telemetry.jsonl", planned_epochs or epochs + 10, steps, (spike_step, spike_value), seed
-    )
-    writer.write(writer.header())
+    spike = (epochs * steps) * 2 // 5 + 7  # mid-epoch, not a bucket edge
+    feed = Feed(run_dir, epochs + 50, steps, classes, spike, fmt)
     for _ in range(epochs):
-        writer.write(writer.next_epoch())
+        feed.next_epoch()
     (run_dir / "console.log").write_text("".join(f"epoch {e} done\n" for e in range(1, epochs + 1)), encoding="utf-8")
-    # A live run: this process stands in for the training process, so refresh_status sees it alive.
-    write_status(run_dir, status="running", pid=os.getpid(), epoch=epochs, epochs=writer.planned)
-    return run_dir, writer
+    write_status(run_dir, status="running", pid=os.getpid(), epoch=epochs, epochs=feed.planned)
+    return run_dir, feed
 
 
-# ---- one dashboard render, server side -----------------------------------------------------------------------------
-def render(run_dir: Path, *, serialize: bool = True) -> tuple[dict[str, Any], dict[str, str], dict[str, float]]:
-    """What one run of the dashboard fragment computes, minus Streamlit itself.
-
-    Returns:
-        ``(figures by chart key, serialized JSON by chart key, phase timings in seconds)``.
-    """
-    import plotly.io
-    import plotly.tools
-
-    from app import charts, class_charts, exports, run_views
-    from trainers import launcher
-
-    t0, c0 = time.perf_counter(), time.process_time()
-    status = launcher.refresh_status(run_dir)
-    log = run_views.run_events(run_dir).poll()  # incremental read + fold + snapshot
-    t1, c1 = time.perf_counter(), time.process_time()
-    run_views.eta_seconds(log, status.get("epochs") or log.epochs_planned)
-    log.clip_share()
-    figs = {
-        "chart_f1": class_charts.f1_figure(log),
-        "chart_f1_heatmap": class_charts.f1_heatmap(log),
-        "chart_metrics": charts.metrics_figure(log),
-        "chart_losses": charts.loss_figure(log),
-        "chart_lr": charts.lr_figure(log, log_y=False),
-        "chart_grad_norm": charts.grad_norm_figure(log, log_y=False),
-    }
-    run_views.console_tail(run_dir)
-    exports.artifacts(run_dir)
-    t2 = time.perf_counter()
-    specs: dict[str, str] = {}
-    if serialize:  # what st.plotly_chart does with each figure before it builds the message
-        for key, fig in figs.items():
-            checked = plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True)
-            specs[key] = plotly.io.to_json(checked, validate=False)
-    t3, c3 = time.perf_counter(), time.process_time()
-    timings = {"read_fold_s": t1 - t0, "figures_s": t2 - t1, "serialize_s": t3 - t2, "total_s": t3 - t0}
-    timings["total_cpu_s"] = c3 - c0  # CPU time of this process: what a busy neighbour cannot inflate
-    timings["read_fold_cpu_s"] = c1 - c0
-    return figs, specs, timings
+def telemetry_bytes(run_dir: Path) -> int:
+    files = (
+        [run_dir / "telemetry.jsonl", *(run_dir / "steps").glob("*")]
+        if (run_dir / "steps").is_dir()
+        else [run_dir / "telemetry.jsonl"]
+    )
+    return sum(f.stat().st_size for f in files if f.is_file())
 
 
-def decode(values: Any) -> list:
-    """A trace's x or y as a list, from a figure (numpy) or from serialized JSON (plotly's base64 typed arrays)."""
-    if isinstance(values, dict) and "bdata" in values:
-        import numpy as np
+# ---- what the dashboard computes on each render -----------------------------------------------------------------
+class Page:
+    """One browser session's dashboard: the same sections and figure cache as ``app/dashboard_parts.py``."""
 
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"])).tolist()
-    return list(values) if values is not None else []
+    def __init__(self, run_dir: Path):
+        self.run_dir, self.figures = run_dir, {}
+
+    def _cached(self, key: str, version: Any, build):
+        hit = self.figures.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        fig = build()
+        self.figures[key] = (version, fig)
+        return fig
+
+    def render(self) -> dict[str, str]:
+        import plotly.io
+        import plotly.tools
+
+        from app import charts, class_charts, exports, run_views
+        from trainers import launcher
+        from trainers.telemetry import per_class
+
+        status = launcher.refresh_status(self.run_dir)
+        reader = run_views.run_events(self.run_dir)
+        log = reader.poll()
+        run_views.eta_seconds(log, status.get("epochs") or log.epochs_planned)
+        log.clip_share()
+        rows = per_class.class_rows(log)
+        picked = list(per_class.default_classes(rows))
+        ordered = [r.name for r in per_class.sort_rows(rows, "f1")]
+        ev, sv = reader.epochs_version, (reader.version, reader.epochs_version)
+        figs = {
+            "chart_f1": self._cached("f1", ev, lambda: class_charts.f1_figure(log, picked)),
+            "chart_f1_heatmap": self._cached("heat", ev, lambda: class_charts.f1_heatmap(log, ordered)),
+            "chart_metrics": self._cached("metrics", ev, lambda: charts.metrics_figure(log)),
+            "chart_losses": self._cached("losses", ev, lambda: charts.loss_figure(log)),
+            "chart_lr": self._cached("lr", sv, lambda: charts.lr_figure(log)),
+            "chart_grad_norm": self._cached("gn", sv, lambda: charts.grad_norm_figure(log)),
+        }
+        [r.as_dict() for r in rows]  # the per-class table
+        run_views.console_tail(self.run_dir)
+        exports.artifacts(self.run_dir)
+        # st.plotly_chart checks the figure, then serializes it into the message sent to the browser
+        return {
+            key: plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, True), validate=False)
+            for key, fig in figs.items()
+        }
 
 
-def points_per_trace(spec: dict[str, Any]) -> dict[str, int]:
-    """Trace name -> number of points, from a serialized figure (``json.loads`` of the spec)."""
-    return {t.get("name", str(i)): len(decode(t.get("x"))) for i, t in enumerate(spec.get("data", []))}
+def spike_in(spec_json: str, step: int, value: float) -> bool:
+    import base64
 
+    def decode(v: Any) -> list:
+        if isinstance(v, dict) and "bdata" in v:
+            return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+        return list(v or [])
 
-def spike_in_trace(spec: dict[str, Any], trace: str, step: int, value: float) -> bool:
-    """Whether the serialized trace ``trace`` has the point ``(step, value)``."""
-    for t in spec.get("data", []):
-        if t.get("name") == trace:
-            return any(x == step and y == value for x, y in zip(decode(t["x"]), decode(t["y"]), strict=True))
+    for trace in json.loads(spec_json).get("data", []):
+        if trace.get("name") == "total (pre-clip)":
+            return any(x == step and y == value for x, y in zip(decode(trace["x"]), decode(trace["y"]), strict=True))
     return False
 
 
-def render_floor(root: Path, repeats: int = 5) -> dict[str, float]:
-    """Median render of a 2-epoch x 50-step run: what a refresh costs whatever the log size."""
-    from app import run_views
-
-    run_dir, _ = make_run(root, 2, 50)
-    render(run_dir)
-    timings = [render(run_dir)[2] for _ in range(repeats)]
-    run_views.forget_run(run_dir)
-    return {"steps": 100, **{k: statistics.median(t[k] for t in timings) for k in timings[0]}}
+def rss_mb() -> float:
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def read_fold_breakdown(log_path: Path) -> dict[str, float]:
-    """The cold read+fold split into its parts: ``read_events`` (JSON decoding), ``RunLog.extend``, ``snapshot``."""
-    from trainers.telemetry.events import read_events
-    from trainers.telemetry.run_log import RunLog
+def measure(run_dir: Path, feed_args: dict[str, Any], refreshes: int) -> dict[str, Any]:
+    """In this (fresh) process: warm up plotly, open the run cold, then refresh after each new epoch."""
+    from trainers.telemetry.steps import StepWriter  # noqa: F401  (imported before the baseline, as in the UI)
 
+    warm_dir = run_dir.parent.parent / "warm" / "runs"
+    warm, warm_feed = make_run(warm_dir, 2, 50, 4, feed_args["fmt"])
+    Page(warm).render()  # a UI server has drawn charts before: plotly's validators are loaded
+    warm_feed.close()
+    base = rss_mb()
+    page = Page(run_dir)
     t0 = time.perf_counter()
-    events, _ = read_events(log_path)
-    t1 = time.perf_counter()
-    log = RunLog.from_events(events)
-    t2 = time.perf_counter()
-    log.snapshot()
-    t3 = time.perf_counter()
-    return {"read_events_s": t1 - t0, "fold_s": t2 - t1, "snapshot_s": t3 - t2}
-
-
-def plotly_warmup(build: Any) -> None:
-    """Build and serialize one small figure (plotly imports its validators lazily, once per process)."""
-    import plotly.io
-    import plotly.tools
-
-    from trainers.telemetry.run_log import RunLog
-
-    log = RunLog.from_events(
-        [
-            run_start_event(1, T0),
-            *step_events(random.Random(0), 1, 1, 5, 5, T0, None),
-            epoch_event(random.Random(0), 1, T0, 0),
-        ]
-    )
-    plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(build(log), validate_figure=True))
-
-
-# ---- the benchmark ---------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def runs_dir_env(root: Path) -> Iterator[None]:
-    """``$WORKBENCH_RUNS_DIR`` set to ``root`` (the app reads its runs root there), restored afterwards."""
-    old = os.environ.get("WORKBENCH_RUNS_DIR")
-    os.environ["WORKBENCH_RUNS_DIR"] = str(root)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("WORKBENCH_RUNS_DIR", None)
-        else:
-            os.environ["WORKBENCH_RUNS_DIR"] = old
-
-
-def apptest_render(root: Path, run_dir: Path) -> dict[str, Any]:
-    """Full Streamlit render of the dashboard page through the app's entry script: cold (cache dropped) and warm."""
-    from streamlit.testing.v1 import AppTest
-
-    from app import run_views
-
-    with runs_dir_env(root):
-        at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=300)
-        at.session_state["nr_model_source"] = "builtin"  # the New run page renders first; keep it light
-        at.run()
-        at.query_params["run"] = run_dir.name
-        run_views.forget_run(run_dir)
+    specs = page.render()
+    first = time.perf_counter() - t0
+    spike = feed_args["spike"]
+    drawn = spike_in(specs["chart_grad_norm"], spike, 1e6)
+    refresh = []
+    cont = Continuation(run_dir, feed_args)
+    for _ in range(refreshes):
+        cont.next_epoch()
         t0 = time.perf_counter()
-        at.switch_page("app_pages/dashboard.py").run()
-        cold = time.perf_counter() - t0
-        assert not at.exception, [e.value for e in at.exception]
-        charts_drawn = len(at.get("plotly_chart"))
-        t0 = time.perf_counter()
-        at.run()
-        warm = time.perf_counter() - t0
-        assert not at.exception, [e.value for e in at.exception]
-    return {"apptest_cold_s": cold, "apptest_warm_s": warm, "apptest_charts": charts_drawn}
+        specs = page.render()
+        refresh.append(time.perf_counter() - t0)
+    cont.close()
+    return {
+        "first_render_s": round(first, 3),
+        "refresh_ms": round(1000 * statistics.median(refresh), 1) if refresh else None,
+        "refresh_ms_max": round(1000 * max(refresh), 1) if refresh else None,
+        "rss_mb": round(rss_mb() - base, 1),
+        "spike_drawn": drawn and spike_in(specs["chart_grad_norm"], spike, 1e6),
+    }
 
 
-def run_benchmark(
-    epochs: int = 300, steps: int = 1000, refreshes: int = 10, *, apptest: bool = False, workdir: Path | None = None,
-    spike_value: float = 1e6,
-) -> dict[str, Any]:  # fmt: skip
-    """Generate the run, render it cold, then append an epoch and re-render ``refreshes`` times.
+class Continuation(Feed):
+    """The same feed continued by another process: a resumed writer attempt would be wrong, so it reopens the store
+    as attempt 2 starting at the last step (nothing superseded), like a training process resumed at an epoch end."""
 
-    Returns:
-        Every figure measured (see the module docstring), as a JSON-ready dict.
-    """
-    from app import charts, class_charts, run_views
-    from trainers.telemetry.events import read_events
-    from trainers.telemetry.schema import validate_event
+    def __init__(self, run_dir: Path, a: dict[str, Any]):
+        from trainers.telemetry.events import TelemetryWriter
 
-    with tempfile.TemporaryDirectory(prefix="bench-dashboard-", dir=workdir) as tmp:
+        self.run_dir, self.planned, self.n, self.fmt = run_dir, a["planned"], a["steps"], a["fmt"]
+        self.names = [f"class{i:03d}" for i in range(a["classes"])]
+        self.spike, self.spike_value = a["spike"], 1e6
+        self.rng = np.random.default_rng(1)
+        self.epoch, self.step, self.best = a["epochs"], a["epochs"] * a["steps"], 1.0
+        self.events = TelemetryWriter(run_dir / "telemetry.jsonl")
+        self.norm_walk, self.loss_walk = np.log(100.0), np.log(2.0)
+        self.quality = self.rng.uniform(0.3, 1.0, a["classes"])
+        self.steps_writer = None
+        if self.fmt == "store":
+            from trainers.telemetry.steps import StepWriter, resume_info
+
+            folder = run_dir / "steps"
+            meta = json.loads(next(folder.glob("attempt-*.json")).read_text())
+            columns = {k: v for k, v in meta["columns"] if k not in ("step", "epoch", "t")}
+            self.steps_writer = StepWriter(folder, resume_info(folder).attempt, self.step, columns)
+
+
+# ---- driver ---------------------------------------------------------------------------------------------------------
+def run_benchmark(epochs: int, steps: int, classes: int, refreshes: int, fmt: str = "store") -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         root = Path(tmp) / "runs"
         t0 = time.perf_counter()
-        run_dir, writer = make_run(root, epochs, steps, spike_value=spike_value)
-        gen_s = time.perf_counter() - t0
-        log_path = run_dir / "telemetry.jsonl"
-        log_mb = os.path.getsize(log_path) / 1e6
-        spike_step = writer.spike[0]
-
-        # Schema check on a sample (every event of the first two epochs and of the spike's epoch, then 1 in 97).
-        events, _ = read_events(log_path)
-        names = NAMES
-        spike_epoch = (spike_step - 1) // steps + 1
-        sample = [ev for i, ev in enumerate(events) if ev.get("epoch", 1) in (1, 2, spike_epoch) or i % 97 == 0]
-        problems = [p for ev in sample for p in validate_event(ev, names)]
-        assert not problems, problems[:5]
-        n_events = len(events)
-        del events, sample
-
-        # Plotly loads its validators on first use; a UI server has done that long before a run is opened.
-        t0 = time.perf_counter()
-        for build in (class_charts.f1_figure, charts.loss_figure, charts.grad_norm_figure):
-            plotly_warmup(build)
-        warmup_s = time.perf_counter() - t0
-
-        run_views.forget_run(run_dir)
-        _figs, specs, first = render(run_dir)
-        gn = json.loads(specs["chart_grad_norm"])
-        lr = json.loads(specs["chart_lr"])
-        spike_drawn = spike_in_trace(gn, "total (pre-clip)", spike_step, spike_value)
-
-        breakdown = read_fold_breakdown(log_path)
-
-        refresh: list[dict[str, float]] = []
-        appended: list[int] = []
-        for _ in range(refreshes):
-            new = writer.next_epoch()
-            writer.write(new)
-            appended.append(len(new))
-            _figs, specs, timing = render(run_dir)
-            refresh.append(timing)
-        after = json.loads(specs["chart_grad_norm"]) if refreshes else gn
-        spike_drawn_after = spike_in_trace(after, "total (pre-clip)", spike_step, spike_value)
-        n_steps = run_views.run_events(run_dir).poll().n_steps
-
-        result: dict[str, Any] = {
-            "epochs": epochs,
-            "steps_per_epoch": steps,
-            "step_events": epochs * steps,
-            "events": n_events,
-            "log_mb": round(log_mb, 1),
-            "generate_s": gen_s,
-            "plotly_warmup_s": warmup_s,
-            "first_render": first,
-            "first_render_breakdown": breakdown,
-            "first_render_goal_s": GOAL_FIRST_RENDER_S,
-            "first_render_goal_met": first["total_s"] <= GOAL_FIRST_RENDER_S,
-            "refreshes": refreshes,
-            "events_per_refresh": sorted(set(appended)),
-            "refresh_median": {k: statistics.median(r[k] for r in refresh) for k in first} if refresh else None,
-            "refresh_max": {k: max(r[k] for r in refresh) for k in first} if refresh else None,
-            "refresh_goal_s": GOAL_REFRESH_S,
-            "refresh_goal_met": bool(refresh) and statistics.median(r["total_s"] for r in refresh) <= GOAL_REFRESH_S,
-            "max_points": charts.MAX_POINTS,
-            "points_per_trace": {"chart_grad_norm": points_per_trace(gn), "chart_lr": points_per_trace(lr)},
-            "spike": {
-                "step": spike_step,
-                "value": spike_value,
-                "drawn": spike_drawn,
-                "drawn_after_refresh": spike_drawn_after,
-            },
-            "steps_after_refreshes": n_steps,
-        }
-        result["floor"] = render_floor(Path(tmp) / "small")
-        if apptest:
-            result.update(apptest_render(root, run_dir))
-        run_views.forget_run(run_dir)
-        return result
+        run_dir, feed = make_run(root, epochs, steps, classes, fmt)
+        feed.close()
+        generate_s = time.perf_counter() - t0
+        on_disk = telemetry_bytes(run_dir)
+        args = {"epochs": epochs, "steps": steps, "classes": classes, "fmt": fmt, "spike": feed.spike,
+                "planned": feed.planned}  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, __file__, "--_measure", str(run_dir), json.dumps(args), str(refreshes)],
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=3600,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-3000:])
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+    result.update(
+        epochs=epochs, steps_per_epoch=steps, classes=classes, format=fmt, generate_s=round(generate_s, 1),
+        bytes_per_step=round(on_disk / (epochs * steps), 1), telemetry_mb=round(on_disk / 1e6, 1),
+        machine=machine(),
+    )  # fmt: skip
+    result["goals_met"] = {k: result[k] is not None and result[k] <= g for k, g in GOALS.items()} | {
+        "spike_drawn": bool(result["spike_drawn"])
+    }
+    return result
 
 
 def machine() -> str:
-    load = os.getloadavg()[0]
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load:.2f}"
-
-
-def report(r: dict[str, Any]) -> str:
-    f, m, x = r["first_render"], r["refresh_median"], r["refresh_max"]
-    gn = r["points_per_trace"]["chart_grad_norm"]
-    lr = r["points_per_trace"]["chart_lr"]
-    lines = [
-        f"machine: {r['machine']} (load average before the benchmark)",
-        f"log: {r['epochs']} epochs x {r['steps_per_epoch']:,} steps = {r['step_events']:,} step events, "
-        f"{r['events']:,} events, {r['log_mb']} MB (generated in {r['generate_s']:.1f} s); "
-        f"plotly first use in this process {r['plotly_warmup_s']:.2f} s (not counted below)",
-        f"first render (cold): read+fold {f['read_fold_s']:.2f} s, figures {f['figures_s']:.2f} s, "
-        f"serialize {f['serialize_s']:.2f} s, total {f['total_s']:.2f} s wall, {f['total_cpu_s']:.2f} s CPU "
-        f"(goal <= {r['first_render_goal_s']:g} s: {'met' if r['first_render_goal_met'] else 'NOT MET'})",
-        "  read+fold measured again in parts: read_events (JSON decoding) {read_events_s:.2f} s, RunLog fold "
-        "{fold_s:.2f} s, snapshot {snapshot_s:.2f} s".format(**r["first_render_breakdown"]),
-    ]
-    if m:
-        ms = {k: f"{v * 1000:.0f}" for k, v in m.items()}
-        lines.append(
-            f"live refresh (+{'/'.join(map(str, r['events_per_refresh']))} events, {r['refreshes']}x): median "
-            f"{ms['total_s']} ms wall (read+fold {ms['read_fold_s']}, figures {ms['figures_s']}, serialize "
-            f"{ms['serialize_s']}), {ms['total_cpu_s']} ms CPU; max {x['total_s'] * 1000:.0f} ms "
-            f"(goal <= {r['refresh_goal_s'] * 1000:g} ms: {'met' if r['refresh_goal_met'] else 'NOT MET'})"
-        )
-        fl = r["floor"]
-        lines.append(
-            f"  the same render of a {fl['steps']}-step run (fixed cost of the six figures): median "
-            f"{fl['total_s'] * 1000:.0f} ms wall (figures {fl['figures_s'] * 1000:.0f}, serialize "
-            f"{fl['serialize_s'] * 1000:.0f}), {fl['total_cpu_s'] * 1000:.0f} ms CPU"
-        )
-    lines += [
-        f"points per trace (MAX_POINTS {r['max_points']}): grad norm max {max(gn.values())} over {len(gn)} traces, "
-        f"LR max {max(lr.values())} over {len(lr)} traces, from {r['step_events']:,} steps",
-        f"largest spike (step {r['spike']['step']:,}, {r['spike']['value']:g}): drawn {r['spike']['drawn']}, "
-        f"still drawn after the refreshes {r['spike']['drawn_after_refresh']}",
-    ]
-    if "apptest_cold_s" in r:
-        lines.append(
-            f"AppTest render of the dashboard page: cold {r['apptest_cold_s']:.2f} s, warm {r['apptest_warm_s']:.2f} s "
-            f"({r['apptest_charts']} charts)"
-        )
-    return "\n".join(lines)
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=300)
-    p.add_argument("--steps", type=int, default=1000, help="optimizer steps per epoch")
-    p.add_argument("--refreshes", type=int, default=10, help="live refreshes to time (one new epoch each)")
-    p.add_argument("--apptest", action="store_true", help="also time a full AppTest render of the dashboard page")
-    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    args = p.parse_args(argv)
-    load_before = machine()
-    r = run_benchmark(args.epochs, args.steps, args.refreshes, apptest=args.apptest)
-    r["machine"] = load_before
-    print(json.dumps(r, indent=2) if args.json else report(r))
-    return 0 if r["spike"]["drawn"] and r["spike"]["drawn_after_refresh"] else 1
+    p.add_argument("--steps", type=int, default=7000)
+    p.add_argument("--classes", type=int, default=80)
+    p.add_argument("--refreshes", type=int, default=10)
+    p.add_argument("--format", choices=("store", "jsonl"), default="store")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--_measure", nargs=3, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a._measure:
+        run_dir, args, refreshes = Path(a._measure[0]), json.loads(a._measure[1]), int(a._measure[2])
+        os.environ["WORKBENCH_RUNS_DIR"] = str(run_dir.parent)
+        print(json.dumps(measure(run_dir, args, refreshes)))
+        return 0
+    r = run_benchmark(a.epochs, a.steps, a.classes, a.refreshes, a.format)
+    if a.json:
+        print(json.dumps(r, indent=2))
+    else:
+        for key in ("first_render_s", "refresh_ms", "rss_mb", "bytes_per_step", "spike_drawn"):
+            goal = GOALS.get(key)
+            print(f"{key:16} {r[key]!s:>10}" + (f"   goal <= {goal}" if goal else ""))
+        print(r["machine"])
+    return 0
 
 
 if __name__ == "__main__":
