@@ -163,7 +163,7 @@ def first_epoch(events: Sequence[Mapping[str, Any]]) -> int:
 
 def epoch_axis(fig: Chart, epochs: Sequence[int]) -> None:
     """Whole epochs on the x axis (a 1-2 epoch chart showed 0.5 steps)."""
-    if epochs and len(epochs) <= 20:
+    if 0 < len(epochs) <= 20:
         fig.update_xaxes(tickmode="linear", dtick=1, tick0=1)
     else:
         fig.update_xaxes(tickformat="d")

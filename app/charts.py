@@ -52,6 +52,11 @@ COMPARE_METRICS = {
 }
 
 
+def _values(log: RunLog, key: str) -> np.ndarray:
+    """An epoch series as floats (NaN: no value): numpy arrays are cheap for plotly to copy and encode."""
+    return np.array([np.nan if v is None else v for v in log.epoch_metric(key)], dtype=float)
+
+
 # ---- metrics and losses --------------------------------------------------------------------------------------------
 def metrics_figure(source: RunLog | Iterable[Mapping[str, Any]]) -> go.Figure:
     """mAP50, mAP50-95, precision and recall over epochs, with the best-epoch marker."""
@@ -60,9 +65,9 @@ def metrics_figure(source: RunLog | Iterable[Mapping[str, Any]]) -> go.Figure:
     present = [k for k in DETECTION_METRICS if k in log.metric_keys()]
     if not present:
         return empty(fig)
-    x = log.epoch_numbers
+    x = np.asarray(log.epoch_numbers)
     for key in present:
-        fig.add_trace(scatter(x=x, y=log.epoch_metric(key), name=DETECTION_METRICS[key], mode=epoch_mode(len(x))))
+        fig.add_trace(scatter(x=x, y=_values(log, key), name=DETECTION_METRICS[key], mode=epoch_mode(len(x))))
     epoch_axis(fig, x)
     epoch_markers(fig, log)
     return fig.figure()
@@ -76,12 +81,12 @@ def loss_figure(source: RunLog | Iterable[Mapping[str, Any]]) -> go.Figure:
     if not keys:
         return empty(fig)
     kinds = list(dict.fromkeys(k.split("/", 1)[1] for k in keys))
-    x = log.epoch_numbers
+    x = np.asarray(log.epoch_numbers)
     for key in sorted(keys, key=lambda k: (k.split("/", 1)[1], not k.startswith("train/"))):
         split, kind = key.split("/", 1)
         fig.add_trace(
             scatter(
-                x=x, y=log.epoch_metric(key), name=key, mode=epoch_mode(len(x)),
+                x=x, y=_values(log, key), name=key, mode=epoch_mode(len(x)),
                 line={"color": color(kinds.index(kind)), "dash": "solid" if split == "train" else "dash"},
             )
         )  # fmt: skip
@@ -168,8 +173,8 @@ def compare_figure(logs: Mapping[str, RunLog | Iterable[Mapping[str, Any]]], met
     for i, (run, source) in enumerate(logs.items()):
         log = as_log(source)
         if log.epochs:
-            x = log.epoch_numbers
+            x = np.asarray(log.epoch_numbers)
             fig.add_trace(
-                scatter(x=x, y=log.epoch_metric(key), name=run, mode=epoch_mode(len(x)), line={"color": color(i)})
+                scatter(x=x, y=_values(log, key), name=run, mode=epoch_mode(len(x)), line={"color": color(i)})
             )
     return fig.figure() if fig.data else empty(fig)

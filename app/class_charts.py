@@ -34,6 +34,7 @@ def f1_figure(source: RunLog | Iterable[Mapping[str, Any]], classes: Sequence[st
     log = as_log(source)
     fig = figure("Per-class F1", "epoch", "F1", height=380)
     names, epochs, values = per_class.matrix(log, "f1")
+    epochs = np.asarray(epochs)
     if not log.epochs or not np.isfinite(values).any():
         return empty(fig, NO_DATA if not log.epochs else "No per-class F1 (turn on the per_class_f1 customization)")
     if classes is None:
@@ -42,11 +43,14 @@ def f1_figure(source: RunLog | Iterable[Mapping[str, Any]], classes: Sequence[st
     mode = epoch_mode(len(epochs))
     for name in shown:
         i = names.index(name)
-        y = [None if not np.isfinite(v) else float(v) for v in values[i]]
-        fig.add_trace(scatter(x=epochs, y=y, name=name, mode=mode, line={"color": color(i)}))
+        fig.add_trace(scatter(x=epochs, y=values[i], name=name, mode=mode, line={"color": color(i)}))  # NaN: a gap
     fig.add_trace(
         scatter(
-            x=epochs, y=log.epoch_metric("mean_f1"), name="mean F1", mode=mode, line={"color": "black", "dash": "dot"}
+            x=epochs,
+            y=np.array([np.nan if v is None else v for v in log.epoch_metric("mean_f1")], dtype=float),
+            name="mean F1",
+            mode=mode,
+            line={"color": "black", "dash": "dot"},
         )
     )
     if len(shown) < len(names):
@@ -74,7 +78,7 @@ def f1_heatmap(source: RunLog | Iterable[Mapping[str, Any]], order: Sequence[str
     z = values[[names.index(n) for n in rows]]
     fig.add_trace(
         heatmap(
-            z=np.where(np.isfinite(z), z, None).tolist(), x=epochs, y=rows, zmin=0, zmax=1, colorscale="Viridis",
+            z=z, x=epochs, y=rows, zmin=0, zmax=1, colorscale="Viridis",  # NaN cells are drawn empty
             name="F1", colorbar={"title": "F1", "len": min(1.0, 400 / heatmap_height(len(rows)))},
             hovertemplate="epoch %{x}<br>%{y}: F1 %{z:.3f}<extra></extra>",
         )

@@ -281,6 +281,8 @@ def measure(run_dir: Path, feed_args: dict[str, Any], refreshes: int) -> dict[st
     cont = Continuation(run_dir, feed_args)
     for _ in range(refreshes):
         cont.next_epoch()
+        if cont.steps_writer is not None:
+            cont.steps_writer.flush()  # the training process compacts in its own process, not in the UI's
         t0 = time.perf_counter()
         specs = page.render()
         refresh.append(time.perf_counter() - t0)

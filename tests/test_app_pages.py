@@ -686,4 +686,5 @@ def test_start_from_the_ui_trains_and_the_dashboard_follows(runs_root):
     assert trace_names(figs["chart_f1"]) == ["circle", "square", "triangle", "cross", "mean F1"]
     assert len([n for n in trace_names(figs["chart_lr"]) if n.startswith(("head/", "backbone/"))]) >= 2
     assert trace_names(figs["chart_grad_norm"])[:2] == ["total (pre-clip)", "clip threshold"]
-    assert [b.label for b in at.get("download_button")][:2] == ["best.pt", "last.pt"]
+    labels = [b.label for b in at.get("download_button")]
+    assert labels[:3] == ["Per-class table (CSV)", "best.pt", "last.pt"]

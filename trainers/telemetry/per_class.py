@@ -21,21 +21,43 @@ SORTS = ("f1", "frequency", "change", "id")
 
 def matrix(log: RunLog, key: str = "f1") -> tuple[list[str], list[int], np.ndarray]:
     """``(class names, epoch numbers, values)``: ``values[c, e]`` is class ``c``'s ``key`` at the ``e``-th standing
-    epoch, NaN where the epoch has no value for it."""
-    names = list(log.names)
-    index = {n: i for i, n in enumerate(names)}
-    for e in log.epochs:  # classes only known from per-class rows (a log without run_start names)
-        for row in e.get("per_class") or []:
-            if row.get("name") not in index:
-                index[row.get("name")] = len(names)
-                names.append(row.get("name"))
-    values = np.full((len(names), len(log.epochs)), np.nan)
-    for j, e in enumerate(log.epochs):
+    epoch, NaN where the epoch has no value for it.
+
+    Grown with the run: the log keeps the matrix it built (``log.derived``) and a refresh after one new epoch adds one
+    column, so a dashboard refresh costs O(classes), not O(epochs x classes).
+    """
+    n = len(log.epochs)
+    cached = log.derived.get(("per_class", key))
+    if cached is not None and cached[0] == log.epochs_rev and cached[1] <= n:
+        _, done, names, values = cached
+    else:
+        done, names, values = 0, list(log.names), np.empty((len(log.names), 0))
+    if done == n and names == _all_names(log, names, done):
+        return names, log.epoch_numbers, values
+    names = _all_names(log, names, done)
+    values = np.vstack([values, np.full((len(names) - values.shape[0], values.shape[1]), np.nan)])
+    index = {name: i for i, name in enumerate(names)}
+    new = np.full((len(names), n - done), np.nan)
+    for j, e in enumerate(log.epochs[done:]):
         for row in e.get("per_class") or []:
             v = row.get(key)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
-                values[index[row.get("name")], j] = v
-    return [str(n) for n in names], log.epoch_numbers, values
+                new[index[row.get("name")], j] = v
+    values = np.hstack([values, new])
+    log.derived[("per_class", key)] = (log.epochs_rev, n, names, values)
+    return names, log.epoch_numbers, values
+
+
+def _all_names(log: RunLog, names: list[str], done: int) -> list[str]:
+    """``names`` plus any class seen only in per-class rows of the epochs after ``done`` (no run_start names)."""
+    seen = set(names)
+    extra = [
+        str(row.get("name"))
+        for e in log.epochs[done:]
+        for row in e.get("per_class") or []
+        if str(row.get("name")) not in seen and not seen.add(str(row.get("name")))
+    ]
+    return names + extra if extra else names
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,8 @@ class RunLog:
     run_end: dict | None = None
     n_events: int = 0
     steps: StepData = field(default_factory=MemorySteps, repr=False)
+    epochs_rev: int = 0  # bumped when standing epochs are replaced or dropped (not when one is appended)
+    derived: dict = field(default_factory=dict, repr=False)  # per-class matrices, grown with the epochs; shared
 
     @classmethod
     def from_events(cls, events: Iterable[Mapping[str, Any]]) -> RunLog:
@@ -123,7 +125,9 @@ class RunLog:
     def _start(self, ev: Mapping[str, Any]) -> None:
         if self.run_starts:  # a resume: drop what the interrupted attempt wrote about epochs it redoes
             k = _int(ev.get("start_epoch"), 1)
-            self.epochs = [e for e in self.epochs if _int(e.get("epoch"), 0) < k]
+            kept = [e for e in self.epochs if _int(e.get("epoch"), 0) < k]
+            if len(kept) != len(self.epochs):
+                self.epochs, self.epochs_rev = kept, self.epochs_rev + 1
             self.freezes = [e for e in self.freezes if _int(e.get("epoch"), 0) < k]
             self.unfreezes = [e for e in self.unfreezes if _int(e.get("epoch"), 0) < k]
             if isinstance(self.steps, MemorySteps) and self.steps.n_steps:
@@ -138,10 +142,13 @@ class RunLog:
             self.final_eval = dict(ev)
             return
         e = _int(ev.get("epoch"), 0)
-        self.epochs = [x for x in self.epochs if x.get("epoch") != e]
+        if any(x.get("epoch") == e for x in self.epochs):  # an epoch logged again replaces the earlier record
+            self.epochs = [x for x in self.epochs if x.get("epoch") != e]
+            self.epochs_rev += 1
         self.epochs.append(dict(ev))
         if len(self.epochs) > 1 and self.epochs[-2].get("epoch", 0) > e:
             self.epochs.sort(key=lambda x: _int(x.get("epoch"), 0))
+            self.epochs_rev += 1
 
     def _append_steps(self, steps: Sequence[Mapping[str, Any]]) -> None:
         # Columnar, C-level passes (itemgetter + numpy.fromiter): 300k steps fold in about half a second.
@@ -177,6 +184,8 @@ class RunLog:
             run_end=self.run_end,
             n_events=self.n_events,
             steps=self.steps.copy() if isinstance(self.steps, MemorySteps) else self.steps,  # the store is shared
+            epochs_rev=self.epochs_rev,
+            derived=self.derived,  # entries are never changed in place: a snapshot's view stays valid
         )
 
     # ---- reading ---------------------------------------------------------------------------------------------
