@@ -113,6 +113,17 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     return int(train_run(recipe, root, name=name, step_stride=args.log_every) or 0)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """``workbench export RUN``: the step, epoch and per-class series as CSV or Parquet files."""
+    from trainers.export import export_run
+    from trainers.run_folder import resolve_run, runs_root
+
+    run_dir = resolve_run(runs_root(args.runs_dir), args.run)
+    for path in export_run(run_dir, args.format, args.out):
+        print(path)
+    return 0
+
+
 # ---- runs / stop ---------------------------------------------------------------------------------------------------
 def _format_metric(metric: Any) -> str:
     if not isinstance(metric, dict) or metric.get("value") is None:
@@ -287,6 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help=runs_dir_help)
     p.add_argument("--log-every", type=_positive_int, default=1, metavar="N", help="as for train")
     p.set_defaults(func=cmd_rerun)
+
+    p = sub.add_parser("export", help="write a run's step, epoch and per-class series as CSV or Parquet")
+    p.add_argument("run", metavar="RUN", help="run name under the runs root, or path to a run folder")
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    p.add_argument("--out", metavar="DIR", help="folder for the files (default: <run>/export)")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--json", action="store_true", help="print one JSON document")
