@@ -132,6 +132,8 @@ def marker(fig: Chart, x: float, name: str, color: str, row: int = 0) -> None:
         x=x, xref="x", y=1.0, yref="paper", yshift=2 + 14 * row, text=name, showarrow=False, yanchor="bottom",
         font={"color": color, "size": 11},
     )  # fmt: skip
+    margin = fig.layout.setdefault("margin", {})
+    margin["t"] = max(margin.get("t", 0), 78 + 14 * row)  # the labels sit between the title and the plot
 
 
 def epoch_markers(fig: Chart, log: RunLog) -> None:

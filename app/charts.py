@@ -68,6 +68,7 @@ def metrics_figure(source: RunLog | Iterable[Mapping[str, Any]]) -> go.Figure:
     x = np.asarray(log.epoch_numbers)
     for key in present:
         fig.add_trace(scatter(x=x, y=_values(log, key), name=DETECTION_METRICS[key], mode=epoch_mode(len(x))))
+    fig.update_yaxes(range=[0, 1.02])  # all four live in [0, 1]; autorange made a flat zero line span -1..1
     epoch_axis(fig, x)
     epoch_markers(fig, log)
     return fig.figure()

@@ -41,9 +41,7 @@ def f1_figure(source: RunLog | Iterable[Mapping[str, Any]], classes: Sequence[st
         classes = list(per_class.default_classes(per_class.class_rows(log)))
     shown = [n for n in classes if n in names][: LEGEND_MAX - 1]
     mode = epoch_mode(len(epochs))
-    for name in shown:
-        i = names.index(name)
-        fig.add_trace(scatter(x=epochs, y=values[i], name=name, mode=mode, line={"color": color(i)}))  # NaN: a gap
+    # the mean first, so it heads the legend and stays visible when the legend scrolls
     fig.add_trace(
         scatter(
             x=epochs,
@@ -53,6 +51,9 @@ def f1_figure(source: RunLog | Iterable[Mapping[str, Any]], classes: Sequence[st
             line={"color": "black", "dash": "dot"},
         )
     )
+    for name in shown:
+        i = names.index(name)
+        fig.add_trace(scatter(x=epochs, y=values[i], name=name, mode=mode, line={"color": color(i)}))  # NaN: a gap
     if len(shown) < len(names):
         fig.update_layout(title=f"Per-class F1: {len(shown)} of {len(names)} classes and the mean")
     fig.update_yaxes(range=[0, 1.02])

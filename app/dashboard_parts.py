@@ -54,11 +54,9 @@ def train_counts(run_dir: Path, n_classes: int) -> list[int] | None:
 
 
 def training_charts(log: RunLog, reader: RunReader, name: str, lr_log: bool, gn_log: bool) -> None:
-    """Detection metrics, losses, LR per group and gradient norms."""
+    """Losses, LR per group and gradient norms (the detection metrics sit next to the F1 chart)."""
     ev, sv = reader.epochs_version, (reader.version, reader.epochs_version)
-    a, b = st.columns(2)
-    a.plotly_chart(cached_figure(f"{name}/metrics", ev, lambda: charts.metrics_figure(log)), key="chart_metrics")
-    b.plotly_chart(cached_figure(f"{name}/losses", ev, lambda: charts.loss_figure(log)), key="chart_losses")
+    st.plotly_chart(cached_figure(f"{name}/losses", ev, lambda: charts.loss_figure(log)), key="chart_losses")
     a, b = st.columns(2)
     a.plotly_chart(
         cached_figure(f"{name}/lr/{lr_log}", sv, lambda: charts.lr_figure(log, log_y=lr_log)), key="chart_lr"
@@ -74,10 +72,11 @@ def per_class_section(log: RunLog, reader: RunReader, name: str, run_dir: Path) 
     F1 lines of the chosen classes and the mean, a sorted heatmap that scrolls, and a per-class table with CSV."""
     ss = st.session_state
     rows = per_class.class_rows(log, train_counts(run_dir, len(log.names)) if log.names else None)
+    metrics = cached_figure(f"{name}/metrics", reader.epochs_version, lambda: charts.metrics_figure(log))
     if not rows:
         a, b = st.columns(2)
         a.plotly_chart(class_charts.f1_figure(log), key="chart_f1")
-        b.plotly_chart(class_charts.f1_heatmap(log), key="chart_f1_heatmap")
+        b.plotly_chart(metrics, key="chart_metrics")
         return
     sort_key = f"dash_sort_{name}"
     ss.setdefault(sort_key, "f1")
@@ -103,7 +102,9 @@ def per_class_section(log: RunLog, reader: RunReader, name: str, run_dir: Path) 
         cached_figure(f"{name}/f1/{picked}", reader.epochs_version, lambda: class_charts.f1_figure(log, list(picked))),
         key="chart_f1",
     )
-    with b.container(height=min(HEATMAP_BOX_PX, class_charts.heatmap_height(len(rows)) + 30), border=False):
+    b.plotly_chart(metrics, key="chart_metrics")
+    # full width, fixed row height: 365 classes scroll inside the box instead of stretching the page
+    with st.container(height=min(HEATMAP_BOX_PX, class_charts.heatmap_height(len(rows)) + 30), border=False):
         st.plotly_chart(
             cached_figure(
                 f"{name}/heat/{ss[sort_key]}", reader.epochs_version, lambda: class_charts.f1_heatmap(log, ordered)

@@ -100,12 +100,16 @@ def format_duration(seconds: float | None) -> str:
     return f"{s}s"
 
 
+def metric_label(name: str | None) -> str:
+    """How a metric is named on screen: ``metrics/mAP50-95(B)`` -> ``mAP50-95``; a recipe name as it is."""
+    return DETECTION_METRICS.get(str(name or ""), str(name or ""))
+
+
 def format_metric(best: Mapping[str, Any] | None) -> str:
     """``{"name": "metrics/mAP50-95(B)", "value": 0.41}`` -> ``mAP50-95 0.410``."""
     if not best or best.get("value") is None:
         return "-"
-    name = str(best.get("name") or "")
-    return f"{DETECTION_METRICS.get(name, name)} {float(best['value']):.3f}"
+    return f"{metric_label(best.get('name'))} {float(best['value']):.3f}"
 
 
 def run_rows(root: str | os.PathLike[str]) -> list[RunRow]:

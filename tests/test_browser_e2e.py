@@ -13,29 +13,10 @@ import shutil
 import pytest
 
 from tests.conftest import REPO, step_rows, wait_for
-from tests.ui_server import WorkbenchUI, chromium_page
+from tests.ui_server import WorkbenchUI, chromium_page, points, trace_names
 
 pytestmark = pytest.mark.slow
 SCREENSHOT = REPO / "assets" / "screenshots" / "dashboard.png"
-
-
-def points(page, key: str) -> int:
-    """Number of data points plotted in the chart with Streamlit key ``key`` (0 if not drawn yet)."""
-    return page.evaluate(
-        # _fullData holds the decoded arrays (plotly.py 6 ships numpy arrays base64-encoded in gd.data)
-        """key => { const gd = document.querySelector('.st-key-' + key + ' .js-plotly-plot');
-                    if (!gd || !gd._fullData) return 0;
-                    return gd._fullData.reduce((n, t) => n + ((t.x && t.x.length) || 0), 0); }""",
-        key,
-    )
-
-
-def trace_names(page, key: str) -> list[str]:
-    return page.evaluate(
-        """key => { const gd = document.querySelector('.st-key-' + key + ' .js-plotly-plot');
-                    return gd && gd.data ? gd.data.map(t => t.name || '') : []; }""",
-        key,
-    )
 
 
 def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):

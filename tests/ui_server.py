@@ -139,3 +139,44 @@ def chromium_page(width: int = 1500, height: int = 1900) -> Iterator:
             yield browser.new_page(viewport={"width": width, "height": height})
         finally:
             browser.close()
+
+
+# ---- reading plotly charts on the page ------------------------------------------------------------------------------
+def points(page, key: str) -> int:
+    """Number of data points plotted in the chart with Streamlit key ``key`` (0 if not drawn yet)."""
+    return page.evaluate(
+        # _fullData holds the decoded arrays (plotly.py 6 ships numpy arrays base64-encoded in gd.data)
+        """key => { const gd = document.querySelector('.st-key-' + key + ' .js-plotly-plot');
+                    if (!gd || !gd._fullData) return 0;
+                    return gd._fullData.reduce((n, t) => n + ((t.x && t.x.length) || 0), 0); }""",
+        key,
+    )
+
+
+def trace_names(page, key: str) -> list[str]:
+    return page.evaluate(
+        """key => { const gd = document.querySelector('.st-key-' + key + ' .js-plotly-plot');
+                    return gd && gd.data ? gd.data.map(t => t.name || '') : []; }""",
+        key,
+    )
+
+
+def chart_boxes(page) -> dict[str, dict]:
+    """Every chart on the page: its Streamlit key -> the height of the box it occupies on the page (its scrolling
+    container when it has one), the figure's own height, its legend entries and its trace names."""
+    return page.evaluate(JS_CHART_BOXES)
+
+
+JS_CHART_BOXES = r"""() => Object.fromEntries([...document.querySelectorAll('[class*="st-key-chart_"]')].map(el => {
+    const key = [...el.classList].find(c => c.startsWith('st-key-chart_')).slice(7);
+    let box = el;  // a scrolling box of the page's own (not the page itself) bounds what is shown of it
+    for (let p = el.parentElement; p; p = p.parentElement) {
+        const o = getComputedStyle(p).overflowY;
+        const scrolls = (o === 'auto' || o === 'scroll') && p.scrollHeight > p.clientHeight + 1;
+        if (scrolls && p.clientHeight < 0.95 * window.innerHeight) { box = p; break; }
+    }
+    const gd = el.querySelector('.js-plotly-plot');
+    return [key, {box: box.getBoundingClientRect().height, figure: el.getBoundingClientRect().height,
+                  legend: el.querySelectorAll('.legend .traces').length,
+                  traces: gd && gd.data ? gd.data.map(t => t.name || "") : []}];
+}))"""

@@ -45,8 +45,8 @@ top[0].selectbox("Run", names, key="dash_run")
 top[1].toggle(
     "Live refresh", key="dash_live", help=f"re-read new telemetry every {REFRESH_S:g} s while the run is active"
 )
-top[2].toggle("Log-scale LR", key="dash_lr_log")
-top[3].toggle("Log-scale grad norm", key="dash_gn_log")
+top[2].toggle("Log LR", key="dash_lr_log", help="log-scale y axis of the learning-rate chart")
+top[3].toggle("Log grad norm", key="dash_gn_log", help="log-scale y axis of the gradient-norm chart")
 name = ss.dash_run
 dashboard_parts.forget_figures(f"{name}/")
 ss.selected_run = name
@@ -99,8 +99,11 @@ def dashboard() -> None:
     eta = run_views.eta_seconds(log, epochs) if state in ACTIVE_STATUSES else None
     cols[2].metric("ETA", run_views.format_duration(eta))
     best_epoch = st_now.get("best_epoch") or log.best_epoch
+    best = st_now.get("best_metric") or {}
     cols[3].metric(
-        "Best", run_views.format_metric(st_now.get("best_metric")), help=f"epoch {best_epoch}" if best_epoch else None
+        f"Best {run_views.metric_label(best.get('name'))}".strip(),
+        f"{best['value']:.3f}" if isinstance(best.get("value"), (int, float)) else "-",
+        help=f"{run_views.format_metric(best)}, epoch {best_epoch} (best.pt)" if best_epoch else None,
     )
     share = log.clip_share()
     cols[4].metric("Steps", f"{log.n_steps:,}")
