@@ -93,7 +93,7 @@ def test_the_new_run_form_draws_its_toggle_and_fields(eighth, runs_root):
 def test_every_row_is_complete_and_ranks_are_unique():
     rows = table.rows()
     assert [r.key for r in rows] == [
-        "per_class_f1", "class_weights", "best_metric", "freeze", "layer_lr", "sync_bn", "grad_clip",
+        "per_class_f1", "class_weights", "best_metric", "freeze", "layer_lr", "sync_bn", "grad_clip", "doctor_stop",
     ]  # fmt: skip
     assert len({r.rank for r in rows}) == len(rows)
     for r in rows:

@@ -181,14 +181,23 @@ def make_trainer(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int =
 
 def _finish(run_dir: Path, trainer: Any, outcome: dict[str, Any]) -> None:
     """Record how this attempt ended, whatever happened (the steps still buffered first)."""
-    best = None
+    best, stop_reason = None, None
     if trainer is not None:
+        if outcome["status"] == "stopped":
+            stop_reason = getattr(trainer, "stop_reason", None)  # e.g. a critical doctor finding (doctor_stop)
         try:
             trainer.close_steps()  # what is buffered goes to the step store, which compacts what is left
         except Exception:  # never let telemetry hide the real outcome
             pass
         best = getattr(trainer, "best_record", None)
-    run_folder.end_run(run_dir, outcome["status"], error=outcome["error"], traceback=outcome["traceback"], best=best)
+    run_folder.end_run(
+        run_dir,
+        outcome["status"],
+        error=outcome["error"],
+        traceback=outcome["traceback"],
+        best=best,
+        stop_reason=stop_reason,
+    )
 
 
 class _Tee:
