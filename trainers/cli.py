@@ -1,4 +1,5 @@
-"""The ``workbench`` command line: train, resume, list, stop, count labels, and start the UI.
+"""The ``workbench`` command line: train, resume, list, stop, count labels, diagnose and compare runs, and
+start the UI.
 
 Exit codes: 0 ok; 1 training failed (the training process says so); 2 bad input (one line ``workbench: error: ...`` on
 stderr, from any :class:`~trainers.errors.WorkbenchError`, or argparse's usage error); 130 interrupted.
@@ -240,6 +241,58 @@ def cmd_counts(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- doctor / compare ----------------------------------------------------------------------------------------------
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``workbench doctor RUN``: the training doctor's findings (docs/doctor.md); ``--json``: a list of findings."""
+    from trainers.doctor import count_by_severity, diagnose_run
+    from trainers.run_folder import resolve_run, runs_root
+
+    run_dir = resolve_run(runs_root(args.runs_dir), args.run)
+    findings = diagnose_run(run_dir, dataset=not args.no_dataset)
+    if args.json:
+        print(json.dumps([f.to_dict() for f in findings], indent=2))
+        return 0
+    counts = ", ".join(f"{n} {s}" for s, n in count_by_severity(findings).items())
+    print(f"run {run_dir.name!r}: {len(findings)} finding{'s' * (len(findings) != 1)} ({counts})")
+    for f in findings:
+        print(f"\n{f.severity.upper()}  {f.id}  {f.title}\n  evidence: {f.evidence}\n  fix: {f.fix}")
+        for key, value in (f.recipe_change or {}).items():
+            print(f"  recipe change: {key} = {json.dumps(value)}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``workbench compare RUN RUN...``: the recipe settings that differ and each run's final metrics."""
+    from trainers.run_compare import compare_runs
+    from trainers.run_folder import resolve_run, runs_root
+
+    root = runs_root(args.runs_dir)
+    comparison = compare_runs([resolve_run(root, run) for run in args.runs])
+    if args.json:
+        print(json.dumps(comparison.to_dict(), indent=2))
+        return 0
+
+    def cell(value: Any) -> str:
+        return "off" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+    if comparison.diff:
+        print(
+            _table(
+                [[key, *map(cell, values)] for key, values in comparison.diff.items()], ["SETTING", *comparison.runs]
+            )
+        )
+    else:
+        print("the recipes are the same")
+    rows = [
+        [r.name, r.status, f"{r.epochs_done}/{r.epochs_planned or '-'}", str(r.best_epoch or "-"),
+         _format_metric(r.best_metric), *("-" if v is None else f"{v:.4f}" for v in (r.map50, r.map50_95, r.mean_f1))]
+        for r in comparison.results
+    ]  # fmt: skip
+    print()
+    print(_table(rows, ["RUN", "STATUS", "EPOCHS", "BEST EPOCH", "BEST", "MAP50", "MAP50-95", "MEAN F1"]))
+    return 0
+
+
 # ---- ui ------------------------------------------------------------------------------------------------------------
 def cmd_ui(args: argparse.Namespace) -> int:
     """``workbench ui``: run the Streamlit app in a child process with the runs root in its environment."""
@@ -326,6 +379,19 @@ def build_parser() -> argparse.ArgumentParser:
         "(~0.03-0.3 ms per image)",
     )  # fmt: skip
     p.set_defaults(func=cmd_counts)
+
+    p = sub.add_parser("doctor", help="what looks wrong in a run, with the numbers and the fix (docs/doctor.md)")
+    p.add_argument("run", metavar="RUN", help="run name under the runs root, or path to a run folder")
+    p.add_argument("--json", action="store_true", help="print the findings as a JSON list")
+    p.add_argument("--no-dataset", action="store_true", help="skip the dataset rules (and the one-off dataset scan)")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("compare", help="the recipe settings that differ between runs, and their final metrics")
+    p.add_argument("runs", metavar="RUN", nargs="+", help="run names under the runs root, or paths to run folders")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("ui", help="start the browser workbench (Streamlit)")
     p.add_argument("--port", type=int, default=8501)

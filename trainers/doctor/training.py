@@ -111,8 +111,8 @@ def divergence(ctx: Context) -> Finding | None:
         numbers[f"{name}_baseline"], numbers[f"{name}_peak"], numbers[f"{name}_growth"] = base, peak, peak / base
     maps = [(x["epoch"], metric(x, "metrics/mAP50(B)")) for x in ctx.epochs]
     maps = [(k, v) for k, v in maps if v is not None]
-    if len(maps) >= 2:
-        best = max(maps, key=lambda kv: kv[1])
+    best = max(maps, key=lambda kv: kv[1]) if maps else None
+    if best is not None and best[1] > maps[-1][1]:
         parts.append(f"mAP50 {fmt(best[1])} (epoch {best[0]}) -> {fmt(maps[-1][1])} (epoch {maps[-1][0]})")
         numbers["map50_best"], numbers["map50_last"] = best[1], maps[-1][1]
     fix, change = calm_down(ctx, "The updates are too large")
