@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainers.doctor.fixes import flatten
+from trainers.doctor.fixes import recipe_leaves
 from trainers.recipe import Recipe
 from trainers.telemetry.run_log import RunLog
 from trainers.train_args import train_default
@@ -24,11 +24,11 @@ FINAL_METRICS = {"map50": "metrics/mAP50(B)", "map50_95": "metrics/mAP50-95(B)",
 
 def _leaves(recipe: Recipe | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(recipe, Recipe):
-        return flatten(recipe.to_dict())
+        return recipe_leaves(recipe.to_dict())
     try:  # a recorded recipe (run_start, recipe.yaml): normalised so every customization setting is explicit
-        return flatten(Recipe.from_dict(dict(recipe)).to_dict())
+        return recipe_leaves(Recipe.from_dict(dict(recipe)).to_dict())
     except Exception:  # a recipe of an older version that no longer validates: compare it as written
-        return flatten(dict(recipe))
+        return recipe_leaves(dict(recipe))
 
 
 def _missing(key: str) -> Any:

@@ -30,6 +30,12 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def recipe_leaves(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """A recipe dict's dotted leaves: :func:`flatten`, without the empty ``train`` / ``customizations`` sections
+    (no argument set and no customization on are no setting at all)."""
+    return {k: v for k, v in flatten(recipe).items() if not (k in ("train", "customizations") and v == {})}
+
+
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     """Set ``data[a][b][c] = value`` for ``key`` ``a.b.c``, creating the mappings on the way (a customization
     block that was off is turned on with its other settings at their defaults). Returns ``data``."""
