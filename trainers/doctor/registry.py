@@ -143,7 +143,7 @@ def step_range(epoch: Mapping[str, Any]) -> tuple[int, int] | None:
 
 
 def nice(x: float) -> float:
-    """``x`` rounded to the nearest 1, 2, 2.5 or 5 times a power of ten (221.8 -> 200.0, 0.037 -> 0.05)."""
+    """``x`` rounded to the nearest 1, 2, 2.5 or 5 times a power of ten (221.8 -> 200.0, 0.04 -> 0.05)."""
     if not x > 0 or not math.isfinite(x):
         return x
     power = 10.0 ** math.floor(math.log10(x))

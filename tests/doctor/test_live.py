@@ -1,0 +1,76 @@
+"""The doctor inside training: the step watch (non-finite, growth past the thresholds, near misses) and the
+doctor_stop mixin's stop request, on a stand-in trainer (the real run is in test_acceptance.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.doctor.synthetic import NAMES, epoch, recipe
+from trainers.customizations.doctor_stop import DoctorStopMixin
+from trainers.doctor.live import StepWatch
+from trainers.doctor.training import GRAD_NORM_GROWTH, LOSS_GROWTH
+from trainers.recipe import Recipe
+from trainers.trainer_base import WorkbenchBase
+
+
+def cols(epoch_no, steps, grad, cls):
+    n = len(steps)
+    return {
+        "step": np.array(steps), "epoch": np.full(n, epoch_no), "grad_norm": np.array(grad, float),
+        "loss/cls_loss": np.array(cls, float), "clipped": np.zeros(n), "max_norm": np.full(n, 10.0),
+    }  # fmt: skip
+
+
+def test_growth_past_the_threshold_is_divergence_at_its_step():
+    w = StepWatch()
+    assert w.check(cols(1, [1, 2], [200.0, 250.0], [1.0, 1.1])) is None
+    f = w.check(cols(1, [3, 4], [300.0, 200.0 * GRAD_NORM_GROWTH], [1.0, 1.0]))
+    assert f.id == "training.divergence" and f.severity == "critical" and f.steps == (4, 4)
+
+
+def test_near_miss_and_later_epochs_do_not_lower_the_baseline():
+    w = StepWatch()
+    w.check(cols(1, [1], [200.0], [1.0]))
+    assert w.check(cols(2, [2, 3], [1.0, 200.0 * GRAD_NORM_GROWTH * 0.99], [1.0, 0.99 * LOSS_GROWTH])) is None
+    assert w.baseline["grad_norm"] == 200.0
+
+
+def test_a_nan_loss_is_critical_at_once():
+    f = StepWatch().check(cols(1, [1, 2], [200.0, 210.0], [1.0, np.nan]))
+    assert f.id == "training.nonfinite" and "cls_loss" in f.title and f.steps == (2, 2)
+
+
+class Stand(DoctorStopMixin, WorkbenchBase):
+    """The mixin above the base, with what the telemetry mixin would provide."""
+
+    def __init__(self, rec, world_size=0):
+        self.recipe = Recipe.from_dict(rec)
+        self.world_size, self.start_epoch, self.data = world_size, 0, {"names": dict(enumerate(NAMES))}
+        self.optimizer, self.events = None, []
+
+    def emit_event(self, event, **fields):
+        self.events.append((event, fields))
+
+
+def test_the_mixin_stops_on_a_critical_epoch_finding_and_says_why():
+    t = Stand(recipe(doctor_stop={}))
+    t.on_epoch_logged(epoch(1))
+    assert getattr(t, "stop_reason", None) is None
+    t.on_epoch_logged(epoch(2, metrics={"val/cls_loss": None}))
+    assert t.stop_reason == "doctor: NaN or infinite values from epoch 2 (training.nonfinite)"
+    assert t.events[0][0] == "doctor_stop" and t.events[0][1]["finding"]["id"] == "training.nonfinite"
+
+
+def test_severity_warning_also_stops_on_overfitting_and_critical_does_not():
+    rising = [epoch(i + 1, metrics={"train/box_loss": 2 - 0.1 * i, "val/box_loss": 2 + 0.1 * i}) for i in range(4)]
+    for severity, stops in (("warning", True), ("critical", False)):
+        t = Stand(recipe(doctor_stop={"severity": severity}))
+        for e in rising:
+            t.on_epoch_logged(e)
+        assert bool(getattr(t, "stop_reason", None)) is stops
+
+
+def test_under_ddp_it_reports_and_does_not_stop():
+    t = Stand(recipe(doctor_stop={}), world_size=2)
+    t.on_steps(cols(1, [1, 2], [200.0, np.inf], [1.0, 1.0]))
+    assert getattr(t, "stop_reason", None) is None and t.events[0][1]["stopping"] is False
