@@ -66,3 +66,16 @@ def test_dotted_keys():
     assert flatten(d) == {"train": {}, "customizations.per_class_f1": {}, "customizations.grad_clip.max_norm": 5.0}
     assert "train" not in recipe_leaves(d)
     assert set_dotted({}, "a.b.c", [1]) == {"a": {"b": {"c": [1]}}}
+
+
+def test_the_doctor_and_the_comparison_are_light():
+    """The UI imports them on every rerun: no torch, ultralytics or streamlit."""
+    import subprocess
+    import sys
+
+    code = (
+        "import trainers.doctor, trainers.run_compare, trainers.customizations.doctor_stop, sys; "
+        "print(sorted(m for m in ('torch', 'ultralytics', 'streamlit', 'PIL') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
