@@ -79,3 +79,11 @@ def test_the_doctor_and_the_comparison_are_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+@pytest.mark.parametrize(("x", "text"), [(212.3, "212"), (1360.4, "1360"), (1e4, "10000"), (6.15e6, "6.2e+06"),
+                                         (0.937, "0.937"), (4e-5, "4e-05"), (0.0, "0"), (None, "n/a")])  # fmt: skip
+def test_numbers_in_evidence_text(x, text):
+    from trainers.doctor.registry import fmt
+
+    assert fmt(x) == text

@@ -153,12 +153,12 @@ def nice(x: float) -> float:
 
 
 def fmt(x: float | None) -> str:
-    """A number for evidence text: 3 significant digits, scientific when large or tiny."""
+    """A number for evidence text: 212, 1360, 0.937, 6.2e+06, 4e-05."""
     if x is None:
         return "n/a"
     if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
         return f"{x:.2g}"
-    return f"{x:.3g}"
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 def epochs_text(epochs: Sequence[int]) -> str:
