@@ -244,20 +244,12 @@ def cmd_counts(args: argparse.Namespace) -> int:
 # ---- doctor / compare ----------------------------------------------------------------------------------------------
 def cmd_doctor(args: argparse.Namespace) -> int:
     """``workbench doctor RUN``: the training doctor's findings (docs/doctor.md); ``--json``: a list of findings."""
-    from trainers.doctor import count_by_severity, diagnose_run
+    from trainers.doctor import diagnose_run, findings_text
     from trainers.run_folder import resolve_run, runs_root
 
     run_dir = resolve_run(runs_root(args.runs_dir), args.run)
     findings = diagnose_run(run_dir, dataset=not args.no_dataset)
-    if args.json:
-        print(json.dumps([f.to_dict() for f in findings], indent=2))
-        return 0
-    counts = ", ".join(f"{n} {s}" for s, n in count_by_severity(findings).items())
-    print(f"run {run_dir.name!r}: {len(findings)} finding{'s' * (len(findings) != 1)} ({counts})")
-    for f in findings:
-        print(f"\n{f.severity.upper()}  {f.id}  {f.title}\n  evidence: {f.evidence}\n  fix: {f.fix}")
-        for key, value in (f.recipe_change or {}).items():
-            print(f"  recipe change: {key} = {json.dumps(value)}")
+    print(json.dumps([f.to_dict() for f in findings], indent=2) if args.json else findings_text(findings, run_dir.name))
     return 0
 
 
@@ -268,28 +260,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     root = runs_root(args.runs_dir)
     comparison = compare_runs([resolve_run(root, run) for run in args.runs])
-    if args.json:
-        print(json.dumps(comparison.to_dict(), indent=2))
-        return 0
-
-    def cell(value: Any) -> str:
-        return "off" if value is None else value if isinstance(value, str) else json.dumps(value)
-
-    if comparison.diff:
-        print(
-            _table(
-                [[key, *map(cell, values)] for key, values in comparison.diff.items()], ["SETTING", *comparison.runs]
-            )
-        )
-    else:
-        print("the recipes are the same")
-    rows = [
-        [r.name, r.status, f"{r.epochs_done}/{r.epochs_planned or '-'}", str(r.best_epoch or "-"),
-         _format_metric(r.best_metric), *("-" if v is None else f"{v:.4f}" for v in (r.map50, r.map50_95, r.mean_f1))]
-        for r in comparison.results
-    ]  # fmt: skip
-    print()
-    print(_table(rows, ["RUN", "STATUS", "EPOCHS", "BEST EPOCH", "BEST", "MAP50", "MAP50-95", "MEAN F1"]))
+    print(json.dumps(comparison.to_dict(), indent=2) if args.json else comparison.text())
     return 0
 
 

@@ -98,6 +98,35 @@ class Comparison:
         """``{"runs": [names], "diff": {key: [values]}, "results": [{name, status, map50, ...}]}``."""
         return {"runs": list(self.runs), "diff": dict(self.diff), "results": [asdict(r) for r in self.results]}
 
+    def text(self) -> str:
+        """Two tables, as ``workbench compare`` prints them: the differing settings (``off``: the block is off), then
+        each run's status, epochs, best epoch and metric and last-epoch metrics."""
+        import json
+
+        def cell(value: Any) -> str:
+            return "off" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+        def metric(v: float | None) -> str:
+            return "-" if v is None else f"{v:.4f}"
+
+        rows = [[key, *map(cell, values)] for key, values in self.diff.items()]
+        first = _table(rows, ["SETTING", *self.runs]) if rows else "the recipes are the same"
+        results = [
+            [r.name, r.status, f"{r.epochs_done}/{r.epochs_planned or '-'}", str(r.best_epoch or "-"),
+             f"{r.best_metric['name']}={metric(r.best_metric.get('value'))}" if r.best_metric else "-",
+             metric(r.map50), metric(r.map50_95), metric(r.mean_f1)]
+            for r in self.results
+        ]  # fmt: skip
+        header = ["RUN", "STATUS", "EPOCHS", "BEST EPOCH", "BEST", "MAP50", "MAP50-95", "MEAN F1"]
+        return f"{first}\n\n{_table(results, header)}"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
+    )
+
 
 def compare(
     logs: Mapping[str, RunLog],

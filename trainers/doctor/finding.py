@@ -93,6 +93,18 @@ def count_by_severity(findings: list[Finding]) -> dict[str, int]:
     return counts
 
 
+def findings_text(findings: list[Finding], run: str) -> str:
+    """The findings as ``workbench doctor`` prints them: a count line, then each finding with its evidence and fix."""
+    import json
+
+    counts = ", ".join(f"{n} {s}" for s, n in count_by_severity(findings).items())
+    lines = [f"run {run!r}: {len(findings)} finding{'s' * (len(findings) != 1)} ({counts})"]
+    for f in findings:
+        lines += ["", f"{f.severity.upper()}  {f.id}  {f.title}", f"  evidence: {f.evidence}", f"  fix: {f.fix}"]
+        lines += [f"  recipe change: {key} = {json.dumps(value)}" for key, value in (f.recipe_change or {}).items()]
+    return "\n".join(lines)
+
+
 def _json_ready(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
