@@ -74,6 +74,7 @@ def follow(run_dir: str | Path, offset: int = 0, out: TextIO | None = None, poll
             console.pump()
             status = launcher.refresh_status(run_dir)
             if status.get("status") not in ACTIVE_STATUSES:
+                _wait_job_end(status)
                 console.pump()
                 print(describe_end(run_dir.name, status), file=sys.stderr)
                 return EXIT_FAILED if status.get("status") == "failed" else EXIT_OK
@@ -95,10 +96,27 @@ def follow(run_dir: str | Path, offset: int = 0, out: TextIO | None = None, poll
                 print(f"workbench: {e}", file=sys.stderr)
 
 
+def _wait_job_end(status: dict[str, Any], timeout: float = 15.0) -> None:
+    """A Ray run's status says it ended before its process has exited: wait (bounded) until Ray says so too, so that
+    the job's resources are free when the command returns."""
+    if status.get("backend") != "ray" or not status.get("job_id"):
+        return
+    from trainers import cluster
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cluster.job_info(status.get("cluster") or "", status["job_id"]).terminal:
+                return
+        except WorkbenchError:
+            return
+        time.sleep(0.2)
+
+
 def _note(status: dict[str, Any]) -> str | None:
     """A one-off line about a live Ray run: queued for resources, or the cluster out of reach."""
     if status.get("cluster_error"):
         return f"{status['cluster_error']} (still trying)"
     if status.get("ray_status") == "PENDING":
-        return f"queued on the cluster: Ray job {status.get('job_id')} waits for free resources"
+        return f"Ray job {status.get('job_id')} is pending (starting, or queued until the cluster has its resources)"
     return None
