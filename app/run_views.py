@@ -100,6 +100,7 @@ class RunRow:
     sweep: str | None = None  # the sweep it is a variant of (status.json ``sweep``)
     sweep_values: dict[str, Any] | None = None  # its grid values
     where: str = "local"  # the backend: local, or ray (a Ray job)
+    early_stop: str | None = None  # why the sweep stopped it early
 
     @property
     def active(self) -> bool:
@@ -169,7 +170,7 @@ def run_rows(root: str | os.PathLike[str]) -> list[RunRow]:
                 error=status.get("error"), created=s.created,
                 resume_refusal=resume_refusal(s.path, status) if status else "status unreadable",
                 sweep=status.get("sweep"), sweep_values=status.get("sweep_values"),
-                where=str(status.get("backend") or "local"),
+                where=str(status.get("backend") or "local"), early_stop=status.get("early_stop"),
             )
         )  # fmt: skip
     return grouped_by_sweep(rows)

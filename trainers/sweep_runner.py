@@ -20,9 +20,11 @@ from trainers.run_status import ACTIVE_STATUSES, write_status
 from trainers.sweep import SWEEPS_DIR, Sweep, Variant, load_sweep, record
 from trainers.sweep_early_stop import EarlyStopper
 
+UI_SWEEPS_DIR = ".ui-sweeps"  # <runs root>/.ui-sweeps/<name>.yaml and .log: sweeps started from the UI
 DEFAULT_PARALLEL = 1  # locally: one training process at a time unless asked
 DEFAULT_PARALLEL_CLUSTER = 4  # Ray queues the rest; a job queued over RAY_JOB_START_TIMEOUT_SECONDS (900 s) fails
 POLL_S = 1.0
+_drivers: list[Any] = []  # `workbench sweep` processes started by start_detached, polled so they are reaped
 
 
 def sweep_command(
@@ -45,6 +47,46 @@ def sweep_command(
         cpus = cpus_request(cpus)
     n = sweep.parallel or (DEFAULT_PARALLEL_CLUSTER if cluster else DEFAULT_PARALLEL)
     return run_sweep(sweep, root, parallel=n, cluster=cluster, cpus=cpus, out=out or sys.stdout)
+
+
+def start_detached(doc: dict[str, Any], root: Path, name: str, cluster: str | None = None) -> Path:
+    """Check a sweep (as the CLI would), then run ``workbench sweep`` for it in a detached process (the UI's Start).
+
+    The sweep file goes to ``<root>/.ui-sweeps/<name>.yaml`` and the sweep's own output (its live table) to
+    ``<name>.log`` next to it; the variants are ordinary runs, each with its own folder, listed as they start.
+
+    Raises:
+        SweepError: As ``workbench sweep`` would (one line naming the key); nothing is started.
+        ClusterError: If ``cluster`` is unreachable.
+    """
+    import subprocess
+
+    import yaml
+
+    from trainers.local_processes import child_env
+
+    folder = Path(root) / UI_SWEEPS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    try:
+        load_sweep(path, root=root, name=name)
+        if cluster is not None:
+            from trainers.cluster import check_reachable
+
+            check_reachable(cluster)
+    except WorkbenchError:
+        path.unlink(missing_ok=True)
+        raise
+    cmd = [sys.executable, "-m", "trainers.cli", "sweep", str(path), "--runs-dir", str(root), "--name", name]
+    _drivers[:] = [p for p in _drivers if p.poll() is None]
+    with open(folder / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            cmd + (["--cluster", cluster] if cluster else []), stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, env=child_env(), start_new_session=True, close_fds=True,
+        )  # fmt: skip
+    _drivers.append(proc)
+    return path
 
 
 def short_keys(grid: dict[str, Any]) -> dict[str, str]:
