@@ -79,10 +79,11 @@ def start_detached(doc: dict[str, Any], root: Path, name: str, cluster: str | No
         path.unlink(missing_ok=True)
         raise
     cmd = [sys.executable, "-m", "trainers.cli", "sweep", str(path), "--runs-dir", str(root), "--name", name]
+    cmd += ["--cluster", cluster] if cluster else []
     _drivers[:] = [p for p in _drivers if p.poll() is None]
     with open(folder / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(
-            cmd + (["--cluster", cluster] if cluster else []), stdin=subprocess.DEVNULL, stdout=log,
+            cmd, stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, env=child_env(), start_new_session=True, close_fds=True,
         )  # fmt: skip
     _drivers.append(proc)
