@@ -351,8 +351,7 @@ def save_ui_recipe(recipe: Recipe, root: Path, stem: str) -> Path:
 
 
 def launch(draft: RecipeDraft, root: Path, stem: str = "run", cluster: str | None = None) -> Path:
-    """Write the recipe under ``<root>/.ui-recipes/`` and start it with :func:`trainers.launcher.start_run` (on the
-    Ray cluster at ``cluster``, a job API address, when given).
+    """Write the recipe under ``<root>/.ui-recipes/`` and start it with :func:`trainers.launcher.start_run` (cluster).
 
     Returns:
         The new run folder.
