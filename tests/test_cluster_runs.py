@@ -87,7 +87,9 @@ def test_workbench_stop_on_a_cluster_run_then_resume_completes(ray_head, tmp_pat
     until(run_dir, lambda s: s.get("epoch", 0) >= 1 and s["status"] == "running")
     t0 = time.monotonic()
     result = workbench("stop", "s", "--runs-dir", str(runs))
-    assert result.returncode == 0 and "asked Ray to stop run 's'" in result.stdout, result.stderr
+    assert result.returncode == 0 and "sent SIGTERM to run 's' (through Ray, job workbench-s-" in result.stdout, (
+        result.stderr
+    )
     status = until(run_dir, lambda s: s["status"] != "running", timeout=60)
     took = time.monotonic() - t0
     assert status["status"] == "stopped", status

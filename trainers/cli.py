@@ -189,10 +189,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     run_dir = resolve_run(runs_root(args.runs_dir), args.run)
     pid = stop_run(run_dir)
-    if isinstance(pid, str):  # a Ray job
-        print(f"asked Ray to stop run {run_dir.name!r} (job {pid}); it saves and stops after the current step")
-    else:
-        print(f"sent SIGTERM to run {run_dir.name!r} (pid {pid}); it saves and stops after the current step")
+    who = f"through Ray, job {pid}" if isinstance(pid, str) else f"pid {pid}"  # Ray's stop_job sends the SIGTERM
+    print(f"sent SIGTERM to run {run_dir.name!r} ({who}); it saves and stops after the current step")
     return 0
 
 
