@@ -28,6 +28,7 @@ PAGES = [
     st.Page("app_pages/runs.py", title="Runs", icon=":material/list:"),
     st.Page("app_pages/dashboard.py", title="Run dashboard", icon=":material/monitoring:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/sweeps.py", title="Sweeps", icon=":material/grid_view:"),
     st.Page("app_pages/class_weights.py", title="Class weights", icon=":material/balance:"),
 ]
 # The page files live in app_pages/, not pages/: a pages/ folder next to the entry script switches Streamlit to its

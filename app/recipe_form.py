@@ -356,8 +356,8 @@ def save_ui_recipe(recipe: Recipe, root: Path, stem: str) -> Path:
     return path
 
 
-def launch(draft: RecipeDraft, root: Path, stem: str = "run") -> Path:
-    """Write the recipe under ``<root>/.ui-recipes/`` and start it with :func:`trainers.launcher.start_run`.
+def launch(draft: RecipeDraft, root: Path, stem: str = "run", cluster: str | None = None) -> Path:
+    """Write the recipe under ``<root>/.ui-recipes/`` and start it with :func:`trainers.launcher.start_run` (cluster).
 
     Returns:
         The new run folder.
@@ -370,7 +370,7 @@ def launch(draft: RecipeDraft, root: Path, stem: str = "run") -> Path:
         raise RecipeError(draft.problems, "recipe")
     path = save_ui_recipe(draft.recipe, root, stem)
     try:
-        return launcher.start_run(path, root, name=draft.name)
+        return launcher.start_run(path, root, name=draft.name, **({"cluster": cluster} if cluster else {}))
     except Exception:
         path.unlink(missing_ok=True)
         raise

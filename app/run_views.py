@@ -59,6 +59,10 @@ class RunRow:
     error: str | None
     created: str | None
     resume_refusal: str | None = None  # why Resume is refused (never finished an epoch, completed, still running)
+    sweep: str | None = None  # the sweep it is a variant of (status.json ``sweep``)
+    sweep_values: dict[str, Any] | None = None  # its grid values
+    where: str = "local"  # the backend: local, or ray (a Ray job)
+    early_stop: str | None = None  # why the sweep stopped it early
 
     @property
     def active(self) -> bool:
@@ -131,9 +135,36 @@ def run_rows(root: str | os.PathLike[str]) -> list[RunRow]:
                 epochs=epochs, eta_s=eta, best=format_metric(status.get("best_metric", s.best_metric)),
                 error=status.get("error"), created=s.created,
                 resume_refusal=resume_refusal(s.path, status) if status else "status unreadable",
+                sweep=status.get("sweep"), sweep_values=status.get("sweep_values"),
+                where=str(status.get("backend") or "local"), early_stop=status.get("early_stop"),
             )
         )  # fmt: skip
-    return rows
+    return grouped_by_sweep(rows)
+
+
+def grouped_by_sweep(rows: list[RunRow]) -> list[RunRow]:
+    """The rows with each sweep's variants together (in variant order), where its newest variant would be listed."""
+    out: list[RunRow] = []
+    done: set[str] = set()
+    for row in rows:
+        if row.sweep is None:
+            out.append(row)
+        elif row.sweep not in done:
+            done.add(row.sweep)
+            members = [r for r in rows if r.sweep == row.sweep]
+            out += sorted(members, key=lambda r: (len(r.name), r.name))  # sweep-2 before sweep-10
+    return out
+
+
+def sweep_header(rows: list[RunRow], sweep: str) -> str:
+    """``Sweep **lr**: 4 variants (2 completed, 2 running); grid: backbone_ratio, max_norm``."""
+    members = [r for r in rows if r.sweep == sweep]
+    counts: dict[str, int] = {}
+    for r in members:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    keys = list(dict.fromkeys(k for r in members for k in (r.sweep_values or {})))
+    states = ", ".join(f"{n} {s}" for s, n in counts.items())
+    return f"Sweep **{sweep}**: {len(members)} variants ({states}); grid: {', '.join(keys) or '-'}"
 
 
 # ---- console and artifacts -----------------------------------------------------------------------------------------

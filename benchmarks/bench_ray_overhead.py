@@ -1,9 +1,10 @@
 """Time the demo trained locally and through a Ray job on a private one-node head, side by side.
 
 Starts ``ray start --head`` on loopback (tests/ray_cluster.py: its own process group, its own temp dir, ended with
-everything it spawned), then alternates: ``python -m trainers.cli train RECIPE`` as a plain child process, and the
-same command submitted with ``trainers.cluster.submit`` into a reserved run folder (``--existing``), timed from the
-submit call until Ray reports the job over. Both runs must end ``completed`` with weights in the run folder.
+everything it spawned), then alternates: ``python -m trainers.cli train RECIPE`` training in that process, and
+``python -m trainers.cli train RECIPE --cluster ADDRESS`` (the launcher's Ray backend: reserve the run, submit the
+job, follow it until Ray says it is over). Both are timed from the command's start to its exit and must end
+``completed`` with weights in the run folder.
 
 ``--num-cpus`` is the job's CPU request. Ray also sets OMP_NUM_THREADS to it, so torch trains with that many threads;
 the default (all of the head's CPUs) matches a local run's thread count. ``--num-cpus 1`` on a 2-core machine shows
@@ -44,21 +45,12 @@ def train_local(recipe: Path, root: Path, name: str) -> float:
 
 
 def train_ray(address: str, recipe: Path, root: Path, name: str, num_cpus: float) -> float:
-    from trainers import cluster, runs
-
+    """``workbench train RECIPE --cluster ADDRESS`` (the launcher's Ray backend, followed to the job's end), timed."""
     t0 = time.perf_counter()
-    run_dir = runs.create_run_dir(root, name)  # status "starting", as the launcher reserves it
-    job = cluster.new_job_id(name)
-    runs.write_status(run_dir, backend="ray", cluster=address, job_id=job)
-    argv = [cluster.cluster_python(), "-m", "trainers.cli", "train", str(recipe)]
-    argv += ["--runs-dir", str(root), "--name", name, "--existing"]
-    cluster.submit(address, run_dir, argv, num_cpus=num_cpus, job_id=job)
-    while (state := cluster.job_status(address, job)) not in cluster.RAY_TERMINAL:
-        time.sleep(0.1)
-    took = time.perf_counter() - t0
-    if state != "SUCCEEDED":
-        raise SystemExit(f"Ray job {job} ended {state}: {cluster.logs_tail(address, job)}")
-    return took
+    cmd = [sys.executable, "-m", "trainers.cli", "train", str(recipe), "--runs-dir", str(root), "--name", name]
+    cmd += ["--cluster", address, "--cpus", str(num_cpus)]
+    subprocess.run(cmd, env=child_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
 
 
 def check_completed(run_dir: Path) -> None:

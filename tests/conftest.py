@@ -18,6 +18,9 @@ from trainers.offline import apply_offline_env  # noqa: E402
 apply_offline_env(Path(os.environ.get("WORKBENCH_TEST_CONFIG", "/tmp/workbench-test-yolo-config")))
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
+# One private Ray head for the whole session, shared by every test that asks for it (started on first use only).
+from tests.ray_cluster import ray_head, ray_head_process  # noqa: E402, F401
+
 NAMES = ["disc", "block", "ring"]
 
 

@@ -20,16 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from tests import ray_cluster
 from tests.conftest import REPO, wait_for
 from tests.ray_cluster import free_ports
 from trainers import cluster
 from trainers.cluster import ClusterError, JobState, settle
 
-# The session's private Ray head (started on first use, ended with everything it spawned at the end of the session).
-ray_head_process = ray_cluster.ray_head_process
-ray_head = ray_cluster.ray_head
-
+# ray_head / ray_head_process: the session's private Ray head (tests/conftest.py; started on first use, ended with
+# everything it spawned at the end of the session).
 # A stand-in for the training process' signal handling: SIGTERM -> a 2 s "clean stop" -> a file -> exit 0.
 TRAP = r"""
 import os, signal, sys, time

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fake_last_pt, wait_for
-from trainers import launcher
+from trainers import launcher, local_processes
 from trainers.errors import RecipeError, RunError
 from trainers.run_folder import create_run_dir
 from trainers.run_status import process_start_time, read_status, write_status
@@ -137,7 +137,7 @@ def test_start_run_spawns_a_detached_process_and_records_its_pid(tmp_path, fake)
 
 
 def _alive(pid: int) -> bool:
-    launcher._reap()
+    local_processes.reap()
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
@@ -261,7 +261,7 @@ class RecordingPopen:
 def test_commands_are_argument_lists_never_a_shell(tmp_path, monkeypatch):
     RecordingPopen.calls = []
     monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
-    monkeypatch.setattr(launcher, "_children", {})
+    monkeypatch.setattr(local_processes, "_children", {})
     monkeypatch.setattr(launcher, "_check_recipe", lambda recipe: None)
     recipe = tmp_path / "my recipe;rm -rf ~.yaml"  # hostile characters stay inside one argument
     root = tmp_path / "runs"
@@ -303,7 +303,7 @@ def test_bad_names_are_refused_before_anything_is_spawned(tmp_path, monkeypatch)
 def test_default_names_come_from_the_recipe_and_do_not_collide(tmp_path, monkeypatch):
     RecordingPopen.calls = []
     monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
-    monkeypatch.setattr(launcher, "_children", {})
+    monkeypatch.setattr(local_processes, "_children", {})
     monkeypatch.setattr(launcher, "_check_recipe", lambda recipe: None)
     dirs = {launcher.start_run(tmp_path / "demo.yaml", tmp_path / "runs") for _ in range(3)}
     assert len(dirs) == 3 and all(d.name.startswith("demo-") for d in dirs)

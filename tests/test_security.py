@@ -26,7 +26,7 @@ from streamlit.testing.v1.errors import AppTestError
 from tests.conftest import DEMO_BASE, REPO
 from tests.test_robustness import snapshot
 from tests.ui_server import WorkbenchUI
-from trainers import launcher
+from trainers import launcher, local_processes
 from trainers.errors import RunError
 from trainers.run_folder import validate_run_name
 
@@ -147,7 +147,7 @@ HOSTILE_NAMES = [
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_hostile_run_names_are_refused_before_anything_is_made_or_spawned(name, tmp_path, monkeypatch):
     spawned = []
-    monkeypatch.setattr(launcher, "_spawn", lambda *a, **k: spawned.append(a))
+    monkeypatch.setattr(local_processes, "spawn", lambda *a, **k: spawned.append(a))
     recipe = tmp_path / "r.yaml"
     recipe.write_text("model: yolo26n.yaml\ndata: data.yaml\n")
     root = tmp_path / "runs"

@@ -1,5 +1,8 @@
-"""The ``workbench`` command line: train, resume, list, stop, count labels, diagnose and compare runs, and
+"""The ``workbench`` command line: train, resume, list, stop, sweep, count labels, diagnose and compare runs, and
 start the UI.
+
+``--cluster ADDRESS`` (or ``$WORKBENCH_CLUSTER``) on train, sweep and ui runs training as Ray jobs on that cluster
+(:mod:`trainers.ray_runs`); train and resume then follow the job's output until it ends (:mod:`trainers.run_follow`).
 
 Exit codes: 0 ok; 1 training failed (the training process says so); 2 bad input (one line ``workbench: error: ...`` on
 stderr, from any :class:`~trainers.errors.WorkbenchError`, or argparse's usage error); 130 interrupted.
@@ -19,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainers import cluster_commands
 from trainers.errors import RunError, WorkbenchError
 
 APP_SCRIPT = Path(__file__).resolve().parent.parent / "app" / "main.py"
@@ -57,43 +61,58 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _device(args: argparse.Namespace) -> dict[str, str]:
+    return {"device": args.device} if args.device else {}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    """``workbench train RECIPE``: cheap checks on the name, then train in this process (trainers.training)."""
+    """``workbench train RECIPE``: cheap checks on the name, then train in this process (trainers.training), or
+    submit it to ``--cluster`` and follow it there."""
     from trainers.run_folder import ensure_name_free, runs_root, validate_run_name
     from trainers.run_status import STATUS_FILE
 
     root = runs_root(args.runs_dir)
+    address = cluster_commands.cluster_of(args)
     run_dir = None
     if args.name is not None:
         validate_run_name(args.name)
         if args.existing:
             if (root / args.name / STATUS_FILE).is_file():
                 run_dir = root / args.name
+                cluster_commands.check_claim(run_dir)  # inside a Ray job: still this job's run?
         else:
             ensure_name_free(root, args.name)  # fail now, not after the dataset scan
+    if address is not None:
+        return cluster_commands.train_on_cluster(args, root, address)
 
     def body() -> int:
         from trainers.training import train_run
 
         return int(
-            train_run(args.recipe, root, name=args.name, existing=args.existing, step_stride=args.log_every) or 0
+            train_run(
+                args.recipe, root, name=args.name, existing=args.existing, step_stride=args.log_every, **_device(args)
+            )
+            or 0
         )
 
     return _owned_run(run_dir, body)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    """``workbench resume RUN``: refuse completed/running runs, then resume in this process (trainers.training)."""
+    """``workbench resume RUN``: refuse completed/running runs, then resume in this process (trainers.training); a run
+    that ran on a cluster (or ``--cluster``) is submitted there again and followed."""
     from trainers.launcher import resumable_status
     from trainers.run_folder import resolve_run, runs_root
 
     run_dir = resolve_run(runs_root(args.runs_dir), args.run)
+    if cluster_commands.resumes_on_cluster(args, run_dir):
+        return cluster_commands.resume_on_cluster(args, run_dir)
     resumable_status(run_dir)
 
     def body() -> int:
         from trainers.training import resume_run
 
-        return int(resume_run(run_dir) or 0)
+        return int(resume_run(run_dir, **_device(args)) or 0)
 
     return _owned_run(run_dir, body)
 
@@ -182,8 +201,18 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     run_dir = resolve_run(runs_root(args.runs_dir), args.run)
     pid = stop_run(run_dir)
-    print(f"sent SIGTERM to run {run_dir.name!r} (pid {pid}); it saves and stops after the current step")
+    who = f"through Ray, job {pid}" if isinstance(pid, str) else f"pid {pid}"  # Ray's stop_job sends the SIGTERM
+    print(f"sent SIGTERM to run {run_dir.name!r} ({who}); it saves and stops after the current step")
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``workbench sweep SWEEP.yaml``: every variant of the grid as a run, ``--parallel`` at a time (trainers.sweep)."""
+    from trainers.run_folder import runs_root
+    from trainers.sweep_runner import sweep_command
+
+    root, address = runs_root(args.runs_dir), cluster_commands.cluster_of(args)
+    return sweep_command(args.sweep, root, cluster=address, name=args.name, parallel=args.parallel, cpus=args.cpus)
 
 
 # ---- counts --------------------------------------------------------------------------------------------------------
@@ -274,6 +303,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if not APP_SCRIPT.is_file():
         raise WorkbenchError(f"UI script {APP_SCRIPT} not found; run from a full checkout of the workbench")
     root = runs_root(args.runs_dir)
+    env = {**os.environ, RUNS_DIR_ENV: str(root)}
+    address = cluster_commands.cluster_of(args)
+    if address is not None:  # fail now, in one line, rather than at the first Start
+        from trainers.cluster import CLUSTER_ENV, check_reachable
+
+        check_reachable(address)
+        env[CLUSTER_ENV] = address  # the New run page offers it, and the launcher submits there
     if args.host not in LOCAL_HOSTS:
         print(
             f"workbench: warning: serving on {args.host}: anyone who can reach this address can start and stop runs",
@@ -284,7 +320,6 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--server.address", args.host, "--server.port", str(args.port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
     ]  # fmt: skip
-    env = {**os.environ, RUNS_DIR_ENV: str(root)}
     proc = subprocess.Popen(cmd, env=env)
     try:
         return proc.wait()
@@ -309,11 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-every", type=_positive_int, default=1, metavar="N",
         help="write a step event every N optimizer steps (default 1; raise it for very long runs)",
     )  # fmt: skip
+    cluster_commands.add_options(p, "train")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("resume", help="resume a stopped or failed run from its last.pt")
     p.add_argument("run", metavar="RUN", help="run name under the runs root, or path to a run folder")
     p.add_argument("--runs-dir", help=runs_dir_help)
+    cluster_commands.add_options(p, "resume")
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("rerun", help="start a new run with the recipe of an existing one (it stays as it is)")
@@ -339,6 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN", help="run name under the runs root, or path to a run folder")
     p.add_argument("--runs-dir", help=runs_dir_help)
     p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("sweep", help="train every variant of a grid over a base recipe, N at a time")
+    p.add_argument("sweep", metavar="SWEEP.yaml", help="sweep file: base (a recipe) and grid (dotted key: values)")
+    p.add_argument("--name", help="sweep name; variants are runs <name>-1, <name>-2, ... (default: <file>-<time>)")
+    p.add_argument("--parallel", type=_positive_int, metavar="N", help="variants at a time (default 1; cluster: 4)")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    cluster_commands.add_options(p, "sweep")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("counts", help="per-class label counts and class-weight schemes of a dataset")
     p.add_argument("data", metavar="DATA.yaml", help="dataset YAML")
@@ -368,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: local only)")
     p.add_argument("--runs-dir", help=runs_dir_help)
+    p.add_argument("--cluster", metavar="ADDRESS", help="offer this Ray cluster on New run ($WORKBENCH_CLUSTER)")
     p.set_defaults(func=cmd_ui)
     return parser
 

@@ -1,30 +1,36 @@
-"""Start, watch, stop, resume and delete training runs as detached processes (the UI's side of a run).
+"""Start, watch, stop, resume and delete training runs, on this machine or on a Ray cluster (the UI's side of a run).
 
-Training runs in ``python -m trainers.cli train ... --existing``, in its own session so that it survives the UI.
-The launcher reserves the run folder first (status ``starting``), records the child's pid and start time, and
-later notices a child that died without saying so (``SIGKILL``, out-of-memory killer) in :func:`refresh_status`.
+Training runs in ``python -m trainers.cli train ... --existing``. The launcher reserves the run folder first (status
+``starting``), then hands the command to the run's backend, recorded in status.json's ``backend`` field:
 
-No shell is ever involved: commands are argument lists. Nothing here imports torch or ultralytics.
+- ``local`` (the default, also when the field is absent): a detached process in its own session, so that it
+  survives the UI (:mod:`trainers.local_processes`); liveness is its pid and start time.
+- ``ray``: a Ray job on the cluster at status.json's ``cluster`` (:mod:`trainers.ray_runs`); liveness is Ray's job
+  status, combined with status.json by :func:`trainers.cluster.settle`.
+
+Either way :func:`refresh_status` notices a run whose process died without saying so (``SIGKILL``, out-of-memory
+killer, a lost node) and ends it through :func:`trainers.run_folder.end_run`, the one run-end writer.
+
+No shell is ever involved locally: commands are argument lists. Nothing here imports torch, ultralytics or ray.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trainers import local_processes, ray_runs
 from trainers.errors import RunError
+from trainers.local_processes import child_env  # noqa: F401  (re-exported: the environment of local runs)
 from trainers.run_folder import (
-    CONSOLE_FILE,
     LAST_CHECKPOINT,
     RECIPE_FILE,
-    TELEMETRY_FILE,
     check_resumable,
     create_run_dir,
     end_run,
@@ -34,25 +40,11 @@ from trainers.run_folder import (
     validate_run_name,
 )
 from trainers.run_folder import runs_root as resolve_runs_root
-from trainers.run_status import (
-    ACTIVE_STATUSES,
-    STATUS_FILE,
-    now_iso,
-    process_alive,
-    read_status,
-    update_status,
-    write_status,
-)
-from trainers.telemetry.events import read_events
-from trainers.telemetry.run_log import RunLog
+from trainers.run_status import ACTIVE_STATUSES, STATUS_FILE, read_status, update_status, write_status
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# A run left in "starting" with no pid this long after its last update lost its launcher before the spawn.
+# A run left in "starting" with no pid (or Ray job) this long after its last update lost its launcher before the spawn.
 STARTING_GRACE_S = 60.0
-
-# Children started by this process, by (pid, start time): polled to reap them and learn their exit codes.
-_children: dict[tuple[int, int | None], subprocess.Popen] = {}
-_exit_codes: dict[tuple[int, int | None], int] = {}
 
 
 # ---- commands ------------------------------------------------------------------------------------------------------
@@ -69,43 +61,6 @@ def resume_command(run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "trainers.cli", "resume", str(run_dir)]
 
 
-def child_env() -> dict[str, str]:
-    """Environment for training processes: ours, unbuffered output, and this checkout importable as ``trainers``."""
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"  # console.log must show progress as it happens, not in 8 KiB blocks
-    # `python -m trainers.cli` must import the same package as the UI, whatever the UI's working directory.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-def _spawn(cmd: list[str], run_dir: Path) -> subprocess.Popen:
-    """Start ``cmd`` detached, with stdout and stderr appended to the run's console.log, and record its pid."""
-    with open(run_dir / CONSOLE_FILE, "ab") as log:
-        log.write(f"[{now_iso()}] workbench launcher: {shlex.join(cmd)}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=child_env(),
-            start_new_session=True,  # own session and process group: survives the UI, can be signalled as a group
-            close_fds=True,
-        )
-    status = write_status(run_dir, pid=proc.pid)  # also records the start time (pid_start)
-    _children[(proc.pid, status.get("pid_start"))] = proc
-    return proc
-
-
-def _reap() -> None:
-    """Collect exit codes of finished children so that they do not linger as zombies."""
-    for key, proc in list(_children.items()):
-        code = proc.poll()
-        if code is not None:
-            _exit_codes[key] = code
-            del _children[key]
-
-
 # ---- start ---------------------------------------------------------------------------------------------------------
 def _check_recipe(recipe: Path):
     """Fail now, in the UI, on a recipe that the training process would reject a second later; return it."""
@@ -115,28 +70,47 @@ def _check_recipe(recipe: Path):
 
 
 def start_run(
-    recipe_path: str | os.PathLike[str], runs_root: str | os.PathLike[str] | None, name: str | None = None
+    recipe_path: str | os.PathLike[str],
+    runs_root: str | os.PathLike[str] | None,
+    name: str | None = None,
+    *,
+    cluster: str | None = None,
+    cpus: float | None = None,
+    extra_status: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Reserve a run folder and start training in a detached process.
+    """Reserve a run folder and start training: in a detached process, or as a Ray job with ``cluster``.
 
     Args:
         recipe_path: The recipe YAML.
-        runs_root: The runs root (None: ``$WORKBENCH_RUNS_DIR`` or ``./runs``).
+        runs_root: The runs root (None: ``$WORKBENCH_RUNS_DIR`` or ``./runs``); with ``cluster``, on storage that the
+            cluster's nodes see at the same path.
         name: The run name; default: the recipe's stem and the time (``demo-20261122-153012``).
+        cluster: The Ray job API (``http://HEAD:8265``) to run on; None: this machine.
+        cpus: With ``cluster``: the job's CPU request (default ``$WORKBENCH_CLUSTER_CPUS`` or 1).
+        extra_status: Fields recorded in status.json at the reservation (``sweep``, ``sweep_values``).
 
     Returns:
-        The run folder. Its status is ``starting`` with the child's ``pid`` recorded; the child moves it on.
+        The run folder. Its status is ``starting`` with the child's ``pid`` (or the Ray ``job_id``) recorded; the
+        training process moves it on.
 
     Raises:
         RecipeError: If the recipe is missing or invalid.
         RunError: If the name is invalid or in use, or the process cannot be started.
+        ClusterError: If the cluster is unreachable (checked before anything is written) or refuses the job.
     """
     root = resolve_runs_root(runs_root)
     recipe = Path(recipe_path).expanduser().resolve()
     if name is not None:
         validate_run_name(name)
     checked = _check_recipe(recipe)
-    _reap()
+    if cluster is not None:
+        from trainers.cluster import check_reachable, normalize_address
+
+        cluster = normalize_address(cluster)
+        check_reachable(cluster)
+        cpus = ray_runs.cpus_request(cpus)
+        ray_runs.job_gpus(checked.train.get("device") if checked is not None else None)  # a bad device fails here
+    local_processes.reap()
     try:
         if name is not None:
             run_dir = create_run_dir(root, name)
@@ -152,18 +126,43 @@ def start_run(
                 raise RunError(f"could not reserve a run name for {recipe.stem!r} in {root}; pass --name")
     except OSError as e:
         raise unusable_runs_root(root, e) from None
+    if extra_status:
+        write_status(run_dir, **extra_status)
     if checked is not None:  # the run keeps its recipe even if it fails before training writes it again
         (run_dir / RECIPE_FILE).write_text(checked.to_yaml(), encoding="utf-8")
+    if cluster is not None:
+        # The job trains the run's own recipe.yaml (absolute paths): the recipe file given here may not be on storage
+        # that the nodes see.
+        source = run_dir / RECIPE_FILE if checked is not None else recipe
+        command = ["train", str(source), "--runs-dir", str(root), "--name", name, "--existing"]
+        device = checked.train.get("device") if checked is not None else None
+        _submit(run_dir, command, cluster, device, cpus, extra_status)
+        return run_dir
     try:
-        _spawn(train_command(recipe, root, name), run_dir)
+        local_processes.spawn(train_command(recipe, root, name), run_dir)
     except OSError as e:
         mark_failed(run_dir, f"could not start the training process: {e}")
         raise RunError(f"run {name!r}: could not start the training process ({e})") from None
     return run_dir
 
 
+def _submit(
+    run_dir: Path, command: list[str], address: str, device: Any, cpus: float | None, labels: Mapping | None
+) -> None:
+    """Submit a reserved run's training command as a Ray job; a refused or lost submit fails the run, one line."""
+    from trainers.cluster import ClusterError
+
+    meta = {f"workbench_{k}": str(v) for k, v in (labels or {}).items() if k == "sweep" and v}
+    try:
+        ray_runs.submit(run_dir, command, address, device=device, cpus=cpus, metadata=meta)
+    except ClusterError as e:
+        mark_failed(run_dir, f"could not submit the Ray job: {e}")
+        raise
+
+
 def start_again(run_dir: str | os.PathLike[str], name: str | None = None) -> Path:
-    """Start a new run with the recipe of ``run_dir`` (which is left as it is), in a detached process.
+    """Start a new run with the recipe of ``run_dir`` (which is left as it is), where ``run_dir`` ran (this machine,
+    or the Ray cluster it was submitted to).
 
     Args:
         run_dir: A run of any status.
@@ -180,37 +179,13 @@ def start_again(run_dir: str | os.PathLike[str], name: str | None = None) -> Pat
     if name is None:
         root = run_dir.parent
         name = new_run_name(rerun_stem(run_dir.name), root)
-    return start_run(recipe, run_dir.parent, name=name)
+    address = ray_runs.recorded_cluster(run_dir)
+    if address is None:
+        return start_run(recipe, run_dir.parent, name=name)
+    return start_run(recipe, run_dir.parent, name=name, cluster=address, cpus=read_status(run_dir).get("num_cpus"))
 
 
 # ---- watch ---------------------------------------------------------------------------------------------------------
-def _process_state(pid: int, pid_start: int | None) -> tuple[bool, int | None]:
-    """Whether the run's process lives, and its exit code if we learned it (our own children are polled first)."""
-    key = (pid, pid_start)
-    _reap()
-    if key in _exit_codes:
-        return False, _exit_codes[key]
-    if key in _children:
-        return True, None
-    return process_alive(pid, pid_start)
-
-
-def _last_run_end(run_dir: Path) -> dict[str, Any] | None:
-    """The ``run_end`` of the latest attempt, or None if that attempt has none."""
-    return RunLog.from_events(read_events(run_dir / TELEMETRY_FILE)[0]).run_end
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return ""
-    if code < 0:
-        try:
-            return f"; exit code {code} ({signal.Signals(-code).name})"
-        except ValueError:
-            pass
-    return f"; exit code {code}"
-
-
 def mark_failed(
     run_dir: str | os.PathLike[str],
     error: str,
@@ -248,14 +223,16 @@ def mark_failed(
 def refresh_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a run's status and settle it if its process died without saying so.
 
-    For a ``starting``/``running`` run whose process is gone (or whose pid now belongs to another process, told apart
-    by the start time recorded at spawn): if the latest attempt's telemetry has a ``run_end``, its status is adopted;
-    otherwise a ``run_end`` is appended to telemetry and the run is marked ``failed`` ("exited without a run-end
-    event"), or ``stopped`` if a stop had been requested. While the process lives this costs two small file reads,
-    so it can be polled every second.
+    For a ``starting``/``running`` run whose process is gone: locally, a pid with no process (or one that now belongs
+    to another process, told apart by the start time recorded at spawn); on a cluster, a Ray job that Ray says is
+    over. If that attempt's telemetry has a ``run_end``, its status is adopted; otherwise a ``run_end`` is appended to
+    telemetry and the run is marked ``failed`` (with why), or ``stopped`` if a stop had been requested. While a local
+    process lives this costs two small file reads; a Ray run costs one job API request. Either can be polled every
+    second.
 
     Returns:
-        The (possibly updated) status.
+        The (possibly updated) status. For a live Ray run it also carries ``ray_status`` (or ``cluster_error`` when
+        the cluster did not answer: the run is then left as it is), not written to status.json.
 
     Raises:
         RunError: If ``run_dir`` is not a run.
@@ -263,49 +240,18 @@ def refresh_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     run_dir = Path(run_dir)
     status = read_status(run_dir)
     if status.get("status") not in ACTIVE_STATUSES:
-        _reap()
+        local_processes.reap()
         return status
-    pid = status.get("pid")
-    if pid is None:
-        age = time.time() - _mtime(run_dir)
-        if age < STARTING_GRACE_S:
-            return status  # the launcher is between reserving the folder and spawning
-        alive, exit_code = False, None
-    else:
-        alive, exit_code = _process_state(pid, status.get("pid_start"))
-    if alive:
-        return status
-
-    def still_ours(current: dict[str, Any]) -> bool:
-        return current.get("status") in ACTIVE_STATUSES and current.get("pid") == pid  # else settled or restarted
-
-    end = _last_run_end(run_dir)
-    if end is not None:  # it finished and said so, but died before writing its final status
-
-        def adopt(current: dict[str, Any]) -> dict[str, Any] | None:
-            if not still_ours(current):
-                return None
-            return {
-                "status": end.get("status") if end.get("status") in ("completed", "stopped", "failed") else "failed",
-                "best_epoch": end.get("best_epoch", current.get("best_epoch")),
-                "best_metric": end.get("best_metric", current.get("best_metric")),
-                "error": end.get("error"),
-                "exit_code": exit_code,
-            }
-
-        return update_status(run_dir, adopt)
-    if status.get("stop_requested") and pid is not None:
-        # Stopped before the runner could take over the signal (still importing torch, say): the user asked for
-        # this end, so it is a stop, not a crash.
-        return end_run(run_dir, "stopped", exit_code=exit_code, source="launcher", only_if=still_ours)
-    if pid is None:
-        error = "training process was never started (the launcher stopped before spawning it)"
-    else:
-        error = f"training process {pid} exited without a run-end event (killed or out of memory?)"
-    return end_run(
-        run_dir, "failed", error=error + _describe_exit(exit_code), exit_code=exit_code, source="launcher",
-        only_if=still_ours,
-    )  # fmt: skip
+    ray = status.get("backend") == ray_runs.BACKEND
+    owner = status.get("job_id") if ray else status.get("pid")
+    if owner is None:
+        if time.time() - _mtime(run_dir) < STARTING_GRACE_S:
+            return status  # the launcher is between reserving the folder and spawning (or submitting)
+        return local_processes.settle_dead(run_dir, status)  # it never started, wherever it was meant to run
+    if ray:
+        return ray_runs.refresh(run_dir, status)
+    alive, exit_code = local_processes.process_state(owner, status.get("pid_start"))
+    return status if alive else local_processes.settle_dead(run_dir, status, exit_code)
 
 
 def _mtime(run_dir: Path) -> float:
@@ -316,38 +262,38 @@ def _mtime(run_dir: Path) -> float:
 
 
 # ---- stop, resume, delete ------------------------------------------------------------------------------------------
-def stop_run(run_dir: str | os.PathLike[str], sig: int = signal.SIGTERM) -> int:
+def stop_run(run_dir: str | os.PathLike[str], sig: int = signal.SIGTERM) -> int | str:
     """Ask a run's process to stop (the runner turns SIGTERM/SIGINT into a clean stop with ``run_end``).
 
-    The whole process group is signalled when the process leads one (the launcher starts it that way, so DDP workers
-    hear it too); a process started from a terminal is signalled alone, never its shell's group.
+    Locally, the whole process group is signalled when the process leads one (the launcher starts it that way, so
+    DDP workers hear it too); a process started from a terminal is signalled alone, never its shell's group. On a
+    cluster, Ray's ``stop_job`` sends the SIGTERM (``sig`` does not apply) and SIGKILLs after a grace
+    (``$WORKBENCH_CLUSTER_STOP_WAIT_S``, 120 s).
 
     Args:
         run_dir: The run folder.
         sig: The signal; ``SIGKILL`` kills without a clean stop (then :func:`refresh_status` marks it failed).
 
     Returns:
-        The pid that was signalled.
+        The pid that was signalled, or the Ray job id that was asked to stop.
 
     Raises:
         RunError: If the run is not starting/running, or its process is already gone.
+        ClusterError: If the run's cluster is unreachable.
     """
     run_dir = Path(run_dir)
     status = refresh_status(run_dir)
     state, pid = status.get("status"), status.get("pid")
     if state not in ACTIVE_STATUSES:
         raise RunError(f"run {run_dir.name!r} is not running (status: {state}); nothing to stop")
+    if status.get("backend") == ray_runs.BACKEND:
+        return ray_runs.stop(run_dir, status)
     if pid is None:
         raise RunError(f"run {run_dir.name!r} is starting and has no process yet; try again in a moment")
     try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
+        return local_processes.signal_run(run_dir, pid, sig)
     except ProcessLookupError:
         raise RunError(f"run {run_dir.name!r} is not running (process {pid} is gone); nothing to stop") from None
-    write_status(run_dir, stop_requested=now_iso())
-    return pid
 
 
 def resumable_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -359,28 +305,47 @@ def resumable_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return check_resumable(run_dir, refresh_status(run_dir))
 
 
-def resume_run_detached(run_dir: str | os.PathLike[str]) -> None:
-    """Resume a stopped or failed run in a detached process (``python -m trainers.cli resume RUN_DIR``).
+def resume_run_detached(
+    run_dir: str | os.PathLike[str], *, cluster: str | None = None, cpus: float | None = None
+) -> None:
+    """Resume a stopped or failed run (``python -m trainers.cli resume RUN_DIR``) where it ran, detached.
+
+    A run that ran on a Ray cluster is submitted there again (a new job); ``cluster`` sends it to that cluster
+    instead (a local run too, if its folder is on storage the nodes see).
 
     Raises:
         RunError: If the run is running or completed, its weights/last.pt is damaged (nothing is changed then), or
             the process cannot be started.
+        ClusterError: If the cluster is unreachable (nothing is changed) or refuses the job (the run is failed).
     """
     from trainers.preflight import check_last_checkpoint
 
     run_dir = Path(run_dir).resolve()
-    resumable_status(run_dir)
+    status = resumable_status(run_dir)
     check_last_checkpoint(run_dir / LAST_CHECKPOINT)  # damaged: refused here, so the UI says why, nothing changed
+    address = cluster or (status.get("cluster") if status.get("backend") == ray_runs.BACKEND else None)
+    if address is not None:
+        from trainers.cluster import check_reachable, normalize_address
+        from trainers.recipe import Recipe
+
+        address = normalize_address(address)
+        check_reachable(address)
+        cpus = ray_runs.cpus_request(cpus if cpus is not None else status.get("num_cpus"))
+        recipe = Recipe.from_yaml((run_dir / RECIPE_FILE).read_text(encoding="utf-8"), source=str(run_dir))
 
     def reserve(current: dict[str, Any]) -> dict[str, Any] | None:
         if current.get("status") in ACTIVE_STATUSES:  # another resume got here first
             raise RunError(f"run {run_dir.name!r} is already {current['status']}; stop it first or wait for it to end")
-        return dict(status="starting", pid=None, pid_start=None, error=None, exit_code=None, stop_requested=None)
+        fields = dict(status="starting", pid=None, pid_start=None, error=None, exit_code=None, stop_requested=None)
+        return {**fields, "job_id": None} if address is not None else fields
 
-    _reap()
+    local_processes.reap()
     update_status(run_dir, reserve)
+    if address is not None:
+        _submit(run_dir, ["resume", str(run_dir)], address, recipe.train.get("device"), cpus, status)
+        return
     try:
-        _spawn(resume_command(run_dir), run_dir)
+        local_processes.spawn(resume_command(run_dir), run_dir)
     except OSError as e:
         mark_failed(run_dir, f"could not start the resume process: {e}")
         raise RunError(f"run {run_dir.name!r}: could not start the resume process ({e})") from None

@@ -383,7 +383,8 @@ def resume_refusal(run_dir: str | os.PathLike[str], status: dict[str, Any]) -> s
     if state == "completed":
         return f"run {run_dir.name!r} is completed; nothing to resume"
     if state in ACTIVE_STATUSES and not (state == "starting" and pid in (None, os.getpid())):
-        if process_alive(pid, status.get("pid_start"))[0] or state == "starting":
+        # A Ray run's pid is on a node: it is alive while status.json (settled through Ray's job status) says so.
+        if status.get("backend") == "ray" or process_alive(pid, status.get("pid_start"))[0] or state == "starting":
             return f"run {run_dir.name!r} is already {state} (pid {pid}); stop it first or wait for it to end"
     if not (run_dir / LAST_CHECKPOINT).is_file():
         return (

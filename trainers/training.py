@@ -42,8 +42,13 @@ def train_run(
     name: str | None = None,
     existing: bool = False,
     step_stride: int = 1,
+    device: str | None = None,
 ) -> int:
-    """Validate ``recipe_path``, create the run directory and train in this process. Returns the exit code."""
+    """Validate ``recipe_path``, create the run directory and train in this process. Returns the exit code.
+
+    ``device`` overrides the recipe's ``train.device`` for this process only (recipe.yaml keeps the recipe's): a Ray
+    job gets the GPUs it was granted renumbered from 0.
+    """
     from trainers.data_yaml import resolved_data_dict
 
     recipe = load_recipe(recipe_path)
@@ -74,11 +79,14 @@ def train_run(
         resumes=0,
         step_stride=int(step_stride),  # kept for resume
     )
-    return execute(run_dir, recipe, resume=False, step_stride=step_stride)
+    return execute(run_dir, recipe, resume=False, step_stride=step_stride, device=device)
 
 
-def resume_run(run_dir: str | Path) -> int:
-    """Continue a stopped or failed run from its last.pt, appending to the same telemetry. Returns the exit code."""
+def resume_run(run_dir: str | Path, device: str | None = None) -> int:
+    """Continue a stopped or failed run from its last.pt, appending to the same telemetry. Returns the exit code.
+
+    ``device``: as for :func:`train_run`.
+    """
     from trainers.telemetry.events import read_events
     from trainers.telemetry.run_log import RunLog
 
@@ -91,11 +99,13 @@ def resume_run(run_dir: str | Path) -> int:
     log = RunLog.from_events(read_events(run_dir / run_folder.TELEMETRY_FILE)[0])
     write_status(run_dir, status="running", pid=os.getpid(), error=None, resumes=int(status.get("resumes", 0)) + 1)
     stride = int(status.get("step_stride") or 1)
-    return execute(run_dir, recipe, resume=True, step_offset=log.completed_steps, step_stride=stride)
+    return execute(run_dir, recipe, resume=True, step_offset=log.completed_steps, step_stride=stride, device=device)
 
 
 # ---- the training process ---------------------------------------------------------------------------------------
-def execute(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0, step_stride: int = 1) -> int:
+def execute(
+    run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0, step_stride: int = 1, device: str | None = None
+) -> int:
     """Train (or resume) in this process, translating SIGINT/SIGTERM into a clean stop at a batch boundary."""
     from trainers.offline import apply_offline_env, quiet_integrations
 
@@ -107,7 +117,9 @@ def execute(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0, s
     trainer = None
     outcome: dict[str, Any] = {"status": "failed", "error": None, "traceback": None}
     try:
-        trainer = make_trainer(run_dir, recipe, resume=resume, step_offset=step_offset, step_stride=step_stride)
+        trainer = make_trainer(
+            run_dir, recipe, resume=resume, step_offset=step_offset, step_stride=step_stride, device=device
+        )
 
         def check_stop(trainer_) -> None:
             if stop.is_set() or getattr(trainer_, "stop_reason", None):
@@ -152,7 +164,9 @@ def error_line(e: BaseException) -> str:
     return line
 
 
-def make_trainer(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0, step_stride: int = 1):
+def make_trainer(
+    run_dir: Path, recipe: Recipe, resume: bool, step_offset: int = 0, step_stride: int = 1, device: str | None = None
+):
     """The composed trainer for a run directory (in-process; also used by tests)."""
     from trainers.compose import build_trainer_class
 
@@ -174,6 +188,8 @@ def make_trainer(run_dir: Path, recipe: Recipe, resume: bool, step_offset: int =
         "name": run_dir.name,
         "exist_ok": True,
     }
+    if device is not None:
+        overrides["device"] = device
     if resume:
         overrides["resume"] = str(last)
     return cls(overrides=overrides)

@@ -10,6 +10,8 @@ recipe is rebuilt from session state on each rerun with :func:`app.recipe_form.b
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import streamlit as st
 
@@ -23,6 +25,10 @@ from trainers.errors import WorkbenchError
 init_state()
 root = current_runs_root()
 ss = st.session_state
+# Run on: `workbench ui --cluster ADDRESS` (or $WORKBENCH_CLUSTER) offers that Ray cluster, chosen by default.
+CLUSTER = os.environ.get("WORKBENCH_CLUSTER", "")
+ss.setdefault("nr_run_on", "cluster" if CLUSTER else "local")
+ss.setdefault("nr_cluster", CLUSTER)
 if ss.pop("new_run_clear_name", False):
     ss.nr_name = ""
 
@@ -207,10 +213,23 @@ with recipe_col:
     if draft.problems:
         n = len(draft.problems)
         st.warning(f"Start is refused until {'this problem is' if n == 1 else f'these {n} problems are'} fixed.")
+    st.radio(
+        "Run on", ["local", "cluster"], key="nr_run_on", horizontal=True,
+        format_func={"local": "this machine", "cluster": "cluster (Ray job)"}.get,
+    )  # fmt: skip
+    cluster = None
+    if ss.nr_run_on == "cluster":
+        st.text_input("Ray job API address", key="nr_cluster", placeholder="http://HEAD:8265")
+        st.caption(f"The runs root `{root}` must be on storage the cluster's nodes see at the same path.")
+        cluster = ss.nr_cluster.strip() or None
     if st.button("Start", type="primary", key="new_run_start", disabled=not draft.ok, icon=":material/play_arrow:"):
-        if draft.ok:  # re-checked: a disabled button cannot be clicked in a browser, but state can change under it
+        if ss.nr_run_on == "cluster" and not cluster:
+            st.error(
+                "Run on cluster: enter the Ray job API address (the head's dashboard port, e.g. http://HEAD:8265)."
+            )
+        elif draft.ok:  # re-checked: a disabled button cannot be clicked in a browser, but state can change under it
             try:
-                run_dir = recipe_form.launch(draft, root, recipe_form.recipe_stem(form))
+                run_dir = recipe_form.launch(draft, root, recipe_form.recipe_stem(form), cluster=cluster)
             except WorkbenchError as e:
                 st.error(str(e))
             else:

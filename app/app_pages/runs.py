@@ -62,12 +62,20 @@ def run_list() -> None:
         st.info("No runs yet. Start one on the New run page.")
         st.page_link("app_pages/new_run.py", label="New run", icon=":material/add_circle:")
         return
+    previous_sweep = None
     for row in current:
+        if row.sweep and row.sweep != previous_sweep:  # the variants of a sweep are listed together, under a header
+            st.markdown(run_views.sweep_header(current, row.sweep))
+        previous_sweep = row.sweep
         with st.container(border=True, key=f"runs_row_{row.name}"):
             name_col, status_col, progress_col, eta_col, best_col, actions_col = st.columns([2, 1.5, 2, 0.9, 2.2, 3.2])
             name_col.markdown(f"**{row.name}**")
             if row.created:
                 name_col.caption(row.created.replace("T", " ")[:19])
+            if row.sweep_values:
+                name_col.caption(" · ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in row.sweep_values.items()))
+            if row.where == "ray":
+                name_col.caption(":material/cloud: on the Ray cluster")
             status_col.badge(row.status, color=STATUS_COLORS.get(row.status, "gray"))
             epochs = row.epochs or "?"
             progress_col.progress(row.progress, text=f"epoch {row.epoch}/{epochs}")
