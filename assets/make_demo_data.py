@@ -12,7 +12,7 @@ balanced, crosses rare there too (12) and **yellow**, where the demo's crosses a
 already knows circles, squares and triangles (F1 ~0.9-1.0 on the demo from epoch 1) but only half-recognises the
 demo's crosses: the rare class starts far behind and has to be learned from 8 examples during the fine-tune. (A base
 trained on the demo images themselves scored every class at 0.9-1.0 from the first epoch, so nothing a customization
-did was visible; a base that never saw a cross did not learn one within 10 epochs. Both measured, see README.)
+did was visible; a base that never saw a cross did not learn one within 10 epochs. Both measured: docs/benchmarks.md.)
 
 Everything comes from one seeded generator and is written in a fixed order, so two runs give byte-identical files
 (``tests/test_demo_assets.py`` checks this against the committed ``assets/demo/``).
