@@ -171,10 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"\nrare class: {rare}; train counts {doc['train_counts']}; class weights {doc['class_weights']}")
     head = " | ".join(f"{rare} F1 @{k}" for k in REPORT_EPOCHS if k <= args.epochs)
-    print(f"| arm | seed | {head} | best {rare} F1 | first epoch ≥ {args.reach} | final mean F1 | final F1, other classes | lag ep 1-3 |")
+    print(
+        f"| arm | seed | {head} | best {rare} F1 | first epoch ≥ {args.reach} | final mean F1 "
+        "| final F1, other classes | lag ep 1-3 |"
+    )
     for arm, rows in runs.items():
         for r in rows:
-            cells = " | ".join(f"{r['rare_f1'].get(str(k), float('nan')):.2f}" for k in REPORT_EPOCHS if k <= args.epochs)
+            cells = " | ".join(f"{r['rare_f1'][str(k)]:.2f}" for k in REPORT_EPOCHS if k <= args.epochs)
             lag = ", ".join(f"{x:.2f}" for x in r["lag_epochs_1_3"])
             print(
                 f"| {arm} | {r['seed']} | {cells} | {r['rare_best_f1']:.2f} | {r['first_epoch_reaching'] or '—'} "
