@@ -1,39 +1,82 @@
-"""Generate the demo detection dataset: coloured shapes on a noisy background, deliberately imbalanced.
+"""Generate the demo detection dataset and the base checkpoint's own training set: coloured shapes on noise.
 
 The layout is ultralytics': ``data.yaml`` (``path: .``), ``images/{train,val}/*.jpg``, ``labels/{train,val}/*.txt``.
-Four classes with a 20x imbalance in the train split (160 circles, 60 squares, 30 triangles, 8 crosses) so that the
-class-weight and per-class-F1 features have something to show; the rare class also appears in val (5 crosses) so its
-F1 can be measured. Two train images are pure background (no label file).
+
+**The demo set** (``assets/demo/``, committed) is what the New run page fine-tunes by default. Four classes with a 20x
+imbalance in the train split (160 circles, 60 squares, 30 triangles, 8 crosses); val has 8 crosses so the rare
+class's F1 is measured on more than a handful of boxes. Two train images are pure background (no label file).
+
+**The base set** (``--base``, not committed: ``assets/train_demo_base.py`` generates it into a temporary folder and
+trains ``assets/demo_base.pt`` on it) is a different collection: other images (seed 1), the three common classes
+balanced, crosses rare there too (12) and **yellow**, where the demo's crosses are **magenta**. So the base checkpoint
+already knows circles, squares and triangles (F1 ~0.9-1.0 on the demo from epoch 1) but only half-recognises the
+demo's crosses: the rare class starts far behind and has to be learned from 8 examples during the fine-tune. (A base
+trained on the demo images themselves scored every class at 0.9-1.0 from the first epoch, so nothing a customization
+did was visible; a base that never saw a cross did not learn one within 10 epochs. Both measured: docs/benchmarks.md.)
 
 Everything comes from one seeded generator and is written in a fixed order, so two runs give byte-identical files
 (``tests/test_demo_assets.py`` checks this against the committed ``assets/demo/``).
 
 Usage::
 
-    python assets/make_demo_data.py            # writes assets/demo/
-    python assets/make_demo_data.py /tmp/demo  # anywhere else
+    python assets/make_demo_data.py                    # writes assets/demo/
+    python assets/make_demo_data.py /tmp/demo          # anywhere else
+    python assets/make_demo_data.py --base /tmp/base   # the base checkpoint's training set
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 NAMES = ("circle", "square", "triangle", "cross")
-TRAIN_COUNTS = (160, 60, 30, 8)  # most common / rarest = 20
-VAL_COUNTS = (40, 16, 8, 5)
-N_TRAIN, N_VAL = 48, 16
-N_BACKGROUND = 2  # train images without objects (no label file)
 IMG_SIZE = 128
 OBJ_MIN, OBJ_MAX = 20, 40  # px: learnable at imgsz 64-128
 JPEG_QUALITY = 85
 DEFAULT_OUT = Path(__file__).resolve().parent / "demo"
 # One hue per class (with jitter) so a nano model learns them within a couple of minutes on a CPU.
-BASE_COLORS = ((220, 60, 50), (50, 90, 220), (40, 170, 70), (230, 200, 40))
+RED, BLUE, GREEN, YELLOW, MAGENTA = (220, 60, 50), (50, 90, 220), (40, 170, 70), (230, 200, 40), (200, 60, 200)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one generated set holds: images and instances per split, and each class's colour."""
+
+    seed: int
+    n_train: int
+    n_val: int
+    train_counts: tuple[int, ...]
+    val_counts: tuple[int, ...]
+    colors: tuple[tuple[int, int, int], ...]
+    n_background: int  # train images without objects (no label file)
+    note: str
+
+
+DEMO = Spec(
+    seed=0, n_train=48, n_val=16,
+    train_counts=(160, 60, 30, 8),  # most common / rarest = 20
+    val_counts=(40, 16, 8, 8),
+    colors=(RED, BLUE, GREEN, MAGENTA),
+    n_background=2,
+    note="The demo set: crosses are magenta and 20x rarer than circles",
+)  # fmt: skip
+BASE = Spec(
+    seed=1, n_train=64, n_val=16,
+    train_counts=(100, 100, 100, 12),
+    val_counts=(24, 24, 24, 6),
+    colors=(RED, BLUE, GREEN, YELLOW),
+    n_background=0,
+    note="The base checkpoint's set (assets/train_demo_base.py): other images, crosses yellow",
+)  # fmt: skip
+# Kept for readers of the committed numbers (tests, README).
+TRAIN_COUNTS, VAL_COUNTS, N_TRAIN, N_VAL, N_BACKGROUND = (
+    DEMO.train_counts, DEMO.val_counts, DEMO.n_train, DEMO.n_val, DEMO.n_background
+)  # fmt: skip
 
 
 def _background(rng: np.random.Generator) -> np.ndarray:
@@ -69,7 +112,9 @@ def _draw(draw: ImageDraw.ImageDraw, cls: int, box: tuple[int, int, int, int], c
         draw.rectangle((x0, y0 + t, x1 - 1, y1 - 1 - t), fill=color)
 
 
-def _split(out: Path, split: str, n_images: int, counts: tuple[int, ...], n_background: int, rng) -> None:
+def _split(
+    out: Path, split: str, n_images: int, counts: tuple[int, ...], n_background: int, colors: tuple, rng
+) -> None:
     img_dir, lbl_dir = out / "images" / split, out / "labels" / split
     for d in (img_dir, lbl_dir):
         d.mkdir(parents=True, exist_ok=True)
@@ -91,7 +136,7 @@ def _split(out: Path, split: str, n_images: int, counts: tuple[int, ...], n_back
                 box = _place(rng, taken)
                 taken.append(box)
                 jitter = rng.integers(-25, 26, size=3)
-                color = tuple(int(c) for c in np.clip(np.array(BASE_COLORS[cls]) + jitter, 0, 255))
+                color = tuple(int(c) for c in np.clip(np.array(colors[cls]) + jitter, 0, 255))
                 _draw(draw, cls, box, color)
                 x0, y0, x1, y1 = box
                 cx, cy = (x0 + x1) / 2 / IMG_SIZE, (y0 + y1) / 2 / IMG_SIZE
@@ -104,30 +149,34 @@ def _split(out: Path, split: str, n_images: int, counts: tuple[int, ...], n_back
         (img_dir / f"{stem}.jpg").write_bytes(buf.getvalue())
 
 
-def generate(out: Path = DEFAULT_OUT, seed: int = 0) -> Path:
-    """Write the demo dataset under ``out`` and return its ``data.yaml``.
+def generate(out: Path = DEFAULT_OUT, seed: int | None = None, spec: Spec = DEMO) -> Path:
+    """Write a generated set under ``out`` and return its ``data.yaml``.
 
     Args:
         out: Output folder (created if needed). Existing ``.jpg``/``.txt`` files in its split folders are replaced.
-        seed: Seed of the single random generator; the committed dataset uses 0.
+        seed: Seed of the single random generator; None: the spec's (the committed demo set uses 0, the base set 1).
+        spec: :data:`DEMO` (the committed demo set) or :data:`BASE` (the base checkpoint's training set).
 
     Returns:
         Path of the written ``data.yaml``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    _split(out, "train", N_TRAIN, TRAIN_COUNTS, N_BACKGROUND, rng)
-    _split(out, "val", N_VAL, VAL_COUNTS, 0, rng)
+    spec = spec if seed is None else replace(spec, seed=seed)
+    rng = np.random.default_rng(spec.seed)
+    _split(out, "train", spec.n_train, spec.train_counts, spec.n_background, spec.colors, rng)
+    _split(out, "val", spec.n_val, spec.val_counts, 0, spec.colors, rng)
     names = "".join(f"  {i}: {n}\n" for i, n in enumerate(NAMES))
     # ultralytics writes labels/*.cache next to the labels whenever something trains on this folder; keep them out
     # of git so the committed dataset stays exactly what this script generates.
     (out / ".gitignore").write_text("*.cache\n", encoding="utf-8", newline="\n")
     yaml_path = out / "data.yaml"
+    flag = "" if spec == replace(DEMO, seed=spec.seed) else " --base"
     yaml_path.write_text(
-        f"# Demo dataset generated by assets/make_demo_data.py (seed {seed}); regenerate instead of editing.\n"
-        f"# Instances per class, train: {', '.join(f'{n} {c}' for n, c in zip(NAMES, TRAIN_COUNTS, strict=True))}; "
-        f"val: {', '.join(f'{n} {c}' for n, c in zip(NAMES, VAL_COUNTS, strict=True))}\n"
+        f"# Generated by assets/make_demo_data.py{flag} (seed {spec.seed}); regenerate instead of editing.\n"
+        f"# {spec.note}. Instances per class, "
+        f"train: {', '.join(f'{n} {c}' for n, c in zip(NAMES, spec.train_counts, strict=True))}; "
+        f"val: {', '.join(f'{n} {c}' for n, c in zip(NAMES, spec.val_counts, strict=True))}\n"
         "path: .\ntrain: images/train\nval: images/val\nnames:\n" + names,
         encoding="utf-8",
         newline="\n",
@@ -137,11 +186,14 @@ def generate(out: Path = DEFAULT_OUT, seed: int = 0) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    ap = argparse.ArgumentParser(description="Generate the imbalanced demo detection dataset.")
-    ap.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    ap.add_argument("--seed", type=int, default=0, help="random seed (the committed dataset uses 0)")
+    ap = argparse.ArgumentParser(description="Generate the imbalanced demo detection dataset (or the base set).")
+    ap.add_argument("out", nargs="?", type=Path, help=f"output folder (default {DEFAULT_OUT}; required with --base)")
+    ap.add_argument("--base", action="store_true", help="the base checkpoint's training set instead of the demo set")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (default: 0 for the demo set, 1 for --base)")
     args = ap.parse_args(argv)
-    print(generate(args.out, args.seed))
+    if args.base and args.out is None:
+        ap.error("--base needs an output folder (the base set is not committed)")
+    print(generate(args.out or DEFAULT_OUT, args.seed, BASE if args.base else DEMO))
     return 0
 
 

@@ -123,7 +123,8 @@ DEMO_BASE = REPO / "assets" / "demo_base.pt"
 
 @pytest.fixture(scope="session")
 def demo() -> tuple[Path, Path]:
-    """The bundled demo dataset and its base checkpoint (a fine-tune shows non-zero P/R/F1 in epoch 1)."""
+    """The bundled demo dataset and its base checkpoint (trained on other images: a fine-tune shows P/R/F1 ~0.99 for
+    circles, squares and triangles from epoch 1, and 0 for the rare magenta crosses at first)."""
     assert DEMO_DATA.is_file() and DEMO_BASE.is_file(), "run assets/make_demo_data.py and assets/train_demo_base.py"
     return DEMO_DATA, DEMO_BASE
 

@@ -144,3 +144,53 @@ def test_ui_benchmark_in_chromium(tmp_path):
     # how much CPU the browser gets, so only "at least once" is asserted)
     assert live["source"] == "fake" and live["server_cpu_s"] > 0 and sum(live["messages_sent_per_tab"]) > 0
     assert max(live["tab_updates_seen"]) >= 1 and live["steps_logged_in_window"] > 0
+
+
+# ---- bench_class_weights -------------------------------------------------------------------------------------------
+def _epoch(n: int, f1: list[float]) -> dict:
+    names = ["circle", "square", "triangle", "cross"]
+    rows = [{"name": name, "f1": f, "present": True} for name, f in zip(names, f1, strict=True)]
+    return {"event": "epoch", "epoch": n, "per_class": rows, "mean_f1": sum(f1) / len(f1)}
+
+
+def test_class_weight_summary_reads_the_rare_class_from_epoch_events():
+    bench = load("bench_class_weights")
+    cross = [0.0, 0.0, 0.1, 0.2, 0.3, 0.4, 0.55, 0.5, 0.7, 0.6]
+    s = bench.summarize([_epoch(i + 1, [1.0, 0.9, 0.8, c]) for i, c in enumerate(cross)], "cross", 0.5)
+    assert s["rare_f1"] == {"1": 0.0, "3": 0.1, "5": 0.3, "10": 0.6}
+    assert (s["rare_best_f1"], s["rare_best_epoch"], s["first_epoch_reaching"]) == (0.7, 9, 7)
+    assert (s["final_rare_f1"], s["final_others_f1"], s["final_mean_f1"]) == (0.6, 0.9, 0.825)
+    assert s["lag_epochs_1_3"] == [0.675, 0.675, 0.6]
+    never = bench.summarize([_epoch(1, [1.0, 1.0, 1.0, 0.0])], "cross", 0.5)
+    assert never["first_epoch_reaching"] is None and never["rare_f1"] == {"1": 0.0}
+    m = bench.mean_of([s, never])
+    assert m["runs_reaching"] == 1 and m["first_epoch_reaching"] == [7, None] and m["rare_f1"]["1"] == 0.0
+
+
+def test_class_weight_arms_are_the_new_run_pages_recipes():
+    bench = load("bench_class_weights")
+    plain, weighted = bench.recipe(3, 10, None), bench.recipe(3, 10, {})
+    assert plain["train"] == weighted["train"] and plain["train"]["seed"] == 3 and plain["train"]["nbs"] == 16
+    assert plain["model"].endswith("assets/demo_base.pt") and plain["data"].endswith("assets/demo/data.yaml")
+    assert list(plain["customizations"]) == ["per_class_f1"]
+    assert list(weighted["customizations"]) == ["per_class_f1", "class_weights"]
+    cw = weighted["customizations"]["class_weights"]
+    assert (cw["scheme"], cw["normalize"], cw["cap"]) == ("inverse_frequency", "mean", None)  # the page's defaults
+    assert bench.recipe(0, 10, {"scheme": "effective_number"})["customizations"]["class_weights"]["scheme"] == (
+        "effective_number"
+    )
+
+
+@pytest.mark.slow
+def test_class_weight_benchmark_trains_both_arms(tmp_path, capsys):
+    bench = load("bench_class_weights")
+    assert bench.main(["--seeds", "0", "--epochs", "2", "--json", "--save", str(tmp_path / "r.json")]) == 0
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert doc == json.loads((tmp_path / "r.json").read_text())
+    assert doc["rare_class"] == "cross" and doc["train_counts"]["cross"] == 8
+    assert set(doc["runs"]) == {"none", "class_weights"}
+    for rows in doc["runs"].values():
+        (row,) = rows
+        assert row["seed"] == 0 and len(row["rare_f1_by_epoch"]) == len(row["mean_f1_by_epoch"]) == 2
+        assert all(lag >= 0.2 for lag in row["lag_epochs_1_3"])  # the demo's lag, in both arms
+    assert doc["runs"]["class_weights"][0]["class_weights"]["scheme"] == "inverse_frequency"
