@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app import dataset_info, recipe_form, settings_form
+from app import dataset_info, devices, recipe_form, settings_form
 from app.recipe_form import FormValues, build_recipe
 from trainers import launcher
 from trainers.errors import RecipeError
@@ -201,5 +201,5 @@ def test_inspect_dataset_is_cached_until_the_yaml_changes(tmp_path):
 
 
 def test_device_options():
-    assert recipe_form.device_options([]) == ["auto", "cpu"]
-    assert recipe_form.device_options(["0: A", "1: B"]) == ["auto", "cpu", "0", "1", "0,1"]
+    assert devices.device_options([]) == ["auto", "cpu"]
+    assert devices.device_options(["0: A", "1: B"]) == ["auto", "cpu", "0", "1", "0,1"]

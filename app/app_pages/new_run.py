@@ -15,7 +15,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from app import dataset_info, recipe_form
+from app import dataset_info, devices, recipe_form
 from app.recipe_form import FormValues, toggle_key, widget_key
 from app.state import current_runs_root, init_state, show_problems
 from app.widgets import setting_widget
@@ -152,8 +152,8 @@ with form_col:
     with c3:
         number("Batch", "nr_batch", "train.batch", step=1, help="-1: AutoBatch (GPU only)")
     with c4:
-        gpus = recipe_form.list_gpus()
-        devices = recipe_form.device_options(gpus)
+        gpus = devices.list_gpus()
+        devices = devices.device_options(gpus)
         if ss.nr_device not in devices:
             ss.nr_device = "auto"
         labels = {"auto": "auto (GPU if available)", "cpu": "cpu"} | {g.split(":", 1)[0]: f"GPU {g}" for g in gpus}
