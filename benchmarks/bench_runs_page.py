@@ -20,14 +20,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,7 +57,8 @@ def make_runs(root: Path, n: int, active: int = 3) -> list[str]:
 
     # One small log, written once by the benchmark's generator (the trainer's byte format) and copied to every run.
     template_root = root.parent / "template"
-    template, _ = bench_dashboard.make_run(template_root, epochs=2, steps=20)
+    template, feed = bench_dashboard.make_run(template_root, epochs=2, steps=20)
+    feed.close()
     data = (template / "telemetry.jsonl").read_bytes()
     start = datetime.now().astimezone().replace(microsecond=0)
     names = []
@@ -62,6 +66,7 @@ def make_runs(root: Path, n: int, active: int = 3) -> list[str]:
         name = f"exp-{i:04d}"
         run_dir = create_run_dir(root, name)
         (run_dir / "telemetry.jsonl").write_bytes(data)
+        shutil.copytree(template / "steps", run_dir / "steps")
         created = (start - timedelta(hours=i)).isoformat()  # one run an hour, newest first
         if i < active:
             fields: dict[str, Any] = {"status": "running", "pid": os.getpid(), "epoch": 2, "epochs": 12}
@@ -77,6 +82,20 @@ def make_runs(root: Path, n: int, active: int = 3) -> list[str]:
     return names
 
 
+@contextlib.contextmanager
+def runs_dir_env(root: Path) -> Iterator[None]:
+    """``$WORKBENCH_RUNS_DIR`` set to ``root`` (the app reads its runs root there), restored afterwards."""
+    old = os.environ.get("WORKBENCH_RUNS_DIR")
+    os.environ["WORKBENCH_RUNS_DIR"] = str(root)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("WORKBENCH_RUNS_DIR", None)
+        else:
+            os.environ["WORKBENCH_RUNS_DIR"] = old
+
+
 def _timed(fn: Any) -> tuple[float, Any]:
     t0 = time.perf_counter()
     out = fn()
@@ -87,7 +106,7 @@ def apptest_runs_page(root: Path) -> dict[str, Any]:
     """Render the Runs page through ``app/main.py`` twice; count the rows (one Delete button per run)."""
     from streamlit.testing.v1 import AppTest
 
-    with bench_dashboard.runs_dir_env(root):
+    with runs_dir_env(root):
         at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=600)
         at.session_state["nr_model_source"] = "builtin"  # the New run page renders first; keep it light
         at.run()

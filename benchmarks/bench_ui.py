@@ -13,8 +13,8 @@ child: the "UI server" below is that child) and Debian's Chromium driven by play
 (c) five tabs on one live run: five tabs on the run's dashboard (live refresh every 2 s each); the UI server's CPU
     time (utime + stime from ``/proc/<pid>/stat``) over a ``--window`` second window, as % of one core. Sources:
     ``real``: ``trainers.launcher.start_run`` on ``assets/recipes/demo-quick.yaml`` with epochs raised (a real
-    training process on this machine's CPU); ``fake``: a writer process that appends schema-valid events at a
-    GPU-like rate (``--fake-rate`` steps/s, 6 groups, an epoch every 200 steps) after a 10,000-step history. The
+    training process on this machine's CPU); ``fake``: a writer process that appends to the events log and the step
+    store at a GPU-like rate (``--fake-rate`` steps/s, 6 groups, an epoch every 2 s) after a 10,000-step history. The
     baseline is the server with no tab open. Each tab's gradient-norm chart must grow during the window.
 (d) listen address: the server's listening sockets from ``/proc/net/tcp`` and ``/proc/net/tcp6`` (matched to the
     process by socket inode): by default every one must be 127.0.0.1. Control: ``--host 127.0.0.2`` shows up as
@@ -292,17 +292,15 @@ FAKE_WRITER = textwrap.dedent(
     sys.path[:0] = [{repo!r}, {bench!r}]
     import bench_dashboard as b
     from trainers.run_status import write_status
-    run_dir, w = b.make_run(Path({root!r}), epochs={history}, steps=200, planned_epochs=10_000, spike_step=777)
+    # epochs of {rate} x 2 steps written every 2 s: {rate} steps/s on average, flushed at each epoch's end
+    run_dir, feed = b.make_run(Path({root!r}), epochs={history}, steps=max(1, int({rate} * 2)))
     write_status(run_dir, status="running")  # make_run recorded this process as the run's pid
     print("ready", flush=True)
-    period, pending = 1.0 / {rate}, []
-    next_t = time.monotonic()
     while True:
-        if not pending:
-            pending = w.next_epoch()
-        w.write([pending.pop(0)])  # one event at a time, as the trainer writes them
-        next_t = max(next_t + period, time.monotonic())  # a writer that fell behind does not burst to catch up
-        time.sleep(max(0.0, next_t - time.monotonic()))
+        t0 = time.monotonic()
+        feed.next_epoch()
+        feed.steps_writer.flush()
+        time.sleep(max(0.0, 2.0 - (time.monotonic() - t0)))  # a writer that fell behind does not burst
     """
 )
 
@@ -328,7 +326,11 @@ class LiveRun:
             self.run_dir = launcher.start_run(path, root, name="live-real")
         else:
             script = FAKE_WRITER.format(
-                repo=str(REPO), bench=str(Path(__file__).resolve().parent), root=str(root), history=50, rate=rate
+                repo=str(REPO),
+                bench=str(Path(__file__).resolve().parent),
+                root=str(root),
+                history=max(1, 10_000 // max(1, int(rate * 2))),
+                rate=rate,
             )
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
@@ -492,7 +494,8 @@ def run_benchmark(
 
             # the main server, on a runs root with one finished run (so the dashboard and compare draw charts)
             runs = tmp_path / "runs"
-            done, _ = bench_dashboard.make_run(tmp_path / "done-src", epochs=6, steps=50)
+            done, feed = bench_dashboard.make_run(tmp_path / "done-src", epochs=6, steps=50)
+            feed.close()
             shutil.copytree(done, runs / "finished")
             write_status(runs / "finished", status="completed", pid=None, epoch=6, epochs=6)
             ui = UI(runs)

@@ -32,59 +32,51 @@ def load(name: str):
 
 
 # ---- bench_dashboard -----------------------------------------------------------------------------------------------
-def test_generated_log_is_schema_valid_with_one_spike(tmp_path):
+def test_generated_run_is_schema_valid_with_one_spike(tmp_path):
     from trainers.telemetry.events import read_events
     from trainers.telemetry.schema import validate_event
+    from trainers.telemetry.steps import StepStore
 
     bench = load("bench_dashboard")
-    run_dir, writer = bench.make_run(tmp_path / "runs", epochs=4, steps=30, spike_step=77, spike_value=5e5)
+    run_dir, feed = bench.make_run(tmp_path / "runs", epochs=4, steps=30, classes=5)
+    feed.close()
     events, _ = read_events(run_dir / "telemetry.jsonl")
-    assert [p for ev in events for p in validate_event(ev, bench.NAMES)] == []
-    steps = [ev for ev in events if ev["event"] == "step"]
-    assert [ev["step"] for ev in steps] == list(range(1, 121))
-    assert max(steps, key=lambda ev: ev["grad_norm"])["step"] == 77 and steps[76]["grad_norm"] == 5e5
-    assert sorted(steps[0]["lr"]) == sorted(bench.GROUPS) and sorted(steps[0]["grad_norms"]) == sorted(bench.GROUPS)
-    epochs = [ev for ev in events if ev["event"] == "epoch"]
-    assert [ev["epoch"] for ev in epochs] == [1, 2, 3, 4] and len(epochs[0]["per_class"]) == 4
+    assert [p for ev in events for p in validate_event(ev, feed.names)] == []
     assert [ev["event"] for ev in events[:2]] == ["run_start", "freeze"] and any(
         e["event"] == "unfreeze" for e in events
     )
-    # appending one epoch continues the step count
-    writer.write(writer.next_epoch())
-    more, _ = read_events(run_dir / "telemetry.jsonl")
-    assert [ev["step"] for ev in more if ev["event"] == "step"][-1] == 150
+    epochs = [ev for ev in events if ev["event"] == "epoch"]
+    assert [ev["epoch"] for ev in epochs] == [1, 2, 3, 4] and len(epochs[0]["per_class"]) == 5
+    assert [ev["step"] for ev in epochs] == [30, 60, 90, 120]
+    store = StepStore(run_dir / "steps")
+    steps = store.to_table(columns=["grad_norm", "lr/head/weight"]).to_pydict()
+    store.close()
+    assert steps["step"] == list(range(1, 121))
+    norms = steps["grad_norm"]
+    assert steps["step"][norms.index(max(norms))] == feed.spike and max(norms) == 1e6
 
 
-def test_dashboard_benchmark_downsamples_and_keeps_the_spike(tmp_path):
-    from app.charts import MAX_POINTS
-
+def test_dashboard_benchmark_measures_a_tiny_run_and_draws_the_spike():
     bench = load("bench_dashboard")
-    # 9,000 steps: more than MAX_POINTS, so the step charts really are downsampled
-    r = bench.run_benchmark(epochs=9, steps=1000, refreshes=2, apptest=True, workdir=tmp_path, spike_value=7.5e5)
-    assert r["step_events"] == 9000 and r["steps_after_refreshes"] == 11_000
-    assert r["events_per_refresh"] == [1001]  # 1,000 steps and the epoch event
-    for chart in ("chart_grad_norm", "chart_lr"):
-        points = r["points_per_trace"][chart]
-        assert len(points) >= 6 and all(0 < n <= MAX_POINTS for n in points.values()), points
-        assert min(points.values()) < 9000  # downsampled, not drawn whole
-    assert r["spike"] == {"step": r["spike"]["step"], "value": 7.5e5, "drawn": True, "drawn_after_refresh": True}
-    assert set(r["first_render"]) >= {"read_fold_s", "figures_s", "serialize_s", "total_s", "total_cpu_s"}
-    assert r["apptest_charts"] == 6
-    assert isinstance(r["first_render_goal_met"], bool) and isinstance(r["refresh_goal_met"], bool)
+    r = bench.run_benchmark(epochs=6, steps=2000, classes=4, refreshes=2)  # 12,000 steps: really downsampled
+    assert r["spike_drawn"] is True and r["goals_met"]["spike_drawn"] is True
+    assert r["first_render_s"] > 0 and r["refresh_ms"] > 0 and r["refresh_ms_max"] >= r["refresh_ms"]
+    assert 0 < r["bytes_per_step"] < 200 and set(r["goals_met"]) == {*bench.GOALS, "spike_drawn"}
 
 
-def test_spike_check_reads_serialized_figures():
+def test_spike_check_reads_serialized_figures(tmp_path):
     import plotly.io
 
     from app.charts import grad_norm_figure
+    from trainers.telemetry.run_reader import RunReader
 
     bench = load("bench_dashboard")
-    events = [bench.run_start_event(1, 0.0)]
-    events += bench.step_events(__import__("random").Random(0), 1, 1, 10_000, 10_000, 0.0, (4321, 9e9))
-    spec = json.loads(plotly.io.to_json(grad_norm_figure(events)))
-    assert bench.spike_in_trace(spec, "total (pre-clip)", 4321, 9e9)
-    assert not bench.spike_in_trace(spec, "total (pre-clip)", 4322, 9e9)
-    assert not bench.spike_in_trace(spec, "no such trace", 4321, 9e9)
+    run_dir, feed = bench.make_run(tmp_path / "runs", epochs=2, steps=6000)
+    feed.close()
+    spec = plotly.io.to_json(grad_norm_figure(RunReader(run_dir).poll()))
+    assert bench.spike_in(spec, feed.spike, 1e6)
+    assert not bench.spike_in(spec, feed.spike + 1, 1e6)
+    assert not bench.spike_in(spec, feed.spike, 2e6)
 
 
 # ---- bench_runs_page -----------------------------------------------------------------------------------------------
