@@ -10,6 +10,7 @@ per refresh (measured with cProfile on a 300-epoch, 80-class run); the dicts wri
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
@@ -136,17 +137,40 @@ def marker(fig: Chart, x: float, name: str, color: str, row: int = 0) -> None:
     margin["t"] = max(margin.get("t", 0), 78 + 14 * row)  # the labels sit between the title and the plot
 
 
-def epoch_markers(fig: Chart, log: RunLog) -> None:
+@dataclass(frozen=True)
+class Mark:
+    """Something the doctor found, on the charts: a marker at its first epoch (epoch charts) or its first step with
+    the epoch's steps shaded (step charts). ``label`` is short (``divergence``); ``color`` says the severity."""
+
+    label: str
+    color: str
+    epoch: int | None = None
+    steps: tuple[int, int] | None = None
+
+
+MARK_FILL = "rgba(214, 39, 40, 0.08)"
+
+
+def epoch_markers(fig: Chart, log: RunLog, marks: Sequence[Mark] = ()) -> None:
     markers = []
     if log.best_epoch is not None:
         markers.append((log.best_epoch, f"best epoch {log.best_epoch}", "#2ca02c"))
     if log.unfreeze_epoch is not None:
         markers.append((log.unfreeze_epoch, f"unfreeze (epoch {log.unfreeze_epoch})", "#9467bd"))
+    markers += [(m.epoch, f"{m.label} (epoch {m.epoch})", m.color) for m in marks if m.epoch is not None]
     for row, (x, name, color) in enumerate(markers):
         marker(fig, x, name, color, row)
     frozen = frozen_epochs(log)
     if frozen is not None:
         fig.add_vrect(x0=frozen[0] - 0.5, x1=frozen[1] + 0.5, fillcolor=FROZEN_FILL, name="frozen")
+
+
+def step_marks(fig: Chart, marks: Sequence[Mark], first_row: int) -> None:
+    """The marks on a step chart: a marker at the first step of the finding's epoch, that epoch's steps shaded."""
+    for row, m in enumerate([m for m in marks if m.steps is not None], start=first_row):
+        assert m.steps is not None
+        marker(fig, m.steps[0], f"{m.label} (epoch {m.epoch})", m.color, row)
+        fig.add_vrect(x0=m.steps[0], x1=m.steps[1], fillcolor=MARK_FILL, name=f"doctor: {m.label}")
 
 
 def frozen_epochs(log: RunLog) -> tuple[int, int] | None:

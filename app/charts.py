@@ -15,7 +15,7 @@ with many charts do not run out of WebGL contexts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 from app.chart_style import (
     FROZEN_FILL,
     Chart,
+    Mark,
     color,
     empty,
     epoch_axis,
@@ -33,6 +34,7 @@ from app.chart_style import (
     frozen_epochs,
     marker,
     scatter,
+    step_marks,
 )
 from trainers.telemetry.run_log import RunLog, as_log
 from trainers.telemetry.step_data import MAX_POINTS
@@ -58,8 +60,8 @@ def _values(log: RunLog, key: str) -> np.ndarray:
 
 
 # ---- metrics and losses --------------------------------------------------------------------------------------------
-def metrics_figure(source: RunLog | Iterable[Mapping[str, Any]]) -> go.Figure:
-    """mAP50, mAP50-95, precision and recall over epochs, with the best-epoch marker."""
+def metrics_figure(source: RunLog | Iterable[Mapping[str, Any]], marks: Sequence[Mark] = ()) -> go.Figure:
+    """mAP50, mAP50-95, precision and recall over epochs, with the best-epoch marker (and the doctor's marks)."""
     log = as_log(source)
     fig = figure("Detection metrics", "epoch", "value")
     present = [k for k in DETECTION_METRICS if k in log.metric_keys()]
@@ -70,11 +72,11 @@ def metrics_figure(source: RunLog | Iterable[Mapping[str, Any]]) -> go.Figure:
         fig.add_trace(scatter(x=x, y=_values(log, key), name=DETECTION_METRICS[key], mode=epoch_mode(len(x))))
     fig.update_yaxes(range=[0, 1.02])  # all four live in [0, 1]; autorange made a flat zero line span -1..1
     epoch_axis(fig, x)
-    epoch_markers(fig, log)
+    epoch_markers(fig, log, marks)
     return fig.figure()
 
 
-def loss_figure(source: RunLog | Iterable[Mapping[str, Any]]) -> go.Figure:
+def loss_figure(source: RunLog | Iterable[Mapping[str, Any]], marks: Sequence[Mark] = ()) -> go.Figure:
     """Train (solid) and validation (dashed) losses per epoch; one colour per loss kind (box, cls, dfl...)."""
     log = as_log(source)
     fig = figure("Losses", "epoch", "loss")
@@ -92,7 +94,7 @@ def loss_figure(source: RunLog | Iterable[Mapping[str, Any]]) -> go.Figure:
             )
         )  # fmt: skip
     epoch_axis(fig, x)
-    epoch_markers(fig, log)
+    epoch_markers(fig, log, marks)
     return fig.figure()
 
 
@@ -101,12 +103,13 @@ def _finite(points: tuple[np.ndarray, np.ndarray] | None) -> bool:
     return points is not None and bool(np.isfinite(points[1]).any())
 
 
-def _unfreeze_marker(fig: Chart, log: RunLog) -> None:
-    """The unfreeze on a step chart, and the steps that trained with frozen layers shaded."""
+def _unfreeze_marker(fig: Chart, log: RunLog, marks: Sequence[Mark] = ()) -> None:
+    """The unfreeze on a step chart, the steps that trained with frozen layers shaded, and the doctor's marks."""
     epoch = log.unfreeze_epoch
     step = log.steps.first_step_of_epoch(epoch) if epoch is not None else None
     if step is not None:
         marker(fig, step, f"unfreeze (epoch {epoch})", "#9467bd")
+    step_marks(fig, marks, first_row=int(step is not None))
     frozen = frozen_epochs(log)
     start = log.steps.first_step_of_epoch(frozen[0]) if frozen else None
     if frozen and start is not None:
@@ -116,7 +119,11 @@ def _unfreeze_marker(fig: Chart, log: RunLog) -> None:
 
 
 def lr_figure(
-    source: RunLog | Iterable[Mapping[str, Any]], *, log_y: bool = False, max_points: int = MAX_POINTS
+    source: RunLog | Iterable[Mapping[str, Any]],
+    *,
+    log_y: bool = False,
+    max_points: int = MAX_POINTS,
+    marks: Sequence[Mark] = (),
 ) -> go.Figure:
     """Learning rate of every named parameter group against the optimizer step (warmup and unfreeze visible)."""
     log = as_log(source)
@@ -130,12 +137,16 @@ def lr_figure(
         fig.add_trace(scatter(x=x, y=y, name=g, mode="lines", line={"color": color(i)}))
     if log_y:
         fig.update_yaxes(type="log", title="lr (log)")
-    _unfreeze_marker(fig, log)
+    _unfreeze_marker(fig, log, marks)
     return fig.figure()
 
 
 def grad_norm_figure(
-    source: RunLog | Iterable[Mapping[str, Any]], *, log_y: bool = False, max_points: int = MAX_POINTS
+    source: RunLog | Iterable[Mapping[str, Any]],
+    *,
+    log_y: bool = False,
+    max_points: int = MAX_POINTS,
+    marks: Sequence[Mark] = (),
 ) -> go.Figure:
     """Pre-clip total gradient norm per step, the clip threshold, per-group norms; the title gives the clipped share.
 
@@ -162,7 +173,7 @@ def grad_norm_figure(
             fig.add_trace(scatter(x=x, y=y, name=g, mode="lines", line={"color": color(i), "width": 1}, opacity=0.7))
     if log_y:
         fig.update_yaxes(type="log", title="norm (log)")
-    _unfreeze_marker(fig, log)
+    _unfreeze_marker(fig, log, marks)
     return fig.figure()
 
 

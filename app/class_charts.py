@@ -14,6 +14,7 @@ from app.chart_style import (
     LEGEND_MAX,
     NO_DATA,
     ROW_PX,
+    Mark,
     color,
     empty,
     epoch_axis,
@@ -28,7 +29,9 @@ from trainers.telemetry.run_log import RunLog, as_log
 
 
 # ---- per-class F1 ----------------------------------------------------------------------------------------------
-def f1_figure(source: RunLog | Iterable[Mapping[str, Any]], classes: Sequence[str] | None = None) -> go.Figure:
+def f1_figure(
+    source: RunLog | Iterable[Mapping[str, Any]], classes: Sequence[str] | None = None, marks: Sequence[Mark] = ()
+) -> go.Figure:
     """Per-class F1 over epochs: the mean dashed, and ``classes`` (default: all if few, else the worst, rarest and
     most changed, at most :data:`~trainers.telemetry.per_class.SHOWN`); best-epoch and unfreeze markers."""
     log = as_log(source)
@@ -58,7 +61,7 @@ def f1_figure(source: RunLog | Iterable[Mapping[str, Any]], classes: Sequence[st
         fig.update_layout(title=f"Per-class F1: {len(shown)} of {len(names)} classes and the mean")
     fig.update_yaxes(range=[0, 1.02])
     epoch_axis(fig, epochs)
-    epoch_markers(fig, log)
+    epoch_markers(fig, log, marks)
     return fig.figure()
 
 

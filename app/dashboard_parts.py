@@ -13,8 +13,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import charts, class_charts, dataset_info, exports, run_views
-from app.chart_style import LEGEND_MAX
+from app import charts, class_charts, dataset_info, doctor_views, exports, run_views
+from app.chart_style import LEGEND_MAX, Mark
+from trainers.doctor import Finding
 from trainers.telemetry import per_class
 from trainers.telemetry.run_log import RunLog
 from trainers.telemetry.run_reader import RunReader
@@ -53,29 +54,91 @@ def train_counts(run_dir: Path, n_classes: int) -> list[int] | None:
     return list(counts.instances) if counts is not None and len(counts.instances) == n_classes else None
 
 
-def training_charts(log: RunLog, reader: RunReader, name: str, lr_log: bool, gn_log: bool) -> None:
+MARK_COLORS = {"critical": "#d62728", "warning": "#ff7f0e"}
+APPLY_HELP = "open New run with this run's recipe and this fix (this run stays as it is)"
+
+
+def marks(found: list[Finding]) -> tuple[Mark, ...]:
+    """The doctor's findings as chart marks (critical and warning ones that say where they start)."""
+    return tuple(
+        Mark(f.id.rsplit(".", 1)[-1].replace("_", " "), MARK_COLORS[f.severity], f.epoch, f.steps)
+        for f in doctor_views.chart_marks(found)
+    )
+
+
+def findings_section(log: RunLog, reader: RunReader, name: str, run_dir: Path) -> tuple[Mark, ...]:
+    """What the doctor finds in the run so far, most severe first, each with its evidence, its fix and (when the fix
+    is a recipe setting) Apply fix: New run prefilled with the fixed recipe. Returns the chart marks."""
+    found, with_dataset = cached_figure(
+        f"{name}/findings", reader.epochs_version, lambda: doctor_views.findings(log, run_dir)
+    )
+    if not with_dataset:  # the dataset scan is still running: diagnose again on the next refresh
+        st.session_state["_dash_figures"].pop(f"{name}/findings", None)
+    counts = {s: sum(f.severity == s for f in found) for s in doctor_views.SEVERITY_COLORS}
+    head = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to report so far"
+    note = "" if with_dataset else " (checking the dataset...)"
+    serious = [f for f in found if f.severity != "info"]
+    with st.expander(f"Doctor: {head}{note}", expanded=bool(serious), icon=":material/stethoscope:"):
+        for f in found:
+            slug = f.id.replace(".", "_")
+            box = st.container(border=True, key=f"finding_{slug}")
+            text, action = box.columns([5, 1])
+            text.markdown(
+                f":{doctor_views.SEVERITY_COLORS[f.severity]}-badge[{f.severity}] **{f.title}**  \n{f.evidence}  \n"
+                f"**Fix:** {f.fix}"
+            )
+            if f.recipe_change:
+                if action.button("Apply fix", key=f"apply_fix_{slug}", icon=":material/build:", help=APPLY_HELP):
+                    _apply_fix(run_dir, f)
+    return marks(found)
+
+
+def _apply_fix(run_dir: Path, finding: Finding) -> None:
+    from app.recipe_form import PREFIX
+
+    try:
+        fix = doctor_views.fix_as_new_run(run_dir, finding)
+    except Exception as e:  # noqa: BLE001 (a WorkbenchError or RecipeError: say it, never a traceback)
+        st.error(f"Cannot apply the fix: {e}", icon=":material/error:")
+        return
+    ss = st.session_state
+    for key in [k for k in ss if str(k).startswith(PREFIX)]:
+        del ss[key]  # the whole form is the fixed recipe, nothing left from an earlier visit
+    ss.update(fix.form.to_state())
+    ss["nr_prefilled"] = (
+        f"Prefilled from run **{run_dir.name}** with the fix for: {finding.title}. "
+        f"Changed: {doctor_views.change_text(fix.changes)}. Start makes a new run; {run_dir.name} stays as it is."
+    )
+    st.switch_page("app_pages/new_run.py")
+
+
+def training_charts(
+    log: RunLog, reader: RunReader, name: str, lr_log: bool, gn_log: bool, mark: tuple[Mark, ...] = ()
+) -> None:
     """Losses, LR per group and gradient norms (the detection metrics sit next to the F1 chart)."""
-    ev, sv = reader.epochs_version, (reader.version, reader.epochs_version)
-    st.plotly_chart(cached_figure(f"{name}/losses", ev, lambda: charts.loss_figure(log)), key="chart_losses")
+    ev, sv = (reader.epochs_version, mark), (reader.version, reader.epochs_version, mark)
+    st.plotly_chart(cached_figure(f"{name}/losses", ev, lambda: charts.loss_figure(log, mark)), key="chart_losses")
     a, b = st.columns(2)
     a.plotly_chart(
-        cached_figure(f"{name}/lr/{lr_log}", sv, lambda: charts.lr_figure(log, log_y=lr_log)), key="chart_lr"
+        cached_figure(f"{name}/lr/{lr_log}", sv, lambda: charts.lr_figure(log, log_y=lr_log, marks=mark)),
+        key="chart_lr",
     )
     b.plotly_chart(
-        cached_figure(f"{name}/gn/{gn_log}", sv, lambda: charts.grad_norm_figure(log, log_y=gn_log)),
+        cached_figure(f"{name}/gn/{gn_log}", sv, lambda: charts.grad_norm_figure(log, log_y=gn_log, marks=mark)),
         key="chart_grad_norm",
     )
 
 
-def per_class_section(log: RunLog, reader: RunReader, name: str, run_dir: Path) -> None:
+def per_class_section(log: RunLog, reader: RunReader, name: str, run_dir: Path, mark: tuple[Mark, ...] = ()) -> None:
     """Per-class views that stay readable for 80-365 classes: a picker (default: the worst, rarest and most changed),
     F1 lines of the chosen classes and the mean, a sorted heatmap that scrolls, and a per-class table with CSV."""
     ss = st.session_state
     rows = per_class.class_rows(log, train_counts(run_dir, len(log.names)) if log.names else None)
-    metrics = cached_figure(f"{name}/metrics", reader.epochs_version, lambda: charts.metrics_figure(log))
+    ev = (reader.epochs_version, mark)
+    metrics = cached_figure(f"{name}/metrics", ev, lambda: charts.metrics_figure(log, mark))
     if not rows:
         a, b = st.columns(2)
-        a.plotly_chart(class_charts.f1_figure(log), key="chart_f1")
+        a.plotly_chart(class_charts.f1_figure(log, marks=mark), key="chart_f1")
         b.plotly_chart(metrics, key="chart_metrics")
         return
     sort_key = f"dash_sort_{name}"
@@ -99,7 +162,7 @@ def per_class_section(log: RunLog, reader: RunReader, name: str, run_dir: Path) 
     picked = tuple(ss[pick_key])
     a, b = st.columns(2)
     a.plotly_chart(
-        cached_figure(f"{name}/f1/{picked}", reader.epochs_version, lambda: class_charts.f1_figure(log, list(picked))),
+        cached_figure(f"{name}/f1/{picked}", ev, lambda: class_charts.f1_figure(log, list(picked), mark)),
         key="chart_f1",
     )
     b.plotly_chart(metrics, key="chart_metrics")

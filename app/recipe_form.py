@@ -131,20 +131,6 @@ def customization_state(form: FormValues) -> dict[str, Any]:
     return out
 
 
-def form_for_recipe(recipe: Recipe, **general: Any) -> FormValues:
-    """A form showing ``recipe``'s customizations (and ``general`` fields), e.g. to start a run again."""
-    values: dict[str, dict[str, Any]] = {}
-    for key, settings in recipe.customizations.items():
-        row_values: dict[str, Any] = {}
-        for spec in specs(key):
-            widget, none = spec.to_widget(getattr(settings, spec.name))
-            row_values[spec.name] = widget
-            if spec.none_box:
-                row_values[f"{spec.name}__none"] = none
-        values[key] = row_values
-    return FormValues(**general, customizations=values, enabled=tuple(recipe.customizations))
-
-
 @dataclass
 class RecipeDraft:
     """The recipe the form describes, or why it cannot be built.

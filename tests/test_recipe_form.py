@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app import dataset_info, devices, recipe_form, settings_form
+from app import dataset_info, devices, recipe_form, recipe_prefill, settings_form
 from app.recipe_form import FormValues, build_recipe
 from trainers import launcher
 from trainers.errors import RecipeError
@@ -110,7 +110,7 @@ def test_state_round_trip_and_a_recipe_shown_in_the_form():
                                "freeze": {"layers": 3, "frozen_epochs": None}},
         }
     )  # fmt: skip
-    shown = recipe_form.form_for_recipe(recipe, epochs=10)
+    shown = recipe_prefill.form_for_recipe(recipe, epochs=10)
     again = FormValues.from_state(shown.to_state())
     draft = build_recipe(again, DEMO)
     assert draft.ok, draft.problems

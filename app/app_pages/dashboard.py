@@ -141,8 +141,9 @@ def dashboard() -> None:
         )
 
     # ---- charts ---------------------------------------------------------------------------------------------
-    dashboard_parts.per_class_section(log, reader, name, run_dir)
-    dashboard_parts.training_charts(log, reader, name, ss.dash_lr_log, ss.dash_gn_log)
+    mark = dashboard_parts.findings_section(log, reader, name, run_dir) if log.epochs else ()
+    dashboard_parts.per_class_section(log, reader, name, run_dir, mark)
+    dashboard_parts.training_charts(log, reader, name, ss.dash_lr_log, ss.dash_gn_log, mark)
     dashboard_parts.system_panel(log)
     dashboard_parts.console_and_files(run_dir, name, state == "failed")
 

@@ -72,6 +72,8 @@ def customization_fields(key: str) -> None:
 
 
 st.title("New run")
+if ss.get("nr_prefilled"):  # set by the dashboard's Apply fix (app/dashboard_parts.py)
+    st.info(ss.nr_prefilled, icon=":material/build:")
 st.caption("Defaults train the bundled demo dataset from the demo base checkpoint: press Start to try it.")
 form_col, recipe_col = st.columns([3, 2], gap="large")
 
@@ -234,5 +236,6 @@ with recipe_col:
                 st.error(str(e))
             else:
                 ss.selected_run = run_dir.name
+                ss.pop("nr_prefilled", None)
                 ss.new_run_clear_name = True  # a run name can be used once: cleared when the page is shown next
                 st.switch_page("app_pages/dashboard.py", query_params={"run": run_dir.name})
