@@ -81,12 +81,22 @@ def fix_as_new_run(run_dir: str | os.PathLike[str], finding: Finding) -> Fix:
 
 
 def change_text(changes: list[tuple[str, Any, Any]]) -> str:
-    """``train.lr0 1 -> 0.1; customizations.grad_clip.max_norm 0 -> 200`` (None shown as 'off')."""
+    """``train.lr0 1 → 0.1; customizations.grad_clip.max_norm 0 → 200``; a customization switched on reads
+    ``customizations.class_weights off → on (weights [..], scheme inverse_frequency, ...)``."""
 
     def show(v: Any) -> str:
         return "off" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
-    return "; ".join(f"{key} {show(a)} → {show(b)}" for key, a, b in changes)
+    parts: list[str] = []
+    turned_on: dict[str, list[str]] = {}
+    for key, before, after in changes:
+        block, _, setting = key.rpartition(".")
+        if before is None and block.startswith("customizations.") and block.count(".") == 1:
+            turned_on.setdefault(block, []).append(f"{setting} {show(after)}")
+        else:
+            parts.append(f"{key} {show(before)} → {show(after)}")
+    parts += [f"{block} off → on ({', '.join(settings)})" for block, settings in turned_on.items()]
+    return "; ".join(parts)
 
 
 def chart_marks(found: list[Finding], limit: int = 3) -> list[Finding]:

@@ -131,3 +131,13 @@ def test_a_finding_without_a_recipe_change_has_no_apply_button_and_fix_refuses_i
     with pytest.raises(Exception, match="not a recipe setting"):
         doctor_views.fix_as_new_run(run, advice)
     assert yaml.safe_load((run / RECIPE_FILE).read_text())["train"]["lr0"] == 1.0
+
+
+def test_change_text_names_each_setting_and_a_customization_switched_on():
+    changes = [("train.lr0", 1.0, 0.1), ("customizations.grad_clip.max_norm", 0.0, 200.0),
+               ("customizations.class_weights.scheme", None, "inverse_frequency"),
+               ("customizations.class_weights.cap", None, 10.0)]  # fmt: skip
+    assert doctor_views.change_text(changes) == (
+        "train.lr0 1 → 0.1; customizations.grad_clip.max_norm 0 → 200; "
+        "customizations.class_weights off → on (scheme inverse_frequency, cap 10)"
+    )
