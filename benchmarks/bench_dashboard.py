@@ -6,8 +6,8 @@ dtypes: LR per group float64, pre-clip norm total and per group float32, clipped
 seeded random walks and noise at full float precision, and one huge gradient-norm spike at a known step. Then, in a
 fresh Python process (so its memory is the UI's), it does what the dashboard page does on each render, with the same
 functions and the same figure cache (``app/dashboard_parts.py``): settle the status, poll the run's reader, compute
-the header, the per-class rows and the default classes, build the six figures (only those whose data version changed)
-and serialize every figure as ``st.plotly_chart`` does.
+the header, the per-class rows and the default classes, run the training doctor and mark its findings, build the six
+figures (only those whose data version changed) and serialize every figure as ``st.plotly_chart`` does.
 
 - ``first_render_s``: opening the run cold (nothing read yet), in a process that has drawn a chart before.
 - ``refresh_ms``: median live refresh, each after one new epoch was written (its steps and its epoch event).
@@ -212,7 +212,7 @@ class Page:
         import plotly.io
         import plotly.tools
 
-        from app import charts, class_charts, exports, run_views
+        from app import charts, class_charts, dashboard_parts, doctor_views, exports, run_views
         from trainers import launcher
         from trainers.telemetry import per_class
 
@@ -224,14 +224,18 @@ class Page:
         rows = per_class.class_rows(log)
         picked = list(per_class.default_classes(rows))
         ordered = [r.name for r in per_class.sort_rows(rows, "f1")]
-        ev, sv = reader.epochs_version, (reader.version, reader.epochs_version)
+        found, _ = self._cached(
+            "findings", reader.epochs_version, lambda: doctor_views.findings(log, self.run_dir, wait=0)
+        )  # the doctor, as the dashboard runs it (its dataset scan is in a worker thread)
+        mark = dashboard_parts.marks(found)
+        ev, sv = (reader.epochs_version, mark), (reader.version, reader.epochs_version, mark)
         figs = {
-            "chart_f1": self._cached("f1", ev, lambda: class_charts.f1_figure(log, picked)),
+            "chart_f1": self._cached("f1", ev, lambda: class_charts.f1_figure(log, picked, mark)),
             "chart_f1_heatmap": self._cached("heat", ev, lambda: class_charts.f1_heatmap(log, ordered)),
-            "chart_metrics": self._cached("metrics", ev, lambda: charts.metrics_figure(log)),
-            "chart_losses": self._cached("losses", ev, lambda: charts.loss_figure(log)),
-            "chart_lr": self._cached("lr", sv, lambda: charts.lr_figure(log)),
-            "chart_grad_norm": self._cached("gn", sv, lambda: charts.grad_norm_figure(log)),
+            "chart_metrics": self._cached("metrics", ev, lambda: charts.metrics_figure(log, mark)),
+            "chart_losses": self._cached("losses", ev, lambda: charts.loss_figure(log, mark)),
+            "chart_lr": self._cached("lr", sv, lambda: charts.lr_figure(log, marks=mark)),
+            "chart_grad_norm": self._cached("gn", sv, lambda: charts.grad_norm_figure(log, marks=mark)),
         }
         [r.as_dict() for r in rows]  # the per-class table
         run_views.console_tail(self.run_dir)
