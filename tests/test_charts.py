@@ -102,6 +102,20 @@ def test_one_epoch_log():
     assert log.status == "completed" and log.failure is None
 
 
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_short_runs_tick_whole_epochs_and_legends_stay_clear_of_the_axis_titles(epochs):
+    """A 1-2 epoch heatmap ticked 0.5, 1.5...; a legend below the plot covered the x-axis title (issue 11)."""
+    events = [e for e in load("complete") if e["event"] != "epoch" or e["epoch"] <= epochs]
+    log = RunLog.from_events(events)
+    for build in (class_charts.f1_figure, class_charts.f1_heatmap, charts.metrics_figure, charts.loss_figure):
+        fig = build(log)
+        assert (fig.layout.xaxis.tickmode, fig.layout.xaxis.dtick) == ("linear", 1), build.__name__
+    for build in ALL_BUILDERS:
+        legend = build(log).layout.legend
+        if legend.orientation is not None:  # a legend beside the plot (x past the right edge), never over an axis
+            assert legend.orientation == "v" and legend.x >= 1 and legend.xanchor == "left", build.__name__
+
+
 def test_failed_run_keeps_its_charts_and_reports_the_error():
     log = RunLog.from_events(load("failed"))
     assert log.status == "failed"
