@@ -102,9 +102,8 @@ def marked_pids(marker: str) -> list[int]:
     return pids
 
 
-def group_pids(pgid: int) -> list[int]:
-    """Pids of live processes (not zombies) in process group ``pgid``."""
-    pids = []
+def _live_stats() -> Iterator[tuple[int, list[bytes]]]:
+    """``(pid, /proc/<pid>/stat fields after the command name)`` of every live process (zombies left out)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -113,9 +112,13 @@ def group_pids(pgid: int) -> list[int]:
                 fields = f.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] != b"Z" and int(fields[2]) == pgid:
-            pids.append(int(entry))
-    return pids
+        if fields[0] != b"Z":
+            yield int(entry), fields
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Pids of live processes (not zombies) in process group ``pgid``."""
+    return [pid for pid, fields in _live_stats() if int(fields[2]) == pgid]
 
 
 def proc_start(pid: int) -> int | None:
@@ -131,16 +134,8 @@ def proc_start(pid: int) -> int | None:
 def descendants(pid: int) -> dict[int, int]:
     """Live descendants of ``pid`` right now, as {pid: start time}."""
     children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != b"Z":
-            children.setdefault(int(fields[1]), []).append(int(entry))
+    for child, fields in _live_stats():
+        children.setdefault(int(fields[1]), []).append(child)
     found: dict[int, int] = {}
     todo = [pid]
     while todo:
