@@ -104,6 +104,8 @@ def test_resume_keeps_the_best_epoch_and_the_real_unfreeze_everywhere(tmp_path, 
     assert [e["epoch"] for e in raw] == [2], "a resumed attempt wrote another unfreeze"
     starts = [e for e in read_events(run_dir / "telemetry.jsonl")[0] if e["event"] == "run_start"]
     assert starts[0]["frozen"] == {"layers": list(range(11)), "until_epoch": 1} and starts[1]["frozen"] is None
+    # the resumed attempt starts from the first attempt's best (run_start.best), not from nothing
+    assert starts[0]["best"] is None and starts[1]["best"]["epoch"] == best_before
     from app import class_charts
 
     markers = [s.name for s in class_charts.f1_figure(after).layout.shapes if "unfreeze" in (s.name or "")]
