@@ -123,7 +123,8 @@ table = pd.DataFrame(
         "weight": weights,
     }
 )
-left, right = st.columns([3, 2], gap="large")
+# Half the width for the table: at 1400 px a 2/5 column left the editable weight column off the grid.
+left, right = st.columns(2, gap="large")
 with left:
     st.toggle("Log scale", key="cw_log")
     st.plotly_chart(
@@ -138,7 +139,14 @@ with right:
         key="weights_editor",
         hide_index=True,
         disabled=["id", "class", "instances", "images", "zero count"],
-        column_config={"weight": st.column_config.NumberColumn("weight", min_value=0.0, format="%.4f", required=True)},
+        # The editable weight right after the name; id and zero count (the warning above names those) stay hidden.
+        column_order=["class", "weight", "instances", "images"],
+        column_config={
+            # 100 px: the edit icon and the header, or a value up to 100.0000
+            "weight": st.column_config.NumberColumn("weight", min_value=0.0, format="%.4f", required=True, width=100),
+            "instances": st.column_config.NumberColumn("instances", width="small"),
+            "images": st.column_config.NumberColumn("images", width="small"),
+        },
     )
     final = [float(w) for w in edited["weight"]]
     bad = [f"{n}: {w}" for n, w in zip(counts.names, final, strict=True) if not (math.isfinite(w) and w >= 0)]
@@ -154,18 +162,18 @@ with right:
         "data": info.path, "split": ss.cw_split, "instances": counts.instances, "images": counts.images,
         "scheme": settings.model_dump(exclude={"weights"}), "edited": was_edited,
     }  # fmt: skip
-    x, y, z = st.columns(3)
-    x.download_button(
+    buttons = st.container(horizontal=True)  # each button as wide as its label; they wrap rather than truncate
+    buttons.download_button(
         "YAML", exports.weights_yaml(counts.names, final, source), file_name="class_weights.yaml",
         mime="application/x-yaml", key="weights_export_yaml", icon=":material/download:", disabled=bool(bad),
         on_click="ignore",
     )  # fmt: skip
-    y.download_button(
+    buttons.download_button(
         "JSON", exports.weights_json(counts.names, final, **meta), file_name="class_weights.json",
         mime="application/json", key="weights_export_json", icon=":material/download:", disabled=bool(bad),
         on_click="ignore",
     )  # fmt: skip
-    z.button(
+    buttons.button(
         "Use in a new run", key="weights_use", type="primary", disabled=bool(bad), on_click=_use_in_new_run,
         args=(list(counts.names), final, was_edited),
     )  # fmt: skip

@@ -158,8 +158,12 @@ with form_col:
         devices = devices.device_options(gpus)
         if ss.nr_device not in devices:
             ss.nr_device = "auto"
-        labels = {"auto": "auto (GPU if available)", "cpu": "cpu"} | {g.split(":", 1)[0]: f"GPU {g}" for g in gpus}
-        st.selectbox("Device", devices, key="nr_device", format_func=lambda d: labels.get(d, f"GPUs {d}"))
+        # Short choices: the box shows 71 px of text at a 1400 px window; the GPU names are in the help.
+        gpu_help = "auto: a GPU if there is one, else the CPU." + "".join(f"  \nGPU {g}" for g in gpus)
+        st.selectbox(
+            "Device", devices, key="nr_device", help=gpu_help,
+            format_func=lambda d: d if d in ("auto", "cpu") else f"GPUs {d}" if "," in d else f"GPU {d}",
+        )  # fmt: skip
         errors_for("train.device")
     c1, c2, c3, c4 = st.columns(4)
     with c1:
