@@ -36,8 +36,13 @@ class FindingsCount:
         return sum(self.counts.values())
 
     def badges(self) -> str:
-        """``:red-badge[1 critical] :orange-badge[2 warning]`` (severities with none left out), or ``no findings``."""
-        shown = [f":{BADGE_COLORS.get(s, 'gray')}-badge[{n} {s}]" for s, n in self.counts.items() if n]
+        """``:red-badge[1 critical] :orange-badge[2 warnings]`` (severities with none left out), or ``no findings``."""
+        plural = {"warning": "warnings"}
+        shown = [
+            f":{BADGE_COLORS.get(s, 'gray')}-badge[{n} {plural.get(s, s) if n > 1 else s}]"
+            for s, n in self.counts.items()
+            if n
+        ]
         return " ".join(shown) or ":green-badge[no findings]"
 
 

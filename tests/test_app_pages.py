@@ -388,7 +388,7 @@ def test_runs_page_lists_every_run_with_status_progress_and_actions(three_runs):
     progress = {p.proto.text: p.value for p in at.get("progress")}
     assert progress["epoch 2/5"] == 40 and progress["epoch 6/6"] == 100  # percent
     assert "RuntimeError: CUDA oom" in " ".join(c.value for c in at.caption)
-    assert any(m.label == "Best" and m.value == "mAP50-95 0.250" for m in at.metric)
+    assert any(m.label == "Best mAP50-95" and m.value == "0.250" for m in at.metric)  # the name in the label
     eta = next(m for m in at.metric if m.label == "ETA" and m.value != "-")  # only the live run has an ETA
     assert eta.value.endswith("s")
     assert at.button(key="runs_stop_live")

@@ -126,3 +126,9 @@ def test_runs_page_offers_each_runs_files(doctor_runs):
     assert list(fine.values()) == ["best.pt", "last.pt", "recipe.yaml", "telemetry.jsonl", "results.csv"]
     saturated = [v for k, v in buttons.items() if k.startswith("runs_download_saturated_")]
     assert saturated == ["recipe.yaml", "telemetry.jsonl"]  # only the files that exist
+
+
+def test_badges_name_each_severity_with_a_count():
+    count = run_findings.FindingsCount({"critical": 1, "warning": 2, "info": 0})
+    assert count.badges() == ":red-badge[1 critical] :orange-badge[2 warnings]" and count.total == 3
+    assert run_findings.FindingsCount({"critical": 0, "warning": 0, "info": 0}).badges() == ":green-badge[no findings]"

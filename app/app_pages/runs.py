@@ -79,8 +79,8 @@ def run_list() -> None:
             st.markdown(run_views.sweep_header(current, row.sweep))
         previous_sweep = row.sweep
         with st.container(border=True, key=f"runs_row_{row.name}"):
-            name_col, status_col, progress_col, eta_col, best_col, findings_col, actions_col = st.columns(
-                [1.9, 1.2, 1.7, 0.8, 1.8, 2.1, 3.7]
+            name_col, status_col, progress_col, eta_col, best_col, findings_col = st.columns(
+                [2.2, 1.2, 1.8, 0.8, 1.4, 2.2]
             )
             name_col.markdown(f"**{row.name}**")
             if row.created:
@@ -95,42 +95,44 @@ def run_list() -> None:
             eta_col.metric(
                 "ETA", run_views.format_duration(row.eta_s) if row.active else "-", label_visibility="visible"
             )
-            best_col.metric("Best", row.best)
+            best_col.metric(row.best_label, row.best_value, help=row.best)  # the name in the label: never cut off
             found = counts.get(row.name)
-            findings_col.caption("Findings", help="the training doctor's findings; Open shows them with their fixes")
+            findings_col.markdown(
+                ":small[Findings]", help="the training doctor's findings; Open shows them with their fixes"
+            )
             findings_col.markdown(found.badges() if found else "-")
             if found and found.dataset_pending:
                 findings_col.caption("checking the dataset…")
-            with actions_col:
-                # a horizontal flex row sizes each button to its label (equal columns truncated "Resume")
-                a = b = c = st.container(horizontal=True, gap="small")
-                a.page_link(
-                    "app_pages/dashboard.py", label="Open", icon=":material/monitoring:", query_params={"run": row.name}
-                )
-                if row.active:
-                    b.button("Stop", key=f"runs_stop_{row.name}", on_click=_act, args=("stop", row.path, row.name))
-                else:
-                    b.button(
-                        "Resume", key=f"runs_resume_{row.name}", on_click=_act, args=("resume", row.path, row.name),
-                        disabled=row.resume_refusal is not None, help=row.resume_refusal or "continue from last.pt",
-                    )  # fmt: skip
-                    b.button(
-                        "Start again", key=f"runs_again_{row.name}", on_click=_act, args=("again", row.path, row.name),
-                        help="a new run with this run's recipe",
-                    )  # fmt: skip
-                files = exports.artifacts(row.path)
-                if files:
-                    with c.popover("Files", icon=":material/download:", help="download this run's files"):
-                        for label, path, mime in files:
-                            st.download_button(
-                                label, lambda p=path: exports.read_bytes(p), file_name=f"{row.name}-{label}",
-                                mime=mime, key=f"runs_download_{row.name}_{label}", icon=":material/download:",
-                                on_click="ignore",
-                            )  # fmt: skip
-                c.button(
-                    "Delete", key=f"runs_delete_{row.name}", on_click=_act, args=("ask_delete", row.path, row.name),
-                    disabled=row.active, help="stop the run first" if row.active else None,
+            # the actions on a line of their own under the columns (all five fit at 1400 px), in a horizontal flex row
+            # that sizes each button to its label (equal columns truncated "Resume")
+            actions = st.container(horizontal=True, gap="small")
+            actions.page_link(
+                "app_pages/dashboard.py", label="Open", icon=":material/monitoring:", query_params={"run": row.name}
+            )
+            if row.active:
+                actions.button("Stop", key=f"runs_stop_{row.name}", on_click=_act, args=("stop", row.path, row.name))
+            else:
+                actions.button(
+                    "Resume", key=f"runs_resume_{row.name}", on_click=_act, args=("resume", row.path, row.name),
+                    disabled=row.resume_refusal is not None, help=row.resume_refusal or "continue from last.pt",
                 )  # fmt: skip
+                actions.button(
+                    "Start again", key=f"runs_again_{row.name}", on_click=_act, args=("again", row.path, row.name),
+                    help="a new run with this run's recipe",
+                )  # fmt: skip
+            files = exports.artifacts(row.path)
+            if files:
+                with actions.popover("Files", icon=":material/download:", help="download this run's files"):
+                    for label, path, mime in files:
+                        st.download_button(
+                            label, lambda p=path: exports.read_bytes(p), file_name=f"{row.name}-{label}",
+                            mime=mime, key=f"runs_download_{row.name}_{label}", icon=":material/download:",
+                            on_click="ignore",
+                        )  # fmt: skip
+            actions.button(
+                "Delete", key=f"runs_delete_{row.name}", on_click=_act, args=("ask_delete", row.path, row.name),
+                disabled=row.active, help="stop the run first" if row.active else None,
+            )  # fmt: skip
             if row.error:
                 st.caption(f":red[{row.error}]")
             if ss.get("runs_confirm_delete") == row.name:
