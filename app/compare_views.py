@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 
+from app.class_charts import compare_classes_figure
 from app.run_views import format_metric
 from trainers.run_compare import Comparison
 from trainers.run_folder import RECIPE_FILE, TELEMETRY_FILE
 from trainers.run_status import STATUS_FILE
+from trainers.telemetry.run_log import RunLog
 
 VERSION_FILES = (STATUS_FILE, RECIPE_FILE, TELEMETRY_FILE)  # what compare_runs reads: a change in one changes it
 
@@ -79,3 +82,12 @@ def results_table(comparison: Comparison) -> pd.DataFrame:
         columns=["run", "status", "epochs", "best epoch", "best", "mAP50", "mAP50-95", "mean F1", "stop reason"],
     )
     return table.astype({"best epoch": "Int64"})  # an integer column with gaps, not 5.0
+
+
+def classes_figure(logs: dict[str, RunLog]) -> go.Figure:
+    """:func:`app.class_charts.compare_classes_figure` with the run names above the heatmap: the page scrolls it in a
+    box, and names at the bottom of 80 rows would be out of sight."""
+    fig = compare_classes_figure(logs)
+    fig.update_xaxes(side="top")
+    fig.update_layout(margin={"t": 110, "b": 20}, title={"y": 0.99, "yanchor": "top", "yref": "container"})
+    return fig

@@ -47,8 +47,10 @@ def test_final_metrics_per_run_and_the_class_by_run_heatmap(runs):
     assert list(results["run"]) == ["a", "b"] and list(results["epochs"]) == ["3/10", "2/10"]
     assert list(results["status"]) == ["completed", "completed"]
     assert results["mean F1"].tolist()[1] == pytest.approx(0.225)  # the last epoch's mean of 0.2, 0.3, 0.4, 0.0
-    heat = charts_by_key(at)["chart_compare_classes"]["data"][0]
+    spec = charts_by_key(at)["chart_compare_classes"]
+    heat = spec["data"][0]
     assert heat["x"] == ["a", "b"]
+    assert spec["layout"]["xaxis"]["side"] == "top"  # the run names stay in sight while the box scrolls
     assert heat["y"][0] == "cross"  # the class whose F1 differs most between the runs comes first (0.62 vs 0.0)
 
 

@@ -56,7 +56,11 @@ else:
     st.table(compare_views.diff_table(compared))
 
 st.subheader("Final metrics")
-st.dataframe(compare_views.results_table(compared), hide_index=True, key="cmp_summary")
+metric_format = st.column_config.NumberColumn(format="%.4f")
+st.dataframe(
+    compare_views.results_table(compared), hide_index=True, key="cmp_summary",
+    column_config={"mAP50": metric_format, "mAP50-95": metric_format, "mean F1": metric_format},
+)  # fmt: skip
 
 logs = {name: run_views.run_events(root / name).poll() for name in ss.cmp_runs}
 metrics = list(charts.COMPARE_METRICS)
@@ -82,4 +86,4 @@ with b:
 if classes:
     # one fixed-height row per class: 80-365 classes scroll inside the box instead of stretching the page
     with st.container(height=min(HEATMAP_BOX_PX, class_charts.heatmap_height(len(classes)) + 30), border=False):
-        st.plotly_chart(class_charts.compare_classes_figure(logs), key="chart_compare_classes", width="stretch")
+        st.plotly_chart(compare_views.classes_figure(logs), key="chart_compare_classes", width="stretch")
