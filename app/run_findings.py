@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,8 +96,6 @@ def scanning() -> bool:
 
 def wait_for_scans(timeout: float = 60.0) -> bool:
     """Block until the queued scans are done (tests, benchmarks); False if ``timeout`` passed first."""
-    import time
-
     deadline = time.monotonic() + timeout
     while scanning():
         if time.monotonic() > deadline:
