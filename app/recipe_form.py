@@ -23,13 +23,12 @@ from trainers import checkpoint_check, launcher
 from trainers import customizations as table
 from trainers.errors import Problem, RecipeError, RunError
 from trainers.recipe import Recipe
-from trainers.run_folder import ensure_name_free, validate_run_name
+from trainers.run_folder import UI_RECIPES_DIR, ensure_name_free, validate_run_name
 from trainers.train_args import train_default
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = REPO_ROOT / "assets" / "demo" / "data.yaml"
 DEMO_MODEL = REPO_ROOT / "assets" / "demo_base.pt"
-UI_RECIPES_DIR = ".ui-recipes"  # in the runs root; hidden, so list_runs skips it
 PREFIX = "nr_"
 
 BUILTIN_MODELS = (

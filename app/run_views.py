@@ -63,6 +63,17 @@ class RunRow:
     sweep_values: dict[str, Any] | None = None  # its grid values
     where: str = "local"  # the backend: local, or ray (a Ray job)
     early_stop: str | None = None  # why the sweep stopped it early
+    best_metric: dict[str, Any] | None = None  # status.json's ``{"name", "value"}``
+
+    @property
+    def best_label(self) -> str:
+        """``Best mAP50-95``: the metric's name goes in the label, so the value alone never gets cut off."""
+        return f"Best {metric_label((self.best_metric or {}).get('name'))}".strip()
+
+    @property
+    def best_value(self) -> str:
+        value = (self.best_metric or {}).get("value")
+        return f"{float(value):.3f}" if isinstance(value, (int, float)) else "-"
 
     @property
     def active(self) -> bool:
@@ -125,6 +136,7 @@ def run_rows(root: str | os.PathLike[str]) -> list[RunRow]:
         except WorkbenchError:
             status = {}
         state = status.get("status", s.status)
+        best = status.get("best_metric", s.best_metric)
         epochs = status.get("epochs", s.epochs)
         eta = None
         if state in ACTIVE_STATUSES:
@@ -132,7 +144,7 @@ def run_rows(root: str | os.PathLike[str]) -> list[RunRow]:
         rows.append(
             RunRow(
                 name=s.name, path=s.path, status=str(state), epoch=int(status.get("epoch", s.epoch) or 0),
-                epochs=epochs, eta_s=eta, best=format_metric(status.get("best_metric", s.best_metric)),
+                epochs=epochs, eta_s=eta, best=format_metric(best), best_metric=best,
                 error=status.get("error"), created=s.created,
                 resume_refusal=resume_refusal(s.path, status) if status else "status unreadable",
                 sweep=status.get("sweep"), sweep_values=status.get("sweep_values"),

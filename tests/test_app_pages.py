@@ -388,7 +388,7 @@ def test_runs_page_lists_every_run_with_status_progress_and_actions(three_runs):
     progress = {p.proto.text: p.value for p in at.get("progress")}
     assert progress["epoch 2/5"] == 40 and progress["epoch 6/6"] == 100  # percent
     assert "RuntimeError: CUDA oom" in " ".join(c.value for c in at.caption)
-    assert any(m.label == "Best" and m.value == "mAP50-95 0.250" for m in at.metric)
+    assert any(m.label == "Best mAP50-95" and m.value == "0.250" for m in at.metric)  # the name in the label
     eta = next(m for m in at.metric if m.label == "ETA" and m.value != "-")  # only the live run has an ETA
     assert eta.value.endswith("s")
     assert at.button(key="runs_stop_live")
@@ -565,8 +565,11 @@ def test_compare_overlays_selected_runs(runs_root):
     figs = charts_by_key(at)
     assert figs["chart_compare_metric"]["layout"]["title"]["text"] == "mean F1 by run"
     assert figs["chart_compare_f1"]["layout"]["title"]["text"] == "F1 of 'bicycle' by run"
-    summary = at.dataframe[0].value
-    assert list(summary["run"]) == ["a", "b"] and list(summary["epochs"]) == [6, 1]
+    summary = at.dataframe[0].value  # the final metrics (the diff is a table, st.table)
+    assert list(summary["run"]) == ["a", "b"] and list(summary["epochs"]) == ["6/6", "1/1"]
+    assert not [c for c in summary.columns if c.startswith("F1 ")]  # per class: the heatmap, not one column each
+    heat = figs["chart_compare_classes"]["data"][0]
+    assert heat["x"] == ["a", "b"] and sorted(heat["y"]) == ["bicycle", "car", "dog", "person"]
     at.multiselect(key="cmp_runs").set_value(["b"]).run()
     assert trace_names(charts_by_key(at)["chart_compare_metric"]) == ["b"]
 

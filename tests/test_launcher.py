@@ -467,6 +467,28 @@ def test_delete_refuses_running_and_non_runs(tmp_path, fake):
     assert (precious / "data.txt").exists()
 
 
+def test_delete_removes_the_ui_recipe_the_run_was_started_from_and_no_other_file(tmp_path, fake):
+    root = tmp_path / "runs"
+    fake(steps=3, delay=0)
+    ui_recipes = root / ".ui-recipes"  # where the New run page writes the recipe it starts (docs/runs.md)
+    ui_recipes.mkdir(parents=True)
+    mine, other = ui_recipes / "mine.yaml", ui_recipes / "mine-2.yaml"
+    for path in (mine, other):
+        path.write_text("model: yolo26n.yaml\n")
+    users = tmp_path / "demo.yaml"  # a recipe the user keeps (workbench train / start_run from the CLI)
+    users.write_text("model: yolo26n.yaml\n")
+    from_ui = launcher.start_run(mine, root, name="from-ui")
+    from_cli = launcher.start_run(users, root, name="from-cli")
+    wait_for(status_is(from_ui, "completed"))
+    wait_for(status_is(from_cli, "completed"))
+
+    launcher.delete_run(from_ui)
+    assert not from_ui.exists() and not mine.exists()  # the run's own UI recipe goes with it
+    assert other.exists()  # another run's UI recipe stays
+    launcher.delete_run(from_cli)
+    assert not from_cli.exists() and users.exists()  # a recipe outside .ui-recipes is the user's: never deleted
+
+
 # ---- for real: launcher -> workbench train -> runner -> ultralytics -------------------------------------------------
 @pytest.mark.slow
 def test_real_run_starts_stops_cleanly_resumes_and_logs_the_documented_schema(tmp_path, tiny_data):

@@ -31,6 +31,7 @@ from trainers.local_processes import child_env  # noqa: F401  (re-exported: the 
 from trainers.run_folder import (
     LAST_CHECKPOINT,
     RECIPE_FILE,
+    UI_RECIPES_DIR,
     check_resumable,
     create_run_dir,
     end_run,
@@ -126,8 +127,7 @@ def start_run(
                 raise RunError(f"could not reserve a run name for {recipe.stem!r} in {root}; pass --name")
     except OSError as e:
         raise unusable_runs_root(root, e) from None
-    if extra_status:
-        write_status(run_dir, **extra_status)
+    write_status(run_dir, recipe_source=str(recipe), **(extra_status or {}))  # delete_run needs it (ui_recipe)
     if checked is not None:  # the run keeps its recipe even if it fails before training writes it again
         (run_dir / RECIPE_FILE).write_text(checked.to_yaml(), encoding="utf-8")
     if cluster is not None:
@@ -352,7 +352,7 @@ def resume_run_detached(
 
 
 def delete_run(run_dir: str | os.PathLike[str]) -> None:
-    """Delete a run folder and everything in it.
+    """Delete a run folder and everything in it, and the recipe New run wrote for it (:func:`ui_recipe`).
 
     Raises:
         RunError: If the folder is not a run (no status.json: nothing is deleted), or the run is starting/running.
@@ -361,4 +361,18 @@ def delete_run(run_dir: str | os.PathLike[str]) -> None:
     status = refresh_status(run_dir)
     if status.get("status") in ACTIVE_STATUSES:
         raise RunError(f"run {run_dir.name!r} is {status['status']}; stop it before deleting")
+    own_recipe = ui_recipe(run_dir, status)
     shutil.rmtree(run_dir)
+    if own_recipe is not None:
+        own_recipe.unlink(missing_ok=True)
+
+
+def ui_recipe(run_dir: str | os.PathLike[str], status: Mapping[str, Any]) -> Path | None:
+    """The recipe file that belongs to this run alone: the one it was started from (``recipe_source``) when that lies
+    in its runs root's ``.ui-recipes/``, where New run writes a fresh file per run it starts. A recipe anywhere else
+    is the user's (``workbench train my.yaml``) and never the run's; a run from before ``recipe_source`` has None."""
+    source = status.get("recipe_source")
+    if not source:
+        return None
+    path = Path(source).resolve()
+    return path if path.parent == (Path(run_dir).resolve().parent / UI_RECIPES_DIR) else None

@@ -34,6 +34,7 @@ CONSOLE_FILE = "console.log"
 RECIPE_FILE = "recipe.yaml"
 LAST_CHECKPOINT = "weights/last.pt"
 BEST_CHECKPOINT = "weights/best.pt"
+UI_RECIPES_DIR = ".ui-recipes"  # in the runs root: the recipe New run wrote for each run it started (one file per run)
 
 NAME_MAX = 100
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}", re.ASCII)

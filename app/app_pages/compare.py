@@ -1,17 +1,26 @@
-"""Compare: overlay a metric and the per-class F1 of selected runs, with a summary table."""
+"""Compare: what differs between the selected runs' recipes, where each ended up, a metric and a class overlaid, and
+the per-class F1 of every run as one class x run heatmap."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from app import charts, class_charts, run_views
+from app import charts, class_charts, compare_views, run_views
+from app.dashboard_parts import HEATMAP_BOX_PX
 from app.state import current_runs_root, init_state
-from trainers.telemetry.run_log import RunLog
+from trainers.errors import WorkbenchError
+from trainers.run_compare import Comparison, compare_runs
 
 init_state()
 root = current_runs_root()
 ss = st.session_state
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def comparison(paths: tuple[str, ...], version: tuple) -> Comparison:
+    """:func:`compare_runs` of the runs, computed again only when a file it reads changed (``version``)."""
+    return compare_runs(list(paths))
+
 
 st.title("Compare runs")
 runs = run_views.runs_with_status(root)
@@ -29,9 +38,31 @@ if not ss.cmp_runs:
     st.info("Choose at least one run.")
     st.stop()
 
-logs = {name: run_views.run_events(root / name).poll() for name in ss.cmp_runs}
-statuses = dict(runs)
+paths = tuple(str(root / name) for name in ss.cmp_runs)
+try:
+    compared = comparison(paths, compare_views.files_version(paths))
+except WorkbenchError as e:  # a run deleted or unreadable between the listing and here
+    st.error(str(e))
+    st.stop()
 
+st.subheader("What differs")
+if len(ss.cmp_runs) < 2:
+    st.info("Choose a second run to see which recipe settings differ.")
+elif not compared.diff:
+    st.info("Nothing differs: these runs have the same recipe settings.")
+else:
+    n = len(compared.diff)
+    st.caption(f"{n} recipe setting{'s' * (n != 1)} differ{'s' * (n == 1)}; off: the customization is off.")
+    st.table(compare_views.diff_table(compared))
+
+st.subheader("Final metrics")
+metric_format = st.column_config.NumberColumn(format="%.4f")
+st.dataframe(
+    compare_views.results_table(compared), hide_index=True, key="cmp_summary",
+    column_config={"mAP50": metric_format, "mAP50-95": metric_format, "mean F1": metric_format},
+)  # fmt: skip
+
+logs = {name: run_views.run_events(root / name).poll() for name in ss.cmp_runs}
 metrics = list(charts.COMPARE_METRICS)
 for log in logs.values():
     metrics += [k for k in log.metric_keys() if k not in charts.DETECTION_METRICS and k not in metrics]
@@ -52,31 +83,7 @@ with b:
     else:
         st.info("None of these runs has per-class F1 yet (turn on the per_class_f1 customization).")
 
-
-def _last(log: RunLog, key: str) -> float | None:
-    values = [v for v in log.epoch_metric(key) if v is not None]
-    return round(values[-1], 4) if values else None
-
-
-def _last_f1(log: RunLog, class_name: str) -> float | None:
-    values = [v for v in log.per_class("f1").get(class_name, []) if v is not None]
-    return round(values[-1], 4) if values else None
-
-
-summary = pd.DataFrame(
-    [
-        {
-            "run": name,
-            "status": statuses.get(name, "?"),
-            "epochs": len(log.epochs),
-            "best epoch": log.best_epoch,
-            "mAP50-95": _last(log, "metrics/mAP50-95(B)"),
-            "mAP50": _last(log, "metrics/mAP50(B)"),
-            "mean F1": _last(log, "mean_f1"),
-            **{f"F1 {c}": _last_f1(log, c) for c in classes},
-        }
-        for name, log in logs.items()
-    ]
-)
-st.subheader("Last epoch")
-st.dataframe(summary, hide_index=True, key="cmp_summary")
+if classes:
+    # one fixed-height row per class: 80-365 classes scroll inside the box instead of stretching the page
+    with st.container(height=min(HEATMAP_BOX_PX, class_charts.heatmap_height(len(classes)) + 30), border=False):
+        st.plotly_chart(compare_views.classes_figure(logs), key="chart_compare_classes", width="stretch")

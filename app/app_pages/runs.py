@@ -1,13 +1,14 @@
-"""Runs: every run in the runs root with its status, epoch progress, ETA and best metric; open, stop, resume and
-delete (with a confirmation). Everything is read from the run folders, so the list survives a browser refresh or a UI
-restart; it refreshes itself while a run is active.
+"""Runs: every run in the runs root with its status, epoch progress, ETA, best metric and the training doctor's
+findings by severity; open, stop, resume, delete (with a confirmation) and download its files. Everything is read from
+the run folders, so the list survives a browser refresh or a UI restart; it refreshes itself while a run is active or
+a dataset scan is pending.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app import run_views
+from app import exports, run_findings, run_views
 from app.state import current_runs_root, init_state
 from trainers import launcher
 from trainers.errors import WorkbenchError
@@ -18,6 +19,12 @@ STATUS_COLORS = {"starting": "blue", "running": "blue", "completed": "green", "s
 init_state()
 root = current_runs_root()
 ss = st.session_state
+
+
+@st.cache_data(max_entries=5000, show_spinner=False)
+def findings(path: str, version: tuple) -> run_findings.FindingsCount | None:
+    """The run's findings count, computed again only when ``version`` (status.json, telemetry, dataset facts) moved."""
+    return run_findings.findings_count(path)
 
 
 def _act(action: str, path: str, name: str) -> None:
@@ -35,6 +42,7 @@ def _act(action: str, path: str, name: str) -> None:
         elif action == "delete":
             launcher.delete_run(path)
             run_views.forget_run(path)
+            run_findings.forget(path)
             ss.runs_confirm_delete = None
             ss.runs_flash = ("success", f"Deleted {name}.")
         elif action == "ask_delete":
@@ -48,13 +56,16 @@ def _act(action: str, path: str, name: str) -> None:
 st.title("Runs")
 st.caption(f"Runs in `{root}`")
 rows = run_views.run_rows(root)
+counts = {r.name: findings(r.path, run_findings.version(r.path)) for r in rows}  # queues the dataset scans
+live = any(r.active for r in rows) or run_findings.scanning()
 
 
-@st.fragment(run_every=REFRESH_S if any(r.active for r in rows) else None)
+@st.fragment(run_every=REFRESH_S if live else None)
 def run_list() -> None:
     current = run_views.run_rows(root)
-    if any(r.active for r in current) != any(r.active for r in rows):
-        st.rerun()  # a run started or ended: rerun the page so the refresh interval follows
+    counts.update({r.name: findings(r.path, run_findings.version(r.path)) for r in current})
+    if (any(r.active for r in current) or run_findings.scanning()) != live:
+        st.rerun()  # a run or a scan started or ended: rerun the page so the refresh interval follows
     flash = ss.pop("runs_flash", None)
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])
@@ -68,7 +79,9 @@ def run_list() -> None:
             st.markdown(run_views.sweep_header(current, row.sweep))
         previous_sweep = row.sweep
         with st.container(border=True, key=f"runs_row_{row.name}"):
-            name_col, status_col, progress_col, eta_col, best_col, actions_col = st.columns([2, 1.5, 2, 0.9, 2.2, 3.2])
+            name_col, status_col, progress_col, eta_col, best_col, findings_col = st.columns(
+                [2.2, 1.2, 1.8, 0.8, 1.4, 2.2]
+            )
             name_col.markdown(f"**{row.name}**")
             if row.created:
                 name_col.caption(row.created.replace("T", " ")[:19])
@@ -82,28 +95,44 @@ def run_list() -> None:
             eta_col.metric(
                 "ETA", run_views.format_duration(row.eta_s) if row.active else "-", label_visibility="visible"
             )
-            best_col.metric("Best", row.best)
-            with actions_col:
-                # a horizontal flex row sizes each button to its label (equal columns truncated "Resume")
-                a = b = c = st.container(horizontal=True, gap="small")
-                a.page_link(
-                    "app_pages/dashboard.py", label="Open", icon=":material/monitoring:", query_params={"run": row.name}
-                )
-                if row.active:
-                    b.button("Stop", key=f"runs_stop_{row.name}", on_click=_act, args=("stop", row.path, row.name))
-                else:
-                    b.button(
-                        "Resume", key=f"runs_resume_{row.name}", on_click=_act, args=("resume", row.path, row.name),
-                        disabled=row.resume_refusal is not None, help=row.resume_refusal or "continue from last.pt",
-                    )  # fmt: skip
-                    b.button(
-                        "Start again", key=f"runs_again_{row.name}", on_click=_act, args=("again", row.path, row.name),
-                        help="a new run with this run's recipe",
-                    )  # fmt: skip
-                c.button(
-                    "Delete", key=f"runs_delete_{row.name}", on_click=_act, args=("ask_delete", row.path, row.name),
-                    disabled=row.active, help="stop the run first" if row.active else None,
+            best_col.metric(row.best_label, row.best_value, help=row.best)  # the name in the label: never cut off
+            found = counts.get(row.name)
+            findings_col.markdown(
+                ":small[Findings]", help="the training doctor's findings; Open shows them with their fixes"
+            )
+            findings_col.markdown(found.badges() if found else "-")
+            if found and found.dataset_pending:
+                findings_col.caption("checking the dataset…")
+            # the actions on a line of their own under the columns (all five fit at 1400 px), in a horizontal flex row
+            # that sizes each button to its label (equal columns truncated "Resume")
+            actions = st.container(horizontal=True, gap="small")
+            actions.page_link(
+                "app_pages/dashboard.py", label="Open", icon=":material/monitoring:", query_params={"run": row.name}
+            )
+            if row.active:
+                actions.button("Stop", key=f"runs_stop_{row.name}", on_click=_act, args=("stop", row.path, row.name))
+            else:
+                actions.button(
+                    "Resume", key=f"runs_resume_{row.name}", on_click=_act, args=("resume", row.path, row.name),
+                    disabled=row.resume_refusal is not None, help=row.resume_refusal or "continue from last.pt",
                 )  # fmt: skip
+                actions.button(
+                    "Start again", key=f"runs_again_{row.name}", on_click=_act, args=("again", row.path, row.name),
+                    help="a new run with this run's recipe",
+                )  # fmt: skip
+            files = exports.artifacts(row.path)
+            if files:
+                with actions.popover("Files", icon=":material/download:", help="download this run's files"):
+                    for label, path, mime in files:
+                        st.download_button(
+                            label, lambda p=path: exports.read_bytes(p), file_name=f"{row.name}-{label}",
+                            mime=mime, key=f"runs_download_{row.name}_{label}", icon=":material/download:",
+                            on_click="ignore",
+                        )  # fmt: skip
+            actions.button(
+                "Delete", key=f"runs_delete_{row.name}", on_click=_act, args=("ask_delete", row.path, row.name),
+                disabled=row.active, help="stop the run first" if row.active else None,
+            )  # fmt: skip
             if row.error:
                 st.caption(f":red[{row.error}]")
             if ss.get("runs_confirm_delete") == row.name:

@@ -1,0 +1,93 @@
+"""What the Compare page shows (no Streamlit): the recipe settings that differ between runs and where each run ended
+up, as tables, from :func:`trainers.run_compare.compare_runs` (the comparison ``workbench compare`` prints).
+
+The diff itself is the library's (:func:`trainers.run_compare.recipe_diff`); this module only lays it out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from app.class_charts import compare_classes_figure
+from app.run_views import format_metric
+from trainers.run_compare import Comparison
+from trainers.run_folder import RECIPE_FILE, TELEMETRY_FILE
+from trainers.run_status import STATUS_FILE
+from trainers.telemetry.run_log import RunLog
+
+VERSION_FILES = (STATUS_FILE, RECIPE_FILE, TELEMETRY_FILE)  # what compare_runs reads: a change in one changes it
+
+
+def files_version(run_dirs: Sequence[str | os.PathLike[str]]) -> tuple[tuple[int, int], ...]:
+    """``(mtime_ns, size)`` of each file :func:`~trainers.run_compare.compare_runs` reads, per run: the page computes
+    the comparison again only when one of them changed (a missing file is ``(0, 0)``)."""
+    out = []
+    for run_dir in run_dirs:
+        for name in VERSION_FILES:
+            try:
+                st = (Path(run_dir) / name).stat()
+                out.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((0, 0))
+    return tuple(out)
+
+
+def cell(key: str, value: Any) -> str:
+    """A recipe value as the diff table shows it: a customization's ``None`` is ``off`` (the block is off) and a
+    setting-less block's ``{}`` is ``on``; strings as they are, everything else as JSON (as ``workbench compare``)."""
+    if value is None:
+        return "off" if key.startswith("customizations.") else "null"
+    if value == {}:
+        return "on"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def diff_table(comparison: Comparison) -> pd.DataFrame:
+    """The settings that differ: one row per dotted key (the index, ``setting``), one column per run, in run order."""
+    rows = [[cell(key, v) for v in values] for key, values in comparison.diff.items()]
+    table = pd.DataFrame(rows, index=list(comparison.diff), columns=list(comparison.runs), dtype=object)
+    table.index.name = "setting"
+    return table
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def results_table(comparison: Comparison) -> pd.DataFrame:
+    """Where each run ended up: status, epochs done/planned, best epoch and metric, the last epoch's mAP50, mAP50-95
+    and mean F1, and why it stopped (when it says)."""
+    table = pd.DataFrame(
+        [
+            {
+                "run": r.name,
+                "status": r.status,
+                "epochs": f"{r.epochs_done}/{r.epochs_planned or '?'}",
+                "best epoch": r.best_epoch,
+                "best": format_metric(r.best_metric),
+                "mAP50": _rounded(r.map50),
+                "mAP50-95": _rounded(r.map50_95),
+                "mean F1": _rounded(r.mean_f1),
+                "stop reason": r.stop_reason or "",
+            }
+            for r in comparison.results
+        ],
+        columns=["run", "status", "epochs", "best epoch", "best", "mAP50", "mAP50-95", "mean F1", "stop reason"],
+    )
+    return table.astype({"best epoch": "Int64"})  # an integer column with gaps, not 5.0
+
+
+def classes_figure(logs: dict[str, RunLog]) -> go.Figure:
+    """:func:`app.class_charts.compare_classes_figure` with the run names above the heatmap: the page scrolls it in a
+    box, and names at the bottom of 80 rows would be out of sight."""
+    fig = compare_classes_figure(logs)
+    fig.update_xaxes(side="top")
+    fig.update_layout(margin={"t": 110, "b": 20}, title={"y": 0.99, "yanchor": "top", "yref": "container"})
+    return fig
