@@ -189,4 +189,5 @@ def compare_figure(logs: Mapping[str, RunLog | Iterable[Mapping[str, Any]]], met
             fig.add_trace(
                 scatter(x=x, y=_values(log, key), name=run, mode=epoch_mode(len(x)), line={"color": color(i)})
             )
+    epoch_axis(fig, sorted({int(x) for t in fig.data for x in t["x"]}))
     return fig.figure() if fig.data else empty(fig)

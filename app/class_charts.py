@@ -65,6 +65,11 @@ def f1_figure(
     return fig.figure()
 
 
+def _colorbar(rows: int) -> dict[str, Any]:
+    """At most 400 px long, at the top of the heatmap: in a scrolling box a centred bar sat out of sight."""
+    return {"title": "F1", "len": min(1.0, 400 / heatmap_height(rows)), "y": 1.0, "yanchor": "top"}
+
+
 def f1_heatmap(source: RunLog | Iterable[Mapping[str, Any]], order: Sequence[str] | None = None) -> go.Figure:
     """Class x epoch heatmap of F1, one fixed-height row per class in ``order`` (default: worst F1 first).
 
@@ -83,7 +88,7 @@ def f1_heatmap(source: RunLog | Iterable[Mapping[str, Any]], order: Sequence[str
     fig.add_trace(
         heatmap(
             z=z, x=epochs, y=rows, zmin=0, zmax=1, colorscale="Viridis",  # NaN cells are drawn empty
-            name="F1", colorbar={"title": "F1", "len": min(1.0, 400 / heatmap_height(len(rows)))},
+            name="F1", colorbar=_colorbar(len(rows)),
             hovertemplate="epoch %{x}<br>%{y}: F1 %{z:.3f}<extra></extra>",
         )
     )  # fmt: skip
@@ -108,6 +113,7 @@ def compare_f1_figure(logs: Mapping[str, RunLog | Iterable[Mapping[str, Any]]], 
             fig.add_trace(scatter(x=epochs, y=y, name=run, mode=epoch_mode(len(epochs)), line={"color": color(i)}))
     if fig.data:
         fig.update_yaxes(range=[0, 1.02])
+        epoch_axis(fig, sorted({x for t in fig.data for x in t["x"]}))
     return fig.figure() if fig.data else empty(fig)
 
 
@@ -138,7 +144,7 @@ def compare_classes_figure(logs: Mapping[str, RunLog | Iterable[Mapping[str, Any
     fig.add_trace(
         heatmap(
             z=np.where(np.isfinite(z), z, None).tolist(), x=runs, y=classes, zmin=0, zmax=1, colorscale="Viridis",
-            colorbar={"title": "F1", "len": min(1.0, 400 / heatmap_height(len(classes)))},
+            colorbar=_colorbar(len(classes)),
             hovertemplate="%{x}<br>%{y}: F1 %{z:.3f}<extra></extra>",
         )
     )  # fmt: skip

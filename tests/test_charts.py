@@ -110,6 +110,9 @@ def test_short_runs_tick_whole_epochs_and_legends_stay_clear_of_the_axis_titles(
     for build in (class_charts.f1_figure, class_charts.f1_heatmap, charts.metrics_figure, charts.loss_figure):
         fig = build(log)
         assert (fig.layout.xaxis.tickmode, fig.layout.xaxis.dtick) == ("linear", 1), build.__name__
+    two = {"a": log, "b": log}
+    for fig in (charts.compare_figure(two, "mAP50-95"), class_charts.compare_f1_figure(two, mk.NAMES[0])):
+        assert (fig.layout.xaxis.tickmode, fig.layout.xaxis.dtick) == ("linear", 1), fig.layout.title.text
     for build in ALL_BUILDERS:
         legend = build(log).layout.legend
         if legend.orientation is not None:  # a legend beside the plot (x past the right edge), never over an axis
