@@ -692,3 +692,12 @@ def test_start_from_the_ui_trains_and_the_dashboard_follows(runs_root):
     assert trace_names(figs["chart_grad_norm"])[:2] == ["total (pre-clip)", "clip threshold"]
     labels = [b.label for b in at.get("download_button")]
     assert labels[:3] == ["Per-class table (CSV)", "best.pt", "last.pt"]
+
+
+def test_lr0_says_it_is_ignored_while_the_optimizer_is_auto(runs_root):
+    """ultralytics' optimizer=auto ignores lr0 (and momentum): a user who set lr0 saw no effect and no sign why."""
+    at = open_page("new_run", **BUILTIN)
+    ignored = [c.value for c in at.caption if "Ignored with optimizer auto" in c.value]
+    assert len(ignored) == 1 and "0.01/(4 + classes)" in ignored[0]
+    at.selectbox(key="nr_optimizer").set_value("SGD").run()
+    assert not [c for c in at.caption if "Ignored with optimizer auto" in c.value]

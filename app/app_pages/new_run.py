@@ -173,6 +173,11 @@ with form_col:
         errors_for("train.optimizer")
     with c2:
         number("lr0", "nr_lr0", "train.lr0", step=0.001, format="%.5f")
+        if ss.nr_optimizer == "auto":  # ultralytics' build_optimizer: 'optimizer=auto' found, ignoring 'lr0=...'
+            st.caption(
+                ":orange[Ignored with optimizer auto]: ultralytics picks AdamW at lr 0.01/(4 + classes) "
+                "(MuSGD at 0.01 past 10,000 iterations). Choose an optimizer to use this lr0.",
+            )
     with c3:
         number("Seed", "nr_seed", "train.seed", step=1)
     with c4:
