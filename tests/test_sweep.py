@@ -183,7 +183,13 @@ def test_sweep_2x2_on_the_cluster_four_runs_named_grouped_and_differing_in_two_k
     assert all(s["status"] == "completed" and s["backend"] == "ray" and s["sweep"] == "sw" for s in statuses.values())
     assert sorted(p.name for p in runs.iterdir() if not p.name.startswith(".")) == names
     recipes = [yaml.safe_load((runs / n / "recipe.yaml").read_text()) for n in names]
-    assert set(recipe_diff(recipes)) == set(grid)  # what Compare shows: the two keys the grid varies
+    assert set(recipe_diff(recipes)) == set(grid)  # the recipes as written differ in the two grid keys
+    from trainers.run_compare import compare_runs
+
+    assert compare_runs([runs / n for n in names]).diff == {  # what Compare and `workbench compare` show
+        "customizations.layer_lr.backbone_ratio": [0.05, 0.05, 0.3, 0.3],
+        "customizations.grad_clip.max_norm": [5.0, 10.0, 5.0, 10.0],
+    }
     assert "4 completed" in result.stdout.splitlines()[-1]
 
     os.environ["WORKBENCH_RUNS_DIR"] = str(runs)
@@ -203,3 +209,15 @@ def test_sweep_2x2_on_the_cluster_four_runs_named_grouped_and_differing_in_two_k
     rows = [t for t in text if t.startswith("**")]
     assert rows == ["**alone**", *[f"**{n}**" for n in names]]  # the sweep's variants together, in order
     assert "backbone_ratio=0.3 · max_norm=5.0" in " ".join(c.value for c in at.caption)
+
+    os.environ["WORKBENCH_RUNS_DIR"] = str(runs)
+    try:  # the Compare page on the four variants: its "what differs" table is the two grid keys
+        at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=60)
+        at.session_state["cmp_runs"] = names
+        at.run()
+        at.switch_page("app_pages/compare.py").run()
+    finally:
+        del os.environ["WORKBENCH_RUNS_DIR"]
+    assert not at.exception
+    (table,) = at.table
+    assert sorted(table.value.index) == sorted(grid) and list(table.value.columns) == names
