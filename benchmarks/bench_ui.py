@@ -203,9 +203,17 @@ def last_step_drawn(page) -> int:
 
 
 def steps_logged(run_dir: Path) -> tuple[int, int]:
-    """``(step events in the log, the largest step number)`` (the trainer numbers optimizer steps, not events)."""
+    """``(steps logged, the largest step number)``: from the step store (``steps/``), or the step events of a log
+    written before it (the trainer numbers optimizer steps, not rows)."""
     from trainers.telemetry.events import read_events
+    from trainers.telemetry.steps import StepStore
 
+    if (run_dir / "steps").is_dir():
+        store = StepStore(run_dir / "steps")
+        try:
+            return store.n_steps, store.last_step
+        finally:
+            store.close()
     steps = [ev.get("step", 0) for ev in read_events(run_dir / "telemetry.jsonl")[0] if ev.get("event") == "step"]
     return len(steps), max(steps, default=0)
 
