@@ -701,3 +701,28 @@ def test_lr0_says_it_is_ignored_while_the_optimizer_is_auto(runs_root):
     assert len(ignored) == 1 and "0.01/(4 + classes)" in ignored[0]
     at.selectbox(key="nr_optimizer").set_value("SGD").run()
     assert not [c for c in at.caption if "Ignored with optimizer auto" in c.value]
+
+
+def test_a_number_outside_its_range_is_shown_under_the_field_and_start_is_refused(runs_root):
+    """Before: epochs -5 was silently ignored (the widget's min kept 10) and Start stayed enabled (issue 11)."""
+    at = open_page("new_run", **BUILTIN)
+    at.number_input(key="nr_epochs").set_value(-5).run()
+    assert not at.exception
+    (msg,) = errors_next_to(at, "nr_epochs")
+    assert msg.startswith("train.epochs") and "-5" in msg
+    assert at.button(key="new_run_start").disabled
+    at.number_input(key="nr_epochs").set_value(3).run()
+    assert not errors_next_to(at, "nr_epochs") and not at.button(key="new_run_start").disabled
+
+
+def test_the_system_panel_shows_the_last_epochs_readings(runs_root):
+    from tests.doctor.runs import make_run
+    from tests.doctor.synthetic import epoch, recipe
+
+    system = {"batches": 10, "data_s": 6.0, "compute_s": 4.0, "data_share": 0.6, "cpu_percent": 180.0,
+              "rss_mb": 2500.0, "gpu_mem_mb": 7300.0, "gpu_util": 85.0}  # fmt: skip
+    make_run(runs_root, "sys", recipe(), [epoch(1), epoch(2, system=system)])
+    at = open_page("dashboard", {"run": "sys"})
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Waiting for data"] == "60%" and shown["Data / compute"] == "6.0 s / 4.0 s"
+    assert shown["CPU"] == "180%" and shown["RAM"] == "2.50 GB" and shown["GPU memory"] == "7.3 GB, 85%"
