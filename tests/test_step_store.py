@@ -689,3 +689,25 @@ def test_benchmark_at_a_tiny_size(tmp_path):
     assert 0 < r["bytes_per_step"] == pytest.approx(r["segments_bps"] + r["rollups_bps"], abs=1.0)
     assert r["points_per_trace"] <= 4000 and r["compaction_ms_median"] is not None
     assert not [n for n in os.listdir(tmp_path / "parquet" / "steps") if n.startswith("tail-")]
+
+
+def test_a_polling_reader_remembers_closed_epochs_and_forgets_them_when_a_resume_starts(tmp_path):
+    """last_step_of_epoch is remembered for epochs later steps have closed (the charts ask on every refresh); a new
+    attempt that redoes epoch 2 with other lengths gives the new boundaries to the same reader."""
+    cols = {"gn": "float32"}
+    w = StepWriter(tmp_path, 1, 0, cols, levels=LEVELS, rows_per_segment=20, background=False)
+    steps = np.arange(1, 31)
+    w.append({"step": steps, "epoch": (steps - 1) // 10 + 1, "gn": steps})  # epochs 1-3, 10 steps each
+    w.flush()
+    r = StepStore(tmp_path)
+    assert [r.last_step_of_epoch(e) for e in (1, 2, 3)] == [10, 20, 30]
+    assert r._epoch_ends == {1: 10, 2: 20}  # epoch 3 is still open: not remembered
+    w.close()
+    w2 = StepWriter(tmp_path, 2, 10, cols, levels=LEVELS, rows_per_segment=20, background=False)
+    again = np.arange(11, 26)  # epoch 2 redone with 5 steps, then epoch 3 with 10
+    w2.append({"step": again, "epoch": np.where(again <= 15, 2, 3), "gn": -again})
+    w2.flush()
+    assert r.poll()
+    assert [r.last_step_of_epoch(e) for e in (1, 2, 3)] == [10, 15, 25]
+    assert StepStore(tmp_path).last_step_of_epoch(2) == 15  # a fresh reader agrees
+    w2.close()

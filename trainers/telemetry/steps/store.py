@@ -229,23 +229,40 @@ class StepStore(LevelReads, StoreFiles):
             width *= 4
 
     def last_step_of_epoch(self, epoch: int) -> int:
-        """Largest step whose epoch is ``<= epoch`` (0 if none): where a resume after ``epoch`` epochs starts."""
+        """Largest step whose epoch is ``<= epoch`` (0 if none): where a resume after ``epoch`` epochs starts.
+
+        An epoch that later steps have closed keeps its last step until another attempt starts (a resume only
+        supersedes steps after its own start), so closed epochs are remembered across polls: the charts ask on every
+        refresh, and the descent through the roll-ups after a poll cost ~30 ms on a 2.1M-step store.
+        """
+        chain = tuple((att.num, start) for att, start, _ in self._chain)
+        if getattr(self, "_epoch_ends_chain", None) != chain:
+            self._epoch_ends_chain, self._epoch_ends = chain, {}
+        if epoch in self._epoch_ends:
+            return self._epoch_ends[epoch]
         a, b = self._first_last()
         if not b:
             return 0
+        found, closed = self._last_step_of_epoch(epoch, a, b)
+        if closed:
+            self._epoch_ends[epoch] = found
+        return found
+
+    def _last_step_of_epoch(self, epoch: int, a: int, b: int) -> tuple[int, bool]:
+        """``(last step of epoch, whether a later epoch's step exists)``, descending through the levels."""
         best = 0
         for li in range(len(self.levels), -1, -1):
             p = self._query(self._pieces, li, a, b, ["epoch"], ("max", "xmax"))
             over = np.flatnonzero(p.col("epoch")["max"] > epoch)
             if not len(over):
-                return max(best, int(p.hi.max()) if len(p) else 0)
+                return max(best, int(p.hi.max()) if len(p) else 0), False
             i = int(over[0])
             if i > 0:
                 best = max(best, int(p.hi[i - 1]))
             if li == 0:
-                return best
+                return best, True
             a, b = int(p.lo[i]), int(p.hi[i])
-        return best
+        return best, True
 
     def close(self) -> None:
         for h in self._handles.values():
