@@ -1,22 +1,28 @@
 """Training overhead: all seven customizations + per-step telemetry vs the stock ultralytics trainer, side by side.
 
-Both trainers run in this one process, alternating (stock, ours, stock, ours, ...), on the same data, model YAML,
-seed and arguments; ours writes its run folder as a real run does (events log, step store, status.json). Each epoch
-is timed three ways:
+Both trainers run in this one process, on the same data, model YAML, seed and arguments, and take turns epoch by
+epoch: each trains in its own thread, and a turn (setup, then one epoch: its training loop, validation, save and the
+epoch's callbacks) runs only while the other trainer waits, so the two epochs of a pair are measured seconds apart
+under the same load, not a whole run apart. Ours writes its run folder as a real run does (events log, step store,
+status.json). Each epoch is timed three ways:
 
-- **epoch**: ultralytics' own ``trainer.epoch_time`` (one epoch's train + val + save + the previous epoch's tail);
-  ``median_ratio`` is the median of the per-pair ratios ours / stock, as it always was;
+- **epoch**: ``on_train_epoch_start`` -> the end of ``on_fit_epoch_end``: the same work as ultralytics'
+  ``trainer.epoch_time`` (train + val + save + the epoch's callbacks), without the other trainer's turn;
+  ``median_ratio`` is the median of the per-pair ratios ours / stock;
 - **per-step** (the training loop): ``on_train_epoch_start`` -> ``on_train_epoch_end``, ratio ours / stock, and the
   difference in microseconds per optimizer step;
 - **per-epoch** (the epoch tail): ``on_train_epoch_end`` -> the end of ``on_fit_epoch_end`` (validation, results.csv,
   checkpoint save, our epoch event and status.json write), ours minus stock in milliseconds.
 
-Process CPU time is taken next to wall time: a busy neighbour inflates wall time much more than CPU time.
+CPU time is taken next to wall time (the process', so the step store's background thread counts): a busy neighbour
+inflates wall time more than CPU time (but on a 2-vCPU VM that shares a core it inflates CPU time too).
+The two trainers draw their augmentation from the same global random state in turn, so a pair's epochs see different
+(equally random) mosaics; over the pairs that evens out.
 Only epochs after the unfreeze are compared (a frozen backbone skips backward work and would flatter us), and the
 first epoch of each run is dropped (warm-up, dataloader start).
 
 Two sizes: ``tiny`` (imgsz 128, batch 16, the demo set's 48 images: 3 steps an epoch) and ``realistic`` (imgsz 320,
-batch 16, the demo images listed 4 times: 12 steps an epoch). ``--json`` prints one document whose top level is
+batch 16, the demo images listed twice: 6 steps an epoch). ``--json`` prints one document whose top level is
 the tiny size (``median_ratio`` ...) with the realistic size under ``"realistic"``.
 
     python benchmarks/bench_overhead.py [--sizes tiny,realistic] [--repeats 3] [--device cpu] [--json]
@@ -30,6 +36,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -53,7 +60,7 @@ ALL_SEVEN = {
 # name -> imgsz, epochs, repeats, copies of the demo train images (more steps per epoch)
 SIZES = {
     "tiny": {"imgsz": 128, "epochs": 6, "repeats": 3, "copies": 1, "goal": 1.03},
-    "realistic": {"imgsz": 320, "epochs": 4, "repeats": 2, "copies": 4, "goal": 1.01},
+    "realistic": {"imgsz": 320, "epochs": 5, "repeats": 2, "copies": 2, "goal": 1.01},
 }
 BATCH = 16
 
@@ -87,7 +94,8 @@ class EpochTimer:
         (w0, c0), (w1, c1), (w2, c2) = self._t["start"], self._t["loop_end"], self.now()
         self.rows.append(
             {
-                "epoch_s": trainer.epoch_time,
+                "epoch_s": w2 - w0,
+                "epoch_cpu_s": c2 - c0,
                 "loop_s": w1 - w0,
                 "loop_cpu_s": c1 - c0,
                 "tail_s": w2 - w1,
@@ -116,7 +124,39 @@ def make_data(out: Path, copies: int) -> Path:
     return path
 
 
-def run(kind: str, size: dict, data: Path, out: Path, idx: int, model: str, device: str) -> list[dict]:
+class Turns:
+    """Strict turn-taking between named threads: ``wait`` blocks until it is that name's turn, ``hand_over`` passes the
+    turn to the next name that has not finished, ``finish`` leaves the rotation for good."""
+
+    def __init__(self, names):
+        self.names, self.done, self.i = list(names), set(), 0
+        self.cond = threading.Condition()
+
+    def _advance(self) -> None:
+        for _ in range(len(self.names)):
+            self.i = (self.i + 1) % len(self.names)
+            if self.names[self.i] not in self.done:
+                return
+
+    def wait(self, name: str) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.names[self.i] == name or len(self.done) == len(self.names))
+
+    def hand_over(self, name: str) -> None:
+        with self.cond:
+            if self.names[self.i] == name:
+                self._advance()
+            self.cond.notify_all()
+
+    def finish(self, name: str) -> None:
+        with self.cond:
+            self.done.add(name)
+            if self.names[self.i] == name:
+                self._advance()
+            self.cond.notify_all()
+
+
+def make_trainer(kind: str, size: dict, data: Path, out: Path, idx: int, model: str, device: str):
     from ultralytics.models.yolo.detect import DetectionTrainer
 
     from trainers.compose import build_trainer_class
@@ -137,17 +177,46 @@ def run(kind: str, size: dict, data: Path, out: Path, idx: int, model: str, devi
     name = f"{kind}{idx}-{size['imgsz']}"
     overrides = {**train, "model": model, "data": str(data), "project": str(out), "name": name, "exist_ok": True}
     if kind == "stock":
-        trainer = DetectionTrainer(overrides=overrides)
-    else:  # a run folder like a real run's: events log, step store and status.json in the save dir
-        run_dir = out / name
-        recipe = Recipe.from_dict({"model": model, "data": str(data), "train": train, "customizations": ALL_SEVEN})
-        cls = build_trainer_class(
-            recipe, telemetry_path=str(run_dir / "telemetry.jsonl"), run_dir=str(run_dir), step_stride=1
-        )
-        trainer = cls(overrides=overrides)
-    timer = EpochTimer(trainer)
-    trainer.train()
-    return timer.rows[: size["epochs"]]
+        return DetectionTrainer(overrides=overrides)
+    run_dir = out / name  # a run folder like a real run's: events log, step store and status.json in the save dir
+    recipe = Recipe.from_dict({"model": model, "data": str(data), "train": train, "customizations": ALL_SEVEN})
+    cls = build_trainer_class(recipe, telemetry_path=str(run_dir / "telemetry.jsonl"), run_dir=str(run_dir))
+    return cls(overrides=overrides)
+
+
+def run_pair(size: dict, data: Path, out: Path, idx: int, model: str, device: str) -> dict[str, list[dict]]:
+    """Train stock and ours at the same time in two threads that take turns epoch by epoch; their epoch rows."""
+    kinds = ("stock", "ours") if idx % 2 == 0 else ("ours", "stock")  # who goes first alternates between repeats
+    turns = Turns(kinds)
+    rows: dict[str, list[dict]] = {}
+    errors: list[BaseException] = []
+
+    def work(kind: str) -> None:
+        try:
+            turns.wait(kind)
+            trainer = make_trainer(kind, size, data, out, idx, model, device)
+
+            def next_turn(_trainer) -> None:  # registered before the timer, so the timer starts on our turn
+                turns.hand_over(kind)
+                turns.wait(kind)
+
+            trainer.add_callback("on_train_epoch_start", next_turn)
+            timer = EpochTimer(trainer)
+            trainer.train()
+            rows[kind] = timer.rows[: size["epochs"]]
+        except BaseException as e:  # re-raised in the main thread
+            errors.append(e)
+        finally:
+            turns.finish(kind)
+
+    threads = [threading.Thread(target=work, args=(k,), name=f"bench-{k}") for k in kinds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return rows
 
 
 def _median(values):
@@ -160,8 +229,9 @@ def measure(size_name: str, size: dict, out: Path, model: str, device: str) -> d
     skip = max(2, ALL_SEVEN["freeze"]["frozen_epochs"] + 1)  # drop epoch 1 and the frozen epochs
     stock, ours = [], []
     for i in range(size["repeats"]):
-        stock += run("stock", size, data, out, i, model, device)[skip:]
-        ours += run("ours", size, data, out, i, model, device)[skip:]
+        rows = run_pair(size, data, out, i, model, device)
+        stock += rows["stock"][skip:]
+        ours += rows["ours"][skip:]
     pairs = list(zip(ours, stock, strict=True))
     steps = stock[0]["steps"] if stock else 0
 
@@ -183,6 +253,7 @@ def measure(size_name: str, size: dict, out: Path, model: str, device: str) -> d
         "ours_median_s": _median([o["epoch_s"] for o in ours]),
         "median_ratio": ratio("epoch_s"),
         "ratio_of_medians": _median([o["epoch_s"] for o in ours]) / _median([s["epoch_s"] for s in stock]),
+        "cpu_median_ratio": ratio("epoch_cpu_s"),
         "per_step": {
             "stock_loop_median_s": _median([s["loop_s"] for s in stock]),
             "median_ratio": ratio("loop_s"),
