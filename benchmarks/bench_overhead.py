@@ -16,8 +16,10 @@ status.json). Each epoch is timed three ways:
 
 CPU time is taken next to wall time (the process', so the step store's background thread counts): a busy neighbour
 inflates wall time more than CPU time (but on a 2-vCPU VM that shares a core it inflates CPU time too).
-The two trainers draw their augmentation from the same global random state in turn, so a pair's epochs see different
-(equally random) mosaics; over the pairs that evens out.
+Setup's objects are frozen out of the garbage collector (``gc.freeze``) at each trainer's first epoch: otherwise a
+full collection (~200 ms over both trainers' ~400k objects) lands every few epochs on whichever trainer triggers it,
+and decides pairs. The two trainers draw their augmentation from the same global random state in turn, so a pair's
+epochs see different (equally random) mosaics; over the pairs that evens out.
 Only epochs after the unfreeze are compared (a frozen backbone skips backward work and would flatter us), and the
 first epoch of each run is dropped (warm-up, dataloader start).
 
@@ -31,6 +33,7 @@ the tiny size (``median_ratio`` ...) with the realistic size under ``"realistic"
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -196,7 +199,13 @@ def run_pair(size: dict, data: Path, out: Path, idx: int, model: str, device: st
             turns.wait(kind)
             trainer = make_trainer(kind, size, data, out, idx, model, device)
 
-            def next_turn(_trainer) -> None:  # registered before the timer, so the timer starts on our turn
+            def next_turn(trainer_) -> None:  # registered before the timer, so the timer starts on our turn
+                if trainer_.epoch == trainer_.start_epoch:
+                    # Both trainers' models, data and imports (~400k objects) would make each full garbage collection
+                    # take ~200 ms, landing every few epochs in whichever trainer's turn happens to trigger it: freeze
+                    # what setup made, so collections only scan what training allocates since.
+                    gc.collect()
+                    gc.freeze()
                 turns.hand_over(kind)
                 turns.wait(kind)
 
