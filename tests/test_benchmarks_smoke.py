@@ -79,6 +79,30 @@ def test_spike_check_reads_serialized_figures(tmp_path):
     assert not bench.spike_in(spec, feed.spike, 2e6)
 
 
+# ---- bench_overhead ------------------------------------------------------------------------------------------------
+def test_turns_alternate_and_skip_a_finished_name():
+    bench = load("bench_overhead")
+    turns = bench.Turns(["a", "b"])
+    turns.wait("a")  # a's turn first: returns at once
+    turns.hand_over("a")
+    assert turns.names[turns.i] == "b"
+    turns.finish("b")
+    assert turns.names[turns.i] == "a"
+    turns.hand_over("a")  # b finished: the turn stays with a
+    assert turns.names[turns.i] == "a"
+
+
+def test_overhead_benchmark_pairs_epochs_and_splits_step_and_epoch_time(tmp_path):
+    bench = load("bench_overhead")
+    r = bench.run_benchmark(("tiny",), repeats=1, epochs=3, imgsz=32, workdir=tmp_path)
+    assert r["epochs_compared"] == 1 and r["steps_per_epoch"] == 3  # epoch 3 only: after the unfreeze
+    assert r["median_ratio"] > 0 and r["per_step"]["median_ratio"] > 0 and r["per_epoch"]["median_ratio"] > 0
+    assert set(r["per_step"]) >= {"overhead_us_per_step", "cpu_overhead_us_per_step"}
+    assert set(r["per_epoch"]) >= {"overhead_ms", "cpu_overhead_ms"}
+    run = tmp_path / "ours0-32"  # ours wrote a real run folder
+    assert (run / "telemetry.jsonl").is_file() and (run / "status.json").is_file() and (run / "steps").is_dir()
+
+
 # ---- bench_runs_page -----------------------------------------------------------------------------------------------
 def test_runs_page_benchmark_lists_and_draws_every_run(tmp_path):
     bench = load("bench_runs_page")
