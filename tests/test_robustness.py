@@ -224,7 +224,7 @@ def _model_file(tmp: Path, kind: str, seg: Path) -> tuple[str, Path | None]:
     if kind == "empty":
         p.write_bytes(b"")
     elif kind == "random":
-        p.write_bytes(os.urandom(4096))
+        p.write_bytes(os.urandom(4096))  # any bytes: the message must not depend on them
     elif kind == "not a model":
         import torch
 
@@ -247,7 +247,7 @@ MODEL_CASES = {
     "zero-byte .pt": ("empty", "model: {model} is empty (0 bytes); give a checkpoint saved by ultralytics"),
     "random bytes named .pt": (
         "random",
-        "model: {model} is not an ultralytics checkpoint (TypeError while loading it); give a .pt saved by "
+        "model: {model} is not an ultralytics checkpoint (not a torch.save archive); give a .pt saved by "
         "ultralytics, e.g. a run's weights/best.pt",
     ),
     "torch file without a model": (

@@ -7,6 +7,7 @@ written. The checks run cheapest first; the model's task comes last because it i
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +132,6 @@ def check_last_checkpoint(path: Path) -> None:
     damaged bytes in the middle would load and resume from garbage weights. ``testzip`` reads every member and checks
     its CRC (about 0.1 s for a 25 MB last.pt).
     """
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
@@ -152,8 +151,11 @@ def model_family(path: Path) -> str:
     try:
         model, _ = load_checkpoint(str(path))
     except Exception as e:
+        # torch.save writes a zip archive; for anything else the unpickler's error type depends on the first
+        # bytes (ValueError, TypeError, UnpicklingError...), which says nothing to the user.
+        detail = f"{type(e).__name__} while loading it" if zipfile.is_zipfile(path) else "not a torch.save archive"
         raise RecipeError(
-            f"model: {path} is not an ultralytics checkpoint ({type(e).__name__} while loading it); "
+            f"model: {path} is not an ultralytics checkpoint ({detail}); "
             "give a .pt saved by ultralytics, e.g. a run's weights/best.pt"
         ) from None
     if isinstance(model, RTDETRDetectionModel):
