@@ -201,6 +201,10 @@ def model_path(form: FormValues) -> tuple[str | None, list[Problem]]:
     return (str(p.resolve()) if p.is_file() else raw), problems
 
 
+# The dataset choices of the New run and Class weights pages, as the radio labels them; data_path reads the choice.
+DATA_SOURCES = {"demo": "Bundled demo", "path": "A data.yaml path"}
+
+
 def data_path(form: FormValues) -> tuple[str | None, Problem | None]:
     """The recipe's ``data`` value and the problem of the dataset choice (before the dataset itself is checked)."""
     if form.data_source == "demo":

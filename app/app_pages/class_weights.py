@@ -62,8 +62,8 @@ st.caption("Weights are computed from the box count per class; training uses the
 a, b, c = st.columns([2, 4, 1.2])
 a.radio(
     "Dataset",
-    ["demo", "path"],
-    format_func={"demo": "Bundled demo", "path": "A data.yaml path"}.get,
+    list(recipe_form.DATA_SOURCES),
+    format_func=recipe_form.DATA_SOURCES.get,
     key="cw_data_source",
     horizontal=True,
     on_change=_reset_edits,

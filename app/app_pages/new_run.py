@@ -120,8 +120,8 @@ with form_col:
     st.subheader("Dataset")
     st.radio(
         "Dataset",
-        ["demo", "path"],
-        format_func={"demo": "Bundled demo", "path": "A data.yaml path"}.get,
+        list(recipe_form.DATA_SOURCES),
+        format_func=recipe_form.DATA_SOURCES.get,
         key="nr_data_source",
         horizontal=True,
         label_visibility="collapsed",
