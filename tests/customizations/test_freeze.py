@@ -92,3 +92,54 @@ def test_unfreeze_happens_when_resuming_past_the_unfreeze_epoch(tiny_data, tmp_p
     assert all(p.requires_grad for n, p in trainer.model.named_parameters())
     epochs = [e["epoch"] for e in events(tmp_path, "epoch") if not e["final_eval"]]
     assert epochs == [1, 2, 3, 4]
+
+
+def test_the_unfreeze_rewraps_a_ddp_model_and_only_when_it_thaws(tmp_path):
+    """DDP registers only trainable parameters at its wrap: the epoch that thaws must hand back a new wrap (issue 9).
+
+    One gloo rank in this process; the two-rank proof that a stale wrap diverges is tests/test_ddp_unfreeze.py and
+    tests/test_ddp_cpu.py (slow).
+    """
+    import torch.distributed as dist
+    from torch import nn
+
+    from trainers.customizations.freeze import FreezeMixin
+    from trainers.recipe import Recipe
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+
+    class Stock:
+        def _model_train(self):
+            pass
+
+    class Trainer(FreezeMixin, Stock):
+        def __init__(self, model, epoch):
+            freeze = {"freeze": {"frozen_epochs": 1}}
+            self.recipe = Recipe.model_validate({"model": "yolo26n.yaml", "data": "d.yaml", "customizations": freeze})
+            self.model, self.epoch, self.frozen_layers, self.events = model, epoch, [0], []
+
+        def emit_event(self, name, **fields):
+            self.events.append(name)
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        net = Net()
+        for p in net.model[0].parameters():
+            p.requires_grad = False
+        wrapped = nn.parallel.DistributedDataParallel(net)
+        still_frozen = Trainer(wrapped, epoch=0)
+        still_frozen._model_train()
+        assert still_frozen.model is wrapped and not net.model[0].weight.requires_grad
+        thaws = Trainer(wrapped, epoch=1)
+        thaws._model_train()
+        assert net.model[0].weight.requires_grad and thaws.events == ["unfreeze"]
+        assert isinstance(thaws.model, nn.parallel.DistributedDataParallel) and thaws.model is not wrapped
+        assert thaws.model.module is net
+        again = Trainer(thaws.model, epoch=2)  # nothing left to thaw: the wrap stays
+        again._model_train()
+        assert again.model is thaws.model and again.events == []
+    finally:
+        dist.destroy_process_group()
