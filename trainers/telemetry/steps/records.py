@@ -115,6 +115,8 @@ class _Tail:
         self.done: dict[str, int] = {}  # column -> batches converted
 
     def add(self, batches: list[pa.RecordBatch]) -> None:
+        if len(batches) > 1:  # a poll brings ~200 small flushes an epoch: one batch, so a column is one slice later
+            batches = pa.Table.from_batches(batches, self.schema).combine_chunks().to_batches()
         self.batches += batches
         self.n += sum(b.num_rows for b in batches)
         self.column("step")
