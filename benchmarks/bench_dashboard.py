@@ -208,7 +208,8 @@ class Page:
         self.figures[key] = (version, fig)
         return fig
 
-    def render(self) -> dict[str, str]:
+    def render(self, lap=lambda part: None) -> dict[str, str]:
+        """One render; ``lap(part)`` is called as each part ends (benchmarks/profile_dashboard_refresh.py)."""
         import plotly.io
         import plotly.tools
 
@@ -217,34 +218,45 @@ class Page:
         from trainers.telemetry import per_class
 
         status = launcher.refresh_status(self.run_dir)
+        lap("status")
         reader = run_views.run_events(self.run_dir)
         log = reader.poll()
+        lap("poll")
         run_views.eta_seconds(log, status.get("epochs") or log.epochs_planned)
         log.clip_share()
+        lap("header (eta, clip share)")
         rows = per_class.class_rows(log)
         picked = list(per_class.default_classes(rows))
         ordered = [r.name for r in per_class.sort_rows(rows, "f1")]
+        lap("class rows")
         found, _ = self._cached(
             "findings", reader.epochs_version, lambda: doctor_views.findings(log, self.run_dir, wait=0)
         )  # the doctor, as the dashboard runs it (its dataset scan is in a worker thread)
         mark = dashboard_parts.marks(found)
+        lap("doctor")
         ev, sv = (reader.epochs_version, mark), (reader.version, reader.epochs_version, mark)
-        figs = {
-            "chart_f1": self._cached("f1", ev, lambda: class_charts.f1_figure(log, picked, mark)),
-            "chart_f1_heatmap": self._cached("heat", ev, lambda: class_charts.f1_heatmap(log, ordered)),
-            "chart_metrics": self._cached("metrics", ev, lambda: charts.metrics_figure(log, mark)),
-            "chart_losses": self._cached("losses", ev, lambda: charts.loss_figure(log, mark)),
-            "chart_lr": self._cached("lr", sv, lambda: charts.lr_figure(log, marks=mark)),
-            "chart_grad_norm": self._cached("gn", sv, lambda: charts.grad_norm_figure(log, marks=mark)),
+        builders = {
+            "chart_f1": ("f1", ev, lambda: class_charts.f1_figure(log, picked, mark)),
+            "chart_f1_heatmap": ("heat", ev, lambda: class_charts.f1_heatmap(log, ordered)),
+            "chart_metrics": ("metrics", ev, lambda: charts.metrics_figure(log, mark)),
+            "chart_losses": ("losses", ev, lambda: charts.loss_figure(log, mark)),
+            "chart_lr": ("lr", sv, lambda: charts.lr_figure(log, marks=mark)),
+            "chart_grad_norm": ("gn", sv, lambda: charts.grad_norm_figure(log, marks=mark)),
         }
+        figs = {}
+        for key, (cache_key, version, build) in builders.items():
+            figs[key] = self._cached(cache_key, version, build)
+            lap(f"figure {key}")
         [r.as_dict() for r in rows]  # the per-class table
         run_views.console_tail(self.run_dir)
         exports.artifacts(self.run_dir)
+        lap("table, console, files")
         # st.plotly_chart checks the figure, then serializes it into the message sent to the browser
-        return {
-            key: plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, True), validate=False)
-            for key, fig in figs.items()
-        }
+        specs = {}
+        for key, fig in figs.items():
+            specs[key] = plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, True), validate=False)
+            lap(f"serialize {key}")
+        return specs
 
 
 def spike_in(spec_json: str, step: int, value: float) -> bool:

@@ -64,6 +64,19 @@ def test_dashboard_benchmark_measures_a_tiny_run_and_draws_the_spike():
     assert 0 < r["bytes_per_step"] < 200 and set(r["goals_met"]) == {*bench.GOALS, "spike_drawn"}
 
 
+def test_refresh_profile_times_every_part_of_the_render():
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "profile_dashboard_refresh.py"), "--epochs", "3", "--steps", "40",
+         "--classes", "4", "--refreshes", "2"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    parts = dict(re.findall(r"^  (.+?) +([0-9.]+) ms$", out, re.M))
+    assert {"poll", "doctor", "figure chart_grad_norm", "serialize chart_f1"} <= set(parts), out
+    assert len(parts) == 18 and out.startswith("3 x 40 steps, 4 classes: refresh median ")
+
+
 def test_spike_check_reads_serialized_figures(tmp_path):
     import plotly.io
 
