@@ -15,7 +15,7 @@ import streamlit as st
 
 from app import charts, class_charts, dataset_info, doctor_views, exports, run_views
 from app.chart_style import LEGEND_MAX, Mark
-from trainers.doctor import Finding
+from trainers.doctor import Finding, severity_count
 from trainers.telemetry import per_class
 from trainers.telemetry.run_log import RunLog
 from trainers.telemetry.run_reader import RunReader
@@ -75,7 +75,7 @@ def findings_section(log: RunLog, reader: RunReader, name: str, run_dir: Path) -
     if not with_dataset:  # the dataset scan is still running: diagnose again on the next refresh
         st.session_state["_dash_figures"].pop(f"{name}/findings", None)
     counts = {s: sum(f.severity == s for f in found) for s in doctor_views.SEVERITY_COLORS}
-    head = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to report so far"
+    head = ", ".join(severity_count(s, n) for s, n in counts.items() if n) or "nothing to report so far"
     note = "" if with_dataset else " (checking the dataset...)"
     serious = [f for f in found if f.severity != "info"]
     with st.expander(f"Doctor: {head}{note}", expanded=bool(serious), icon=":material/stethoscope:"):

@@ -16,7 +16,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainers.doctor import DatasetFacts, count_by_severity, dataset_facts_for_run, diagnose, read_run_log
+from trainers.doctor import (
+    DatasetFacts,
+    count_by_severity,
+    dataset_facts_for_run,
+    diagnose,
+    read_run_log,
+    severity_count,
+)
 from trainers.doctor.dataset_facts import CACHE_FILE
 from trainers.errors import WorkbenchError
 from trainers.run_folder import TELEMETRY_FILE
@@ -38,12 +45,7 @@ class FindingsCount:
 
     def badges(self) -> str:
         """``:red-badge[1 critical] :orange-badge[2 warnings]`` (severities with none left out), or ``no findings``."""
-        plural = {"warning": "warnings"}
-        shown = [
-            f":{BADGE_COLORS.get(s, 'gray')}-badge[{n} {plural.get(s, s) if n > 1 else s}]"
-            for s, n in self.counts.items()
-            if n
-        ]
+        shown = [f":{BADGE_COLORS.get(s, 'gray')}-badge[{severity_count(s, n)}]" for s, n in self.counts.items() if n]
         return " ".join(shown) or ":green-badge[no findings]"
 
 

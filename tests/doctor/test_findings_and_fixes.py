@@ -87,3 +87,13 @@ def test_numbers_in_evidence_text(x, text):
     from trainers.doctor.registry import fmt
 
     assert fmt(x) == text
+
+
+def test_counts_read_as_english_everywhere_they_are_shown():
+    """The dashboard's "Doctor: 2 warning" was caught by looking at the README screenshot."""
+    from trainers.doctor import Finding, findings_text, severity_count
+
+    assert [severity_count("warning", n) for n in (0, 1, 2)] == ["0 warnings", "1 warning", "2 warnings"]
+    assert [severity_count(s, 2) for s in ("critical", "info")] == ["2 critical", "2 info"]
+    two = [Finding("a.b", "warning", "t", "e", "f"), Finding("c.d", "warning", "t", "e", "f")]
+    assert findings_text(two, "r").splitlines()[0] == "run 'r': 2 findings (0 critical, 2 warnings, 0 info)"

@@ -13,11 +13,18 @@ from __future__ import annotations
 
 from trainers.doctor.dataset_facts import DatasetFacts, dataset_facts_for_run, scan_dataset
 from trainers.doctor.diagnose import diagnose, diagnose_run, read_run_log, rules
-from trainers.doctor.finding import SEVERITIES, Finding, count_by_severity, findings_text, sort_findings
+from trainers.doctor.finding import (
+    SEVERITIES,
+    Finding,
+    count_by_severity,
+    findings_text,
+    severity_count,
+    sort_findings,
+)
 from trainers.doctor.fixes import apply_fix, flatten, recipe_leaves, set_dotted
 
 __all__ = [
     "SEVERITIES", "DatasetFacts", "Finding", "apply_fix", "count_by_severity", "dataset_facts_for_run", "diagnose",
     "diagnose_run", "findings_text", "flatten", "read_run_log", "recipe_leaves", "rules", "scan_dataset",
-    "set_dotted", "sort_findings",
+    "set_dotted", "severity_count", "sort_findings",
 ]  # fmt: skip

@@ -93,11 +93,16 @@ def count_by_severity(findings: list[Finding]) -> dict[str, int]:
     return counts
 
 
+def severity_count(severity: str, n: int) -> str:
+    """``1 warning``, ``2 warnings``, ``2 critical``, ``3 info``: how the CLI, the dashboard and the Runs page count."""
+    return f"{n} {severity}{'s' if severity == 'warning' and n != 1 else ''}"
+
+
 def findings_text(findings: list[Finding], run: str) -> str:
     """The findings as ``workbench doctor`` prints them: a count line, then each finding with its evidence and fix."""
     import json
 
-    counts = ", ".join(f"{n} {s}" for s, n in count_by_severity(findings).items())
+    counts = ", ".join(severity_count(s, n) for s, n in count_by_severity(findings).items())
     lines = [f"run {run!r}: {len(findings)} finding{'s' * (len(findings) != 1)} ({counts})"]
     for f in findings:
         lines += ["", f"{f.severity.upper()}  {f.id}  {f.title}", f"  evidence: {f.evidence}", f"  fix: {f.fix}"]
