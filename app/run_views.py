@@ -104,6 +104,32 @@ def eta_seconds(log: RunLog, epochs: int | None, now: float | None = None) -> fl
     return max(0.0, left * per_epoch - min(elapsed, per_epoch))
 
 
+@dataclass(frozen=True)
+class Progress:
+    """What the dashboard header says: the last finished epoch, the planned epochs, the best epoch and its metric."""
+
+    epoch: int
+    epochs: int | None
+    best_epoch: int | None
+    best_metric: Mapping[str, Any]
+
+
+def progress(status: Mapping[str, Any], log: RunLog) -> Progress:
+    """status.json's progress, unless the log already holds a later epoch.
+
+    status.json is right across resumes (it keeps the best of every attempt), but the trainer logs an epoch just
+    before it writes status.json, so a render between the two would show the charts' epoch 3 under a header at 2.
+    """
+    epoch = int(status.get("epoch") or 0)
+    best_epoch, best = status.get("best_epoch") or log.best_epoch, status.get("best_metric") or {}
+    last = log.epochs[-1] if log.epochs else {}
+    if isinstance(last.get("epoch"), int) and last["epoch"] > epoch and not last.get("final_eval"):
+        epoch = last["epoch"]
+        if last.get("best_saved") and last.get("best_metric"):
+            best_epoch, best = epoch, last["best_metric"]
+    return Progress(epoch, status.get("epochs") or log.epochs_planned, best_epoch, best)
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"

@@ -6,6 +6,7 @@ import pytest
 
 from app import run_views
 from tests.fixtures.make_telemetry import FIXTURES
+from trainers.telemetry.run_log import RunLog
 from trainers.telemetry.run_reader import RunReader
 
 
@@ -62,3 +63,36 @@ def test_console_tail_collapses_progress_redraws_and_colours(tmp_path):
     assert run_views.console_tail(tmp_path / "missing") == ""
     (tmp_path / "console.log").write_text("x" * 100 + "\nlast\n")
     assert run_views.console_tail(tmp_path, max_bytes=20) == "last"  # the cut first line is dropped
+
+
+def test_the_header_follows_the_log_when_status_json_is_one_epoch_behind():
+    """The trainer logs an epoch just before it writes status.json: the README screenshot caught the header at 2/40
+    under charts and a doctor finding that already showed epoch 3."""
+    from tests.doctor.synthetic import epoch, run_start
+
+    best3 = {"name": "fitness", "value": 0.7}
+    events = [run_start(), epoch(1), epoch(2), {**epoch(3), "best_saved": True, "best_metric": best3}]
+    log = RunLog.from_events(events)
+    behind = {"status": "running", "epoch": 2, "epochs": 40, "best_epoch": 1, "best_metric": {"name": "fitness"}}
+    assert run_views.progress(behind, log) == run_views.Progress(3, 40, 3, best3)
+    no_new_best = RunLog.from_events(events[:3] + [{**epoch(3), "best_saved": False}])
+    assert run_views.progress(behind, no_new_best) == run_views.Progress(3, 40, 1, {"name": "fitness"})
+    # status.json ahead of or level with the log (a resumed attempt keeps every attempt's best): status.json wins
+    level = {**behind, "epoch": 3, "best_epoch": 2, "best_metric": {"name": "fitness", "value": 0.6}}
+    assert run_views.progress(level, log) == run_views.Progress(3, 40, 2, level["best_metric"])
+
+
+def test_the_dashboard_header_shows_the_logs_epoch_and_best(runs_root):
+    from tests.doctor.runs import make_run
+    from tests.doctor.synthetic import epoch, recipe
+    from tests.test_app_pages import open_page
+    from trainers.run_status import write_status
+
+    best3 = {"name": "fitness", "value": 0.7}
+    run = make_run(
+        runs_root, "behind", recipe(), [epoch(1), epoch(2), {**epoch(3), "best_saved": True, "best_metric": best3}]
+    )
+    write_status(run, epoch=2, epochs=40, best_epoch=1, best_metric={"name": "fitness", "value": 0.4})
+    at = open_page("dashboard", {"run": "behind"})
+    header = {m.label: m.value for m in at.metric}
+    assert header["Epoch"] == "3/40" and header["Best fitness"] == "0.700"

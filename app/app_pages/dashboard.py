@@ -94,12 +94,11 @@ def dashboard() -> None:
     cols = st.columns([1.2, 1.2, 1.2, 1.8, 1.2, 1.3, 1.3])
     cols[0].markdown("**Status**")
     cols[0].badge(state, color=STATUS_COLORS.get(state, "gray"))
-    epoch, epochs = int(st_now.get("epoch") or 0), st_now.get("epochs") or log.epochs_planned
-    cols[1].metric("Epoch", f"{epoch}/{epochs or '?'}")
+    now = run_views.progress(st_now, log)
+    epochs, best_epoch, best = now.epochs, now.best_epoch, now.best_metric
+    cols[1].metric("Epoch", f"{now.epoch}/{epochs or '?'}")
     eta = run_views.eta_seconds(log, epochs) if state in ACTIVE_STATUSES else None
     cols[2].metric("ETA", run_views.format_duration(eta))
-    best_epoch = st_now.get("best_epoch") or log.best_epoch
-    best = st_now.get("best_metric") or {}
     cols[3].metric(
         f"Best {run_views.metric_label(best.get('name'))}".strip(),
         f"{best['value']:.3f}" if isinstance(best.get("value"), (int, float)) else "-",
@@ -122,7 +121,7 @@ def dashboard() -> None:
                 help="a new run with this run's recipe (this one stays as it is)",
             )  # fmt: skip
     if epochs:
-        st.progress(min(1.0, epoch / epochs))
+        st.progress(min(1.0, now.epoch / epochs))
     flash = ss.pop("dash_flash", None)
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])
@@ -134,7 +133,7 @@ def dashboard() -> None:
             with st.expander("Traceback"):
                 st.code("\n".join(failure["traceback"]), language="text")
     elif state == "stopped":
-        st.info(f"Stopped after epoch {epoch}. Resume continues from the last checkpoint.", icon=":material/pause:")
+        st.info(f"Stopped after epoch {now.epoch}. Resume continues from the last checkpoint.", icon=":material/pause:")
     if not log.n_events:
         st.info(
             "Waiting for the first telemetry events (the training process is starting).", icon=":material/hourglass:"
