@@ -115,7 +115,7 @@ class Progress:
 
 
 def progress(status: Mapping[str, Any], log: RunLog) -> Progress:
-    """status.json's progress, unless the log already holds a later epoch.
+    """status.json's progress, unless the run is live and the log already holds a later epoch.
 
     status.json is right across resumes (it keeps the best of every attempt), but the trainer logs an epoch just
     before it writes status.json, so a render between the two would show the charts' epoch 3 under a header at 2.
@@ -123,7 +123,8 @@ def progress(status: Mapping[str, Any], log: RunLog) -> Progress:
     epoch = int(status.get("epoch") or 0)
     best_epoch, best = status.get("best_epoch") or log.best_epoch, status.get("best_metric") or {}
     last = log.epochs[-1] if log.epochs else {}
-    if isinstance(last.get("epoch"), int) and last["epoch"] > epoch and not last.get("final_eval"):
+    live = status.get("status") in ACTIVE_STATUSES  # an ended run's status.json is final
+    if live and isinstance(last.get("epoch"), int) and last["epoch"] > epoch and not last.get("final_eval"):
         epoch = last["epoch"]
         if last.get("best_saved") and last.get("best_metric"):
             best_epoch, best = epoch, last["best_metric"]

@@ -80,6 +80,8 @@ def test_the_header_follows_the_log_when_status_json_is_one_epoch_behind():
     # status.json ahead of or level with the log (a resumed attempt keeps every attempt's best): status.json wins
     level = {**behind, "epoch": 3, "best_epoch": 2, "best_metric": {"name": "fitness", "value": 0.6}}
     assert run_views.progress(level, log) == run_views.Progress(3, 40, 2, level["best_metric"])
+    ended = {**behind, "status": "stopped"}  # an ended run's status.json is final, whatever the log holds
+    assert run_views.progress(ended, log) == run_views.Progress(2, 40, 1, {"name": "fitness"})
 
 
 def test_the_dashboard_header_shows_the_logs_epoch_and_best(runs_root):
@@ -92,7 +94,12 @@ def test_the_dashboard_header_shows_the_logs_epoch_and_best(runs_root):
     run = make_run(
         runs_root, "behind", recipe(), [epoch(1), epoch(2), {**epoch(3), "best_saved": True, "best_metric": best3}]
     )
-    write_status(run, epoch=2, epochs=40, best_epoch=1, best_metric={"name": "fitness", "value": 0.4})
+    import os
+
+    from trainers.run_status import process_start_time
+
+    alive = {"status": "running", "pid": os.getpid(), "pid_start": process_start_time(os.getpid())}
+    write_status(run, **alive, epoch=2, epochs=40, best_epoch=1, best_metric={"name": "fitness", "value": 0.4})
     at = open_page("dashboard", {"run": "behind"})
     header = {m.label: m.value for m in at.metric}
     assert header["Epoch"] == "3/40" and header["Best fitness"] == "0.700"
