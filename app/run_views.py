@@ -122,6 +122,9 @@ def progress(status: Mapping[str, Any], log: RunLog) -> Progress:
     """
     epoch = int(status.get("epoch") or 0)
     best_epoch, best = status.get("best_epoch") or log.best_epoch, status.get("best_metric") or {}
+    if not best and best_epoch:  # a status.json without it (runs from before it was recorded): the epoch event's
+        saved = [e for e in log.epochs if e.get("epoch") == best_epoch and e.get("best_metric")]
+        best = saved[-1]["best_metric"] if saved else {}
     last = log.epochs[-1] if log.epochs else {}
     live = status.get("status") in ACTIVE_STATUSES  # an ended run's status.json is final
     if live and isinstance(last.get("epoch"), int) and last["epoch"] > epoch and not last.get("final_eval"):
@@ -129,6 +132,15 @@ def progress(status: Mapping[str, Any], log: RunLog) -> Progress:
         if last.get("best_saved") and last.get("best_metric"):
             best_epoch, best = epoch, last["best_metric"]
     return Progress(epoch, status.get("epochs") or log.epochs_planned, best_epoch, best)
+
+
+def format_count(n: int) -> str:
+    """A count that fits a header metric: ``9,999``, ``123k``, ``2.10M`` (a 2.1M-step run showed "2,100...")."""
+    if n < 100_000:
+        return f"{n:,}"
+    if n < 1_000_000:
+        return f"{n / 1e3:.0f}k"
+    return f"{n / 1e6:.2f}M"
 
 
 def format_duration(seconds: float | None) -> str:

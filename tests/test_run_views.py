@@ -103,3 +103,19 @@ def test_the_dashboard_header_shows_the_logs_epoch_and_best(runs_root):
     at = open_page("dashboard", {"run": "behind"})
     header = {m.label: m.value for m in at.metric}
     assert header["Epoch"] == "3/40" and header["Best fitness"] == "0.700"
+
+
+def test_counts_fit_the_header():
+    """A 2.1M-step run's header read "2,100..." in Chromium (cut off)."""
+    assert [run_views.format_count(n) for n in (0, 9_999, 99_999, 100_000, 123_456, 2_100_000)] == [
+        "0", "9,999", "99,999", "100k", "123k", "2.10M"
+    ]  # fmt: skip
+
+
+def test_best_metric_from_the_log_when_status_json_has_none():
+    from tests.doctor.synthetic import epoch, run_start
+
+    best2 = {"name": "fitness", "value": 0.6}
+    log = RunLog.from_events([run_start(), epoch(1), {**epoch(2), "best_saved": True, "best_metric": best2}, epoch(3)])
+    ended = {"status": "completed", "epoch": 3, "epochs": 3}
+    assert run_views.progress(ended, log) == run_views.Progress(3, 3, 2, best2)

@@ -105,7 +105,7 @@ def dashboard() -> None:
         help=f"{run_views.format_metric(best)}, epoch {best_epoch} (best.pt)" if best_epoch else None,
     )
     share = log.clip_share()
-    cols[4].metric("Steps", f"{log.n_steps:,}")
+    cols[4].metric("Steps", run_views.format_count(log.n_steps), help=f"{log.n_steps:,} optimizer steps")
     cols[5].metric("Clipped", f"{share:.1%}" if share is not None and log.n_steps else "-")
     with cols[6]:
         if state in ACTIVE_STATUSES:
