@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import trainers.run_status as run_status
 from trainers.errors import RunError
 from trainers.run_folder import (
     create_run_dir,
@@ -21,7 +22,7 @@ from trainers.run_folder import (
     runs_root,
     validate_run_name,
 )
-from trainers.run_status import process_start_time, read_status, write_status
+from trainers.run_status import StatusWriter, process_start_time, read_status, write_status
 
 
 # ---- runs root -----------------------------------------------------------------------------------------------------
@@ -198,6 +199,60 @@ def test_concurrent_writers_never_lose_each_others_fields_or_tear_the_file(tmp_p
     final = read_status(run_dir)
     assert [final[f"k{i}"] for i in range(4)] == [99] * 4
     assert seen > 0
+
+
+def test_the_status_writer_writes_off_the_callers_thread_in_order_and_merged(tmp_path, monkeypatch):
+    """Training hands its per-epoch status to a helper thread: the call returns while the write (its fsync) is still
+    blocked, updates given meanwhile are merged with later values winning, and flush waits for all of them."""
+    import threading
+
+    run_dir = create_run_dir(tmp_path, "r")
+    gate, entered, writes, threads = threading.Event(), threading.Event(), [], set()
+    real = run_status.write_status
+
+    def slow_write(run_dir_, **fields):
+        threads.add(threading.current_thread().name)
+        entered.set()
+        assert gate.wait(10)
+        writes.append(fields)
+        return real(run_dir_, **fields)
+
+    monkeypatch.setattr(run_status, "write_status", slow_write)
+    writer = StatusWriter(run_dir)
+    t0 = time.perf_counter()
+    writer.write(status="running", epoch=1)
+    assert entered.wait(10)
+    writer.write(epoch=2, best_epoch=2)  # while the first write is blocked
+    writer.write(epoch=3)
+    assert time.perf_counter() - t0 < 1.0  # none of them waited for the blocked write
+    assert read_status(run_dir)["epoch"] == 0  # nothing is on disk yet
+    gate.set()
+    writer.flush()
+    assert threads == {"status-writer"}
+    assert writes[0] == {"status": "running", "epoch": 1}
+    assert writes[1:] == [{"epoch": 3, "best_epoch": 2}]  # the two later updates went in one write, later wins
+    status = read_status(run_dir)
+    assert (status["status"], status["epoch"], status["best_epoch"]) == ("running", 3, 2)
+
+
+def test_the_status_writer_raises_a_failed_write_at_the_next_call_and_writes_on_after(tmp_path, monkeypatch):
+    run_dir = create_run_dir(tmp_path, "r")
+    real, fail = run_status.write_status, [True]
+
+    def flaky(run_dir_, **fields):
+        if fail.pop() if fail else False:
+            raise OSError(28, "No space left on device")
+        return real(run_dir_, **fields)
+
+    monkeypatch.setattr(run_status, "write_status", flaky)
+    writer = StatusWriter(run_dir)
+    writer.write(epoch=1)
+    with pytest.raises(OSError, match="No space left"):
+        writer.flush()
+    writer.flush()  # reported once
+    writer.write(epoch=2)
+    writer.flush()
+    assert read_status(run_dir)["epoch"] == 2
 
 
 # ---- listing -------------------------------------------------------------------------------------------------------

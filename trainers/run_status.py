@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -219,3 +220,60 @@ def initial_status() -> dict[str, Any]:
         "error": None,
         "resumes": 0,
     }
+
+
+class StatusWriter:
+    """The training process' ``status.json`` updates, written by a helper thread so training never waits for them.
+
+    Each write is fsynced before its rename (:func:`write_json_atomic`). On ext4 that fsync commits the journal,
+    which first writes out the data of every file renamed since the last commit: right after a checkpoint save that
+    is the two new ~5 MB checkpoints, and the training thread waited 40-120 ms per epoch for a file of 300 bytes
+    (``benchmarks/bench_overhead.py``, docs/benchmarks.md). Here the thread waits instead.
+
+    Writes keep their order: fields given while a write is in progress are merged (later values win) and written
+    next. :meth:`flush` waits until everything given is on disk and raises the error a write hit; the training
+    process calls it before the run's final status is written, so a late progress update can never land after it.
+    A kill before a write finishes leaves the previous ``status.json`` whole.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str]):
+        self.run_dir = Path(run_dir)
+        self._pending: dict[str, Any] = {}
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def write(self, **fields: Any) -> None:
+        """Merge ``fields`` into status.json soon (as :func:`write_status`); raises an earlier write's error."""
+        with self._cond:
+            self._raise_error()
+            self._pending.update(fields)
+            if self._thread is None:
+                # Not a daemon: an interpreter that exits waits for the write, so it is never cut off half-way.
+                self._thread = threading.Thread(target=self._work, name="status-writer")
+                self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                fields, self._pending = self._pending, {}
+                if not fields or self._error is not None:
+                    self._thread = None
+                    self._cond.notify_all()
+                    return
+            try:
+                write_status(self.run_dir, **fields)
+            except BaseException as e:  # raised in the training thread by the next write or flush
+                with self._cond:
+                    self._error = e
+
+    def flush(self) -> None:
+        """Wait for the pending writes; raise the error one of them hit."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._thread is None)
+            self._raise_error()
+
+    def _raise_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error

@@ -47,7 +47,7 @@ def _on_fit_epoch_end(trainer) -> None:
 
 
 def _on_train_end(trainer) -> None:
-    trainer.close_steps()
+    trainer.close_telemetry()
 
 
 CALLBACKS = (
@@ -84,6 +84,7 @@ class TelemetryMixin:
                 self.add_callback(event, fn)
         self._telemetry_writer = None
         self._step_writer = None
+        self._status_writer = None
         self._steps_failed = False
         self._pending_steps: list[tuple] = []
         self._last_flush = time.monotonic()
@@ -110,10 +111,14 @@ class TelemetryMixin:
         return out.emit(event, **fields)
 
     def write_run_status(self, **fields: Any) -> None:
+        """Merge ``fields`` into status.json from a helper thread (rank 0): an fsync right after a checkpoint save
+        waits for the checkpoints' data to reach the disk, and training need not (run_status.StatusWriter)."""
         if self.run_dir and RANK in {-1, 0}:
-            from trainers.run_status import write_status
+            if self._status_writer is None:
+                from trainers.run_status import StatusWriter
 
-            write_status(self.run_dir, **fields)
+                self._status_writer = StatusWriter(self.run_dir)
+            self._status_writer.write(**fields)
 
     # ---- run start ----------------------------------------------------------------------------------------------
     def emit_run_start(self) -> None:
@@ -293,8 +298,9 @@ class TelemetryMixin:
 
         return Path(self.telemetry_path).parent / "steps"
 
-    def close_steps(self) -> None:
-        """Flush buffered steps and close the step store (compacting what is left); safe to call twice."""
+    def close_telemetry(self) -> None:
+        """Flush buffered steps, close the step store (compacting what is left) and wait for the status.json write
+        in flight; safe to call twice. Called at the end of training and before the run's final status is written."""
         self.flush_steps()
         writer, self._step_writer = self._step_writer, None
         if writer is not None:
@@ -302,6 +308,8 @@ class TelemetryMixin:
                 writer.close()
             except Exception as e:
                 print(f"workbench: could not close the step store ({type(e).__name__}: {e})", file=sys.stderr)
+        if self._status_writer is not None:
+            self._status_writer.flush()
 
     # ---- per epoch ----------------------------------------------------------------------------------------------
     def final_eval(self):

@@ -202,7 +202,7 @@ def _finish(run_dir: Path, trainer: Any, outcome: dict[str, Any]) -> None:
         if outcome["status"] == "stopped":
             stop_reason = getattr(trainer, "stop_reason", None)  # e.g. a critical doctor finding (doctor_stop)
         try:
-            trainer.close_steps()  # what is buffered goes to the step store, which compacts what is left
+            trainer.close_telemetry()  # buffered steps to the step store; the status write in flight finished
         except Exception:  # never let telemetry hide the real outcome
             pass
         best = getattr(trainer, "best_record", None)
