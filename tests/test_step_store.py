@@ -711,3 +711,34 @@ def test_a_polling_reader_remembers_closed_epochs_and_forgets_them_when_a_resume
     assert [r.last_step_of_epoch(e) for e in (1, 2, 3)] == [10, 15, 25]
     assert StepStore(tmp_path).last_step_of_epoch(2) == 15  # a fresh reader agrees
     w2.close()
+
+
+def test_the_mean_a_refresh_asks_twice_follows_every_poll_that_reads_new_steps(tmp_path):
+    """StoreSteps keeps a column's mean (the clipped share: the header and the gradient-norm title) between polls;
+    each poll that reads new steps, and a resume that supersedes some, gives the new mean."""
+    from trainers.telemetry.step_data import StoreSteps
+
+    cols = {"clipped": "bool"}
+    w = StepWriter(tmp_path, 1, 0, cols, levels=LEVELS, rows_per_segment=20, background=False)
+    steps = StoreSteps(StepStore(tmp_path))
+    rng = np.random.default_rng(3)
+    written = np.zeros(0, bool)
+    for lo in range(1, 60, 12):
+        s = np.arange(lo, lo + 12)
+        clipped = rng.random(12) < rng.uniform(0.1, 0.9)
+        w.append({"step": s, "epoch": (s - 1) // 12 + 1, "clipped": clipped})
+        w.flush()
+        before = steps.mean("clipped")  # what the last poll read
+        assert before == (pytest.approx(written.mean()) if written.size else None)
+        written = np.concatenate([written, clipped])
+        assert steps.poll()
+        assert steps.mean("clipped") == pytest.approx(written.mean())
+        assert steps.mean("clipped") == pytest.approx(written.mean())  # asked twice in one refresh
+    w.close()
+    w2 = StepWriter(tmp_path, 2, 24, cols, levels=LEVELS, rows_per_segment=20, background=False)
+    redo = np.arange(25, 31)  # a resume redoes epoch 3 with 6 steps, all clipped
+    w2.append({"step": redo, "epoch": np.full(6, 3), "clipped": np.ones(6, bool)})
+    w2.flush()
+    assert steps.poll()
+    assert steps.mean("clipped") == pytest.approx(np.concatenate([written[:24], np.ones(6, bool)]).mean())
+    w2.close()

@@ -61,10 +61,14 @@ class StoreSteps(StepData):
     def __init__(self, store: Any):
         self.store = store
         self._lock = threading.Lock()
+        self._means: dict[str, float | None] = {}  # until the next poll that reads new steps
 
     def poll(self) -> bool:
         with self._lock:
-            return bool(self.store.poll())
+            changed = bool(self.store.poll())
+            if changed:
+                self._means.clear()
+            return changed
 
     @property
     def n_steps(self) -> int:
@@ -84,11 +88,15 @@ class StoreSteps(StepData):
             return {c: s.points() for c, s in self.store.series(have, max_points=max_points).items()}
 
     def mean(self, column: str) -> float | None:
+        """As :meth:`StepData.mean`; kept until a poll reads new steps (a refresh asks it for the header and the
+        gradient-norm chart's title)."""
         with self._lock:
-            if column not in self.store.columns or not self.store.n_steps:
-                return None
-            value = self.store.summary(column).mean
-        return float(value) if np.isfinite(value) else None
+            if column not in self._means:
+                if column not in self.store.columns or not self.store.n_steps:
+                    return None
+                value = self.store.summary(column).mean
+                self._means[column] = float(value) if np.isfinite(value) else None
+            return self._means[column]
 
     def first_step_of_epoch(self, epoch: int) -> int | None:
         with self._lock:
