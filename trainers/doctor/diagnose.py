@@ -27,8 +27,8 @@ def diagnose(
 ) -> list[Finding]:
     """The findings of a run, most severe first, then by id.
 
-    Cheap enough to call on every dashboard refresh: rules read the epoch events only (0.3 ms for a 300-epoch,
-    80-class log; docs/doctor.md).
+    Cheap enough for every dashboard refresh that brings an epoch: rules read the epoch events only (a few ms for a
+    300-epoch, 80-class log, whatever the step count; docs/doctor.md).
 
     Args:
         log: The folded telemetry (or its events).

@@ -124,6 +124,11 @@ class Context:
 # ---- helpers shared by the rule modules --------------------------------------------------------------------------
 def num(value: Any) -> float | None:
     """``value`` as a finite float, else None (null, NaN, bool, text)."""
+    kind = type(value)
+    if kind is float:  # the common case first: rules call this for every epoch's numbers on each dashboard refresh
+        return value if math.isfinite(value) else None
+    if kind is int:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
