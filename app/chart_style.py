@@ -5,15 +5,25 @@ and turned into a ``go.Figure`` once, without plotly's per-property validation (
 dashboard's six figures the usual way, trace by trace and shape by shape, cost about 100 ms of validation and copying
 per refresh (measured with cProfile on a 300-epoch, 80-class run); the dicts written here are the plotly schema
 (the chart tests read the figures back through plotly's own objects).
+
+The figures are a :class:`Figure`, a ``go.Figure`` whose ``to_dict`` (what ``st.plotly_chart`` serializes on every
+rerun, changed or not) encodes numpy arrays as plotly.js typed arrays directly: plotly's own does it through narwhals
+at ~0.1 ms per array, about 20 ms of a 300-epoch dashboard refresh (``benchmarks/profile_dashboard_refresh.py``). The
+result is the same dict, byte for byte once serialized (``tests/test_chart_style.py``).
 """
 
 from __future__ import annotations
 
+import base64
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
+from _plotly_utils.basevalidators import is_homogeneous_array
+from _plotly_utils.utils import plotlyjsShortTypes, to_typed_array_spec
 
 from trainers.telemetry.run_log import RunLog
 
@@ -21,6 +31,60 @@ NO_DATA = "No data yet"
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )  # fmt: skip
+
+
+# ---- the figure st.plotly_chart serializes ----------------------------------------------------------------------
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_SKIPPED = frozenset({"geojson", "layer", "layers", "range"})  # plotly's is_skipped_key: arrays under these stay
+_DOWNCAST = {  # plotly.js has no 64-bit integers: plotly narrows them to the smallest type that holds the values
+    "int64": (np.int8, np.int16, np.int32),
+    "uint64": (np.uint8, np.uint16, np.uint32),
+}
+
+
+def typed_array(v: np.ndarray) -> Any:
+    """``v`` as plotly.js' typed-array spec, exactly as plotly's ``to_typed_array_spec`` writes it (its fallback for
+    every dtype this does not encode itself)."""
+    name = v.dtype.name
+    if not v.dtype.isnative or (name not in plotlyjsShortTypes and name not in _DOWNCAST):
+        return to_typed_array_spec(v)
+    if v.size == 0:
+        return v.copy()
+    if name in _DOWNCAST:
+        low, high = v.min(), v.max()
+        narrow = next((t for t in _DOWNCAST[name] if np.iinfo(t).min <= low and high <= np.iinfo(t).max), None)
+        if narrow is None:
+            return v.copy()
+        v, name = v.astype(narrow), np.dtype(narrow).name
+    spec = {"dtype": plotlyjsShortTypes[name], "bdata": base64.b64encode(np.ascontiguousarray(v)).decode("ascii")}
+    if v.ndim > 1:
+        spec["shape"] = str(v.shape)[1:-1]
+    return spec
+
+
+def _encoded(value: Any, in_dict: bool = False) -> Any:
+    """A deep copy of a figure's props with plotly's base64 conversion applied (``convert_to_base64``: arrays that are
+    a dict's value become typed arrays, except under its skipped keys; arrays inside lists stay arrays)."""
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, dict):
+        return {k: copy.deepcopy(v) if k in _SKIPPED else _encoded(v, True) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_encoded(v) for v in value)
+    if in_dict and isinstance(value, np.ndarray):
+        return typed_array(value)
+    if in_dict and is_homogeneous_array(value):
+        return to_typed_array_spec(copy.deepcopy(value))
+    return copy.deepcopy(value)
+
+
+class Figure(go.Figure):
+    """A ``go.Figure`` whose ``to_dict`` is plotly's, computed without its per-array narwhals round trip."""
+
+    def to_dict(self) -> dict[str, Any]:
+        if self._frame_objs:  # the charts draw no animation frames: plotly's own path for them
+            return super().to_dict()
+        return {"data": _encoded(self._data), "layout": _encoded(self._layout)}
 
 
 # ---- figure helpers ------------------------------------------------------------------------------------------------
@@ -69,8 +133,8 @@ class Chart:
     def add_hline(self, y: float, dash: str = "dot", color: str = "gray") -> None:
         self.add_shape(type="line", xref="paper", yref="y", x0=0, x1=1, y0=y, y1=y, line={"dash": dash, "color": color})
 
-    def figure(self) -> go.Figure:
-        return go.Figure(data=self.data, layout=self.layout, _validate=False)
+    def figure(self) -> Figure:
+        return Figure(data=self.data, layout=self.layout, _validate=False)
 
 
 def _axis(kw: dict[str, Any]) -> dict[str, Any]:

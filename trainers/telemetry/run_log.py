@@ -12,7 +12,7 @@ the run has one (:mod:`trainers.telemetry.run_reader` attaches it), else ``step`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
@@ -199,16 +199,33 @@ class RunLog:
         declared = self.run_starts[-1].get("param_groups") if self.run_starts else None
         return list(dict.fromkeys([*(declared or []), *self.steps.groups]))
 
+    def _grown(self, key: Any, fold: Callable[[list, list[dict]], list]) -> list:
+        """A per-epoch series kept in ``derived``: ``fold(values, new_epochs)`` extends it by the epochs appended since
+        it was computed (from scratch when standing epochs were replaced), so a refresh after one new epoch folds one
+        epoch, not the run. Returns a copy (callers may change it)."""
+        n = len(self.epochs)
+        cached = self.derived.get(key)
+        valid = cached is not None and cached[0] == self.epochs_rev and cached[1] <= n
+        done, values = (cached[1], cached[2]) if valid else (0, [])
+        if not valid or done < n:
+            values = fold(list(values), self.epochs[done:])
+            self.derived[key] = (self.epochs_rev, n, values)
+        return list(values)
+
     @property
     def epoch_numbers(self) -> list[int]:
-        return [_int(e.get("epoch"), 0) for e in self.epochs]
+        return self._grown("epoch_numbers", lambda v, new: v + [_int(e.get("epoch"), 0) for e in new])
 
     def epoch_metric(self, key: str) -> list[float | None]:
         """``key`` of every standing epoch: a ``metrics`` name (``metrics/mAP50(B)``) or a top-level field."""
-        return [_num(e.get("metrics", {}).get(key) if key not in e else e.get(key)) for e in self.epochs]
+        return self._grown(
+            ("metric", key), lambda v, new: v + [_num(e.get("metrics", {}).get(key) if key not in e else e.get(key))
+                                                 for e in new]
+        )  # fmt: skip
 
     def metric_keys(self) -> list[str]:
-        return list(dict.fromkeys(k for e in self.epochs for k in (e.get("metrics") or {})))
+        new_keys = lambda new: (k for e in new for k in e.get("metrics") or {})  # noqa: E731
+        return self._grown("metric_keys", lambda v, new: list(dict.fromkeys(chain(v, new_keys(new)))))
 
     @property
     def best_epoch(self) -> int | None:
