@@ -157,8 +157,20 @@ def make_rows(rng: np.random.Generator, steps: np.ndarray, nan_rate: float = 0.0
     return rows
 
 
+def check_whole_run(store: StepStore, view: dict[str, np.ndarray]) -> None:
+    """The whole run's series as a live dashboard asks for it after every poll (grown from the previous answer while
+    the buckets stay the same: store.py ``_grown_series``), against numpy on the raw rows."""
+    if not len(view["step"]):
+        return
+    for mp in (10, 40):
+        got = store.series(["gn", "clipped", "lr/a"], max_points=mp, stats=layout.STATS)
+        for c, s in got.items():
+            assert_buckets(series_dict(s), brute(view, c, s.width), f"whole-run series {c} mp={mp}")
+
+
 def check_store(store: StepStore, oracle: Oracle, rng: np.random.Generator, n_ranges: int = 6) -> None:
     view = oracle.view()
+    check_whole_run(store, view)
     n = len(view["step"])
     assert store.n_steps == n
     assert store.last_step == (int(view["step"][-1]) if n else 0)
@@ -223,6 +235,7 @@ def write_attempt(folder, oracle, rng, attempt, first_step, n_appends, fmt="parq
             view = oracle.view()
             assert reader.n_steps == len(view["step"])
             np.testing.assert_array_equal(reader.to_table().column("step").to_numpy(), view["step"])
+            check_whole_run(reader, view)
     if crash:
         w.flush()
         os.close(w._fd)  # the process dies: no close(), the tail stays as it is
@@ -742,3 +755,75 @@ def test_the_mean_a_refresh_asks_twice_follows_every_poll_that_reads_new_steps(t
     assert steps.poll()
     assert steps.mean("clipped") == pytest.approx(np.concatenate([written[:24], np.ones(6, bool)]).mean())
     w2.close()
+
+
+def test_a_live_whole_run_series_is_read_again_when_a_resume_supersedes_steps_it_had_drawn(tmp_path):
+    """A reader drew the whole run; a resume rewrites its last steps and gets past them before the next poll: the
+    series the reader keeps between polls must not keep the superseded values (nor miss the new spike)."""
+    rng = np.random.default_rng(11)
+    oracle = Oracle()
+    reader = StepStore(tmp_path)
+    write_attempt(tmp_path, oracle, rng, 1, 0, 40, rps=50, nan_rate=0)
+    reader.poll()
+    last = reader.last_step
+    check_whole_run(reader, oracle.view())
+    w = StepWriter(tmp_path, 2, last - 30, COLS, rows_per_segment=50, levels=LEVELS, background=False)
+    oracle.start(last - 30)
+    rows = make_rows(rng, np.arange(last - 29, last + 60))
+    rows["gn"][10] = 1e6  # a spike inside the superseded range
+    w.append(rows)
+    oracle.add(rows)
+    w.close()
+    assert reader.poll() and reader.last_step == last + 59
+    check_whole_run(reader, oracle.view())
+    x, y = reader.series(["gn", "clipped", "lr/a"], max_points=40)["gn"].points()
+    assert y.max() == 1e6 and x[np.argmax(y)] == last - 19
+
+
+def test_a_live_whole_run_series_is_read_again_when_the_folder_is_replaced_by_another_run(tmp_path):
+    rng = np.random.default_rng(12)
+    reader = StepStore(tmp_path)
+    old = Oracle()
+    write_attempt(tmp_path, old, rng, 1, 0, 40, rps=50, nan_rate=0)
+    reader.poll()
+    last = reader.last_step
+    check_whole_run(reader, old.view())
+    shutil.rmtree(tmp_path)  # another run written in its place: the same attempt number, the same buckets
+    reader.poll()
+    assert reader.n_steps == 0
+    fresh = Oracle()
+    w = StepWriter(tmp_path, 1, 0, COLS, rows_per_segment=50, levels=LEVELS, background=False)
+    fresh.start(0)
+    rows = make_rows(rng, np.arange(1, last + 5))
+    w.append(rows)
+    fresh.add(rows)
+    w.close()
+    reader.poll()
+    check_whole_run(reader, fresh.view())
+
+
+def test_a_live_whole_run_series_is_read_again_when_an_attempt_is_written_again_under_its_number(tmp_path):
+    """Attempt 2's files removed (a poll sees it, no chart is drawn), then attempt 2 written again from the same step:
+    the chain of attempts reads as it did when the series was kept, the rows do not."""
+    rng = np.random.default_rng(13)
+    reader = StepStore(tmp_path)
+    first = Oracle()
+    write_attempt(tmp_path, first, rng, 1, 0, 20, rps=50, nan_rate=0)
+    write_attempt(tmp_path, first, rng, 2, 100, 20, rps=50, nan_rate=0)
+    reader.poll()
+    last = reader.last_step
+    check_whole_run(reader, first.view())
+    for name in os.listdir(tmp_path):
+        if "-0002" in name:
+            os.remove(tmp_path / name)
+    reader.poll()
+    again = Oracle()
+    again.attempts = first.attempts[:1]
+    w = StepWriter(tmp_path, 2, 100, COLS, rows_per_segment=50, levels=LEVELS, background=False)
+    again.start(100)
+    rows = make_rows(rng, np.arange(101, last + 3))
+    w.append(rows)
+    again.add(rows)
+    w.close()
+    reader.poll()
+    check_whole_run(reader, again.view())

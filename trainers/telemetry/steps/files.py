@@ -36,6 +36,7 @@ class StoreFiles:
         self._chain: list[tuple[_Attempt, int, int]] = []
         self._roll_memo: OrderedDict[Any, _Pieces] = OrderedDict()
         self._group_memo: OrderedDict[Any, _Pieces] = OrderedDict()
+        self._series_memo: OrderedDict[Any, Any] = OrderedDict()  # whole-run series, grown by later polls (store.py)
         self.generation = 0
         self.poll()
 
@@ -74,6 +75,7 @@ class StoreFiles:
         return changed
 
     def _reset(self) -> None:
+        self._series_memo.clear()
         for h in self._handles.values():
             h.close()
         self._att.clear()
@@ -146,6 +148,7 @@ class StoreFiles:
                 att.rolls.pop(name, None)
             elif (m := _RE_ATTEMPT.match(name)) and int(m[1]) == att.num:
                 att.meta = None
+                self._series_memo.clear()  # written again under its number, the chain would read as it did
         h = self._handles.pop(name, None)
         if h is not None:
             h.close()

@@ -139,8 +139,39 @@ class StepStore(LevelReads, StoreFiles):
         while (b - 1) // (k * L) - (a - 1) // (k * L) + 1 > G:
             k += 1
         width = k * L
+        if step_range is None and li:
+            return self._grown_series(li, a, b, cols, keys, width, max_points)
         r, width = self._query(self._series_pieces, li, a, b, cols, keys, width, max_points)
         return {c: self._series(c, L, width, r, keys) for c in cols}
+
+    def _grown_series(self, li, a, b, cols, keys, width, max_points) -> dict[str, Series]:
+        """The whole run's series, from the one an earlier call returned when the buckets are the same (same width,
+        same first step, no step superseded since): only the buckets from its last one on are read again, so a live
+        refresh reads the new steps, not the run (steps only append while the attempts' chain stays the same)."""
+        L = self.levels[li - 1]
+        memo_key = (tuple(cols), tuple(keys), max_points)
+        state = (self._supersede_key(), a, li, width)
+        kept = self._series_memo.get(memo_key)
+        if kept is not None and kept[0] == state and kept[1] <= b:
+            done, old = kept[1], kept[2]
+            if done == b:
+                self._series_memo.move_to_end(memo_key)
+                return old
+            j = (done - 1) // width  # the last bucket it returned may have been partial: read again from its start
+            r, _ = self._query(self._series_pieces, li, max(a, j * width + 1), b, cols, keys, width, max_points)
+            new = {c: self._series(c, L, width, r, keys) for c in cols}
+            out = {c: _spliced(old[c], new[c], j, width) for c in cols}
+        else:
+            r, width2 = self._query(self._series_pieces, li, a, b, cols, keys, width, max_points)
+            out = {c: self._series(c, L, width2, r, keys) for c in cols}
+        self._series_memo[memo_key] = (state, b, out)
+        self._series_memo.move_to_end(memo_key)
+        while len(self._series_memo) > 8:
+            self._series_memo.popitem(last=False)
+        return out
+
+    def _supersede_key(self) -> tuple[tuple[int, int, int], ...]:
+        return tuple((att.num, s, c) for att, s, c in self._chain)
 
     def _series_pieces(self, li, a, b, cols, keys, width, max_points) -> tuple[_Pieces, int]:
         """Buckets of ``width`` steps over ``[a, b]`` (raw rows as they are when they fit), and the width used."""
@@ -293,3 +324,13 @@ def resume_info(folder: str | os.PathLike, epochs_done: int | None = None) -> Re
         last = s.last_step
         first = last if epochs_done is None else s.last_step_of_epoch(epochs_done)
     return ResumeInfo(attempt=max(nums, default=0) + 1, last_step=last, first_step=first)
+
+
+def _spliced(old: Series, new: Series, j: int, width: int) -> Series:
+    """``old``'s buckets before bucket ``j`` (of ``width`` steps), then ``new``'s (which start at bucket ``j``)."""
+    keep = int(np.searchsorted((old.lo - 1) // width, j, "left"))
+    fields = {}
+    for f in ("lo", "hi", "n", "min", "max", "x_min", "x_max", "mean", "last", "nonfinite"):
+        a, b = getattr(old, f), getattr(new, f)
+        fields[f] = None if a is None or b is None else np.concatenate([a[:keep], b])
+    return Series(column=old.column, level=old.level, width=width, **fields)
