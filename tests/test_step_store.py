@@ -160,8 +160,19 @@ def make_rows(rng: np.random.Generator, steps: np.ndarray, nan_rate: float = 0.0
 def check_whole_run(store: StepStore, view: dict[str, np.ndarray]) -> None:
     """The whole run's series as a live dashboard asks for it after every poll (grown from the previous answer while
     the buckets stay the same: store.py ``_grown_series``), against numpy on the raw rows."""
+    assert store.n_steps == len(view["step"])
     if not len(view["step"]):
         return
+    for c in ("gn", "clipped"):  # the whole run's summary, grown the same way (the share of clipped steps)
+        v = np.asarray(view[c], np.float64)
+        fin = np.isfinite(v)
+        sm = store.summary(c)
+        assert (sm.count, sm.nonfinite, sm.lo, sm.hi) == (len(v), int((~fin).sum()), view["step"][0], view["step"][-1])
+        if fin.any():
+            assert (sm.min, sm.max) == (v[fin].min(), v[fin].max())
+            assert (sm.x_min, sm.x_max) == (view["step"][fin][np.argmin(v[fin])], view["step"][fin][np.argmax(v[fin])])
+            np.testing.assert_allclose(sm.mean, v[fin].mean(), rtol=1e-6, atol=1e-9)
+        assert sm.last == v[-1] or (np.isnan(sm.last) and np.isnan(v[-1]))
     for mp in (10, 40):
         got = store.series(["gn", "clipped", "lr/a"], max_points=mp, stats=layout.STATS)
         for c, s in got.items():

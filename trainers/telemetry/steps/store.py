@@ -10,10 +10,12 @@ import numpy as np
 import pyarrow as pa
 
 from trainers.telemetry.steps.files import StoreFiles
-from trainers.telemetry.steps.layout import _INF_STEP, _RE_ATTEMPT, LEVELS, STATS, _table
+from trainers.telemetry.steps.layout import _INF_STEP, _RE_ATTEMPT, LEVELS, ROWS_PER_SEGMENT, STATS, _table
 from trainers.telemetry.steps.levels import LevelReads
-from trainers.telemetry.steps.pieces import _empty_pieces, _keys, _Pieces, _reduce
+from trainers.telemetry.steps.pieces import _concat, _empty_pieces, _keys, _Pieces, _reduce
 from trainers.telemetry.steps.records import Series, Summary
+
+GROW_RAW_ROWS = 4 * ROWS_PER_SEGMENT  # whole-run aggregates grow by raw rows up to this many new rows, else re-read
 
 
 class StepStore(LevelReads, StoreFiles):
@@ -81,9 +83,31 @@ class StepStore(LevelReads, StoreFiles):
 
     def _count(self) -> int:
         if "count" not in self._memo:
-            p = self._query(self._pieces, len(self.levels), 1, _INF_STEP, [], ())
-            self._memo["count"] = int(p.n.sum())
+            self._memo["count"] = int(self._whole_run([], ()).n.sum())
         return self._memo["count"]
+
+    def _whole_run(self, cols: list[str], keys: tuple[str, ...]) -> _Pieces:
+        """One piece over every standing step, for ``cols``: grown from the one an earlier call built while no step
+        was superseded since, by the raw rows after it (a live refresh's few thousand, from the tail it polled and
+        the segment compacted meanwhile), instead of descending every roll-up level at the run's end again."""
+        first, last = self._first_last()
+        memo_key = ("whole", tuple(cols), keys)
+        state = (self._supersede_key(), first)
+        kept = self._series_memo.get(memo_key)
+        if kept is not None and kept[0] == state and kept[1] <= last and last - kept[1] <= GROW_RAW_ROWS:
+            done, whole = kept[1], kept[2]
+            if done < last:
+                new = self._query(self._raw_view_pieces, done + 1, last, cols, keys)
+                both = _concat([whole, new], cols, keys)
+                whole = _reduce(both, np.zeros(len(both), np.int64))
+        else:
+            p = self._query(self._pieces, len(self.levels), 1, _INF_STEP, cols, keys) if last else None
+            whole = _reduce(p, np.zeros(len(p), np.int64)) if p is not None and len(p) else _empty_pieces(cols, keys)
+        self._series_memo[memo_key] = (state, last, whole)
+        self._series_memo.move_to_end(memo_key)
+        while len(self._series_memo) > 8:
+            self._series_memo.popitem(last=False)
+        return whole
 
     @property
     def n_steps(self) -> int:
@@ -203,15 +227,18 @@ class StepStore(LevelReads, StoreFiles):
         E.g. the share of clipped steps is ``summary("clipped").mean``; any non-finite loss: ``.nonfinite > 0``.
         """
         keys = _keys(STATS)
-        a, b = self._range(step_range)
-        li = 0
-        for i, L in enumerate(self.levels, 1):
-            if b - a + 1 >= L:
-                li = i
-        p = self._query(self._pieces, li, a, b, [column], keys) if a <= b else _empty_pieces([column], keys)
-        if not len(p):
+        if step_range is None:
+            r = self._whole_run([column], keys)
+        else:
+            a, b = self._range(step_range)
+            li = 0
+            for i, L in enumerate(self.levels, 1):
+                if b - a + 1 >= L:
+                    li = i
+            p = self._query(self._pieces, li, a, b, [column], keys) if a <= b else _empty_pieces([column], keys)
+            r = _reduce(p, np.zeros(len(p), np.int64)) if len(p) else p
+        if not len(r):
             return Summary(column, 0, 0, math.nan, math.nan, math.nan, math.nan, None, None, None, None)
-        r = _reduce(p, np.zeros(len(p), np.int64))
         d = r.col(column)
         nfin, nf = int(d["nfin"][0]), int(d["nf"][0])
         return Summary(
