@@ -768,6 +768,15 @@ def test_the_mean_a_refresh_asks_twice_follows_every_poll_that_reads_new_steps(t
     w2.close()
 
 
+def write_rows(folder, oracle: Oracle, attempt: int, first_step: int, rows: dict[str, np.ndarray]) -> None:
+    """One attempt of exactly ``rows``, written and closed (no background compaction)."""
+    w = StepWriter(folder, attempt, first_step, COLS, rows_per_segment=50, levels=LEVELS, background=False)
+    oracle.start(first_step)
+    w.append(rows)
+    oracle.add(rows)
+    w.close()
+
+
 def test_a_live_whole_run_series_is_read_again_when_a_resume_supersedes_steps_it_had_drawn(tmp_path):
     """A reader drew the whole run; a resume rewrites its last steps and gets past them before the next poll: the
     series the reader keeps between polls must not keep the superseded values (nor miss the new spike)."""
@@ -778,13 +787,9 @@ def test_a_live_whole_run_series_is_read_again_when_a_resume_supersedes_steps_it
     reader.poll()
     last = reader.last_step
     check_whole_run(reader, oracle.view())
-    w = StepWriter(tmp_path, 2, last - 30, COLS, rows_per_segment=50, levels=LEVELS, background=False)
-    oracle.start(last - 30)
     rows = make_rows(rng, np.arange(last - 29, last + 60))
     rows["gn"][10] = 1e6  # a spike inside the superseded range
-    w.append(rows)
-    oracle.add(rows)
-    w.close()
+    write_rows(tmp_path, oracle, 2, last - 30, rows)
     assert reader.poll() and reader.last_step == last + 59
     check_whole_run(reader, oracle.view())
     x, y = reader.series(["gn", "clipped", "lr/a"], max_points=40)["gn"].points()
@@ -803,12 +808,7 @@ def test_a_live_whole_run_series_is_read_again_when_the_folder_is_replaced_by_an
     reader.poll()
     assert reader.n_steps == 0
     fresh = Oracle()
-    w = StepWriter(tmp_path, 1, 0, COLS, rows_per_segment=50, levels=LEVELS, background=False)
-    fresh.start(0)
-    rows = make_rows(rng, np.arange(1, last + 5))
-    w.append(rows)
-    fresh.add(rows)
-    w.close()
+    write_rows(tmp_path, fresh, 1, 0, make_rows(rng, np.arange(1, last + 5)))
     reader.poll()
     check_whole_run(reader, fresh.view())
 
@@ -830,11 +830,6 @@ def test_a_live_whole_run_series_is_read_again_when_an_attempt_is_written_again_
     reader.poll()
     again = Oracle()
     again.attempts = first.attempts[:1]
-    w = StepWriter(tmp_path, 2, 100, COLS, rows_per_segment=50, levels=LEVELS, background=False)
-    again.start(100)
-    rows = make_rows(rng, np.arange(101, last + 3))
-    w.append(rows)
-    again.add(rows)
-    w.close()
+    write_rows(tmp_path, again, 2, 100, make_rows(rng, np.arange(101, last + 3)))
     reader.poll()
     check_whole_run(reader, again.view())
