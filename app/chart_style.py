@@ -9,7 +9,7 @@ per refresh (measured with cProfile on a 300-epoch, 80-class run); the dicts wri
 The figures are a :class:`Figure`, a ``go.Figure`` whose ``to_dict`` (what ``st.plotly_chart`` serializes on every
 rerun, changed or not) encodes numpy arrays as plotly.js typed arrays directly: plotly's own does it through narwhals
 at ~0.1 ms per array, about 20 ms of a 300-epoch dashboard refresh (``benchmarks/profile_dashboard_refresh.py``). The
-result is the same dict, byte for byte once serialized (``tests/test_chart_style.py``).
+result is the same dict, byte for byte once serialized (``tests/test_charts.py``).
 """
 
 from __future__ import annotations

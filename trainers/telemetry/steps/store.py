@@ -5,6 +5,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -103,11 +104,15 @@ class StepStore(LevelReads, StoreFiles):
         else:
             p = self._query(self._pieces, len(self.levels), 1, _INF_STEP, cols, keys) if last else None
             whole = _reduce(p, np.zeros(len(p), np.int64)) if p is not None and len(p) else _empty_pieces(cols, keys)
-        self._series_memo[memo_key] = (state, last, whole)
-        self._series_memo.move_to_end(memo_key)
+        self._remember(memo_key, (state, last, whole))
+        return whole
+
+    def _remember(self, key: Any, entry: Any) -> None:
+        """Keep a whole-run answer (a few, the most recently used)."""
+        self._series_memo[key] = entry
+        self._series_memo.move_to_end(key)
         while len(self._series_memo) > 8:
             self._series_memo.popitem(last=False)
-        return whole
 
     @property
     def n_steps(self) -> int:
@@ -188,10 +193,7 @@ class StepStore(LevelReads, StoreFiles):
         else:
             r, width2 = self._query(self._series_pieces, li, a, b, cols, keys, width, max_points)
             out = {c: self._series(c, L, width2, r, keys) for c in cols}
-        self._series_memo[memo_key] = (state, b, out)
-        self._series_memo.move_to_end(memo_key)
-        while len(self._series_memo) > 8:
-            self._series_memo.popitem(last=False)
+        self._remember(memo_key, (state, b, out))
         return out
 
     def _supersede_key(self) -> tuple[tuple[int, int, int], ...]:
