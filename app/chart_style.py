@@ -24,6 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 from _plotly_utils.basevalidators import is_homogeneous_array
 from _plotly_utils.utils import plotlyjsShortTypes, to_typed_array_spec
+from plotly.basedatatypes import BasePlotlyType
 
 from trainers.telemetry.run_log import RunLog
 
@@ -79,12 +80,72 @@ def _encoded(value: Any, in_dict: bool = False) -> Any:
 
 
 class Figure(go.Figure):
-    """A ``go.Figure`` whose ``to_dict`` is plotly's, computed without its per-array narwhals round trip."""
+    """A ``go.Figure`` whose ``to_dict`` is plotly's, computed without its per-array narwhals round trip.
+
+    :meth:`Chart.figure` makes one *unbuilt*: it keeps the chart's dicts and builds plotly's objects on the first
+    attribute plotly's own code needs (``fig.data``, ``fig.layout``, ``update_layout``... all work as on any
+    ``go.Figure``). ``to_dict`` on an unbuilt figure, all ``st.plotly_chart`` calls, writes plotly's dict straight from
+    the chart's: building the objects (``_validate=False``, the default template deep-copied into every layout) cost
+    ~4 ms for an 8-trace figure, about 15 ms of a dashboard refresh. The template is the default when first needed.
+    """
+
+    @classmethod
+    def unbuilt(cls, data: list[dict[str, Any]], layout: dict[str, Any]) -> Figure:
+        fig = cls.__new__(cls)
+        fig.__dict__["_unbuilt"] = (data, layout)
+        return fig
+
+    @property
+    def built(self) -> bool:
+        return self.__dict__.get("_unbuilt") is None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only attributes not found the usual way come here: on an unbuilt figure, plotly's own state (``_data``,
+        # ``_layout_obj``...). Build it once, then look again; on a built one the attribute does not exist.
+        unbuilt = self.__dict__.get("_unbuilt")
+        if unbuilt is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.__dict__["_unbuilt"] = None
+        data, layout = unbuilt
+        go.Figure.__init__(self, data=data, layout=layout, _validate=False)
+        return getattr(self, name)
 
     def to_dict(self) -> dict[str, Any]:
+        unbuilt = self.__dict__.get("_unbuilt")
+        if unbuilt is not None:
+            data, layout = unbuilt
+            return {"data": [_encoded(_as_plotly_orders(t, "type", t.get("type", "scatter"))) for t in data],
+                    "layout": _encoded(_as_plotly_orders(layout, "template", _default_template()))}  # fmt: skip
         if self._frame_objs:  # the charts draw no animation frames: plotly's own path for them
             return super().to_dict()
         return {"data": _encoded(self._data), "layout": _encoded(self._layout)}
+
+
+def _as_plotly_orders(props: dict[str, Any], last: str, value: Any) -> dict[str, Any]:
+    """A trace's or layout's top-level props in the order plotly keeps them (its classes set them alphabetically,
+    then ``type`` or ``template``), ``last`` set to ``value`` unless given; nested dicts keep their own order."""
+    out = {k: props[k] for k in sorted(props) if k != last}
+    if props.get(last, value) is not None:
+        out[last] = props.get(last, value)
+    return out
+
+
+_TEMPLATES: dict[int, tuple[Any, bytes]] = {}
+
+
+def _default_template() -> Any:
+    """A fresh copy of the default template's dict, as plotly puts into every figure's layout (``None``: none)."""
+    import orjson
+    import plotly.io as pio
+
+    default = pio.templates.default
+    if default is None:
+        return None
+    template = default if isinstance(default, BasePlotlyType) else pio.templates[default]
+    hit = _TEMPLATES.get(id(template))
+    if hit is None or hit[0] is not template:  # keyed by the object itself: a template registered again is read again
+        hit = _TEMPLATES[id(template)] = (template, orjson.dumps(_encoded(template.to_plotly_json())))
+    return orjson.loads(hit[1])
 
 
 # ---- figure helpers ------------------------------------------------------------------------------------------------
@@ -134,7 +195,7 @@ class Chart:
         self.add_shape(type="line", xref="paper", yref="y", x0=0, x1=1, y0=y, y1=y, line={"dash": dash, "color": color})
 
     def figure(self) -> Figure:
-        return Figure(data=self.data, layout=self.layout, _validate=False)
+        return Figure.unbuilt(self.data, self.layout)
 
 
 def _axis(kw: dict[str, Any]) -> dict[str, Any]:
