@@ -53,6 +53,11 @@ def _int(value: Any, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
+def _last_saved(kept: list, new: list[dict]) -> list:
+    """``[last epoch that saved best.pt]`` after ``new`` epochs (``[]``: none yet)."""
+    return [*kept, *(e["epoch"] for e in new if e.get("best_saved") and _int(e.get("epoch"), 0) > 0)][-1:]
+
+
 # ---- the folded log ------------------------------------------------------------------------------------------------
 @dataclass
 class RunLog:
@@ -232,7 +237,7 @@ class RunLog:
         """The epoch best.pt comes from: the run_end's, else the latest epoch that saved best.pt."""
         if self.run_end is not None and _int(self.run_end.get("best_epoch"), 0) > 0:
             return self.run_end["best_epoch"]
-        saved = [e["epoch"] for e in self.epochs if e.get("best_saved") and _int(e.get("epoch"), 0) > 0]
+        saved = self._grown("best_saved", _last_saved)  # kept with the epochs: the charts ask several times a refresh
         return saved[-1] if saved else None
 
     @property
