@@ -187,7 +187,12 @@ class StepStore(LevelReads, StoreFiles):
                 self._series_memo.move_to_end(memo_key)
                 return old
             j = (done - 1) // width  # the last bucket it returned may have been partial: read again from its start
-            r, _ = self._query(self._series_pieces, li, max(a, j * width + 1), b, cols, keys, width, max_points)
+            a2 = max(a, j * width + 1)
+            if b - a2 < GROW_RAW_ROWS:  # a live refresh's new steps: their raw rows, not the level's rewritten file
+                p = self._query(self._raw_view_pieces, a2, b, cols, keys)
+                r = _reduce(p, (p.lo - 1) // width)
+            else:
+                r, _ = self._query(self._series_pieces, li, a2, b, cols, keys, width, max_points)
             new = {c: self._series(c, L, width, r, keys) for c in cols}
             out = {c: _spliced(old[c], new[c], j, width) for c in cols}
         else:
