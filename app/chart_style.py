@@ -86,7 +86,7 @@ class Figure(go.Figure):
     attribute plotly's own code needs (``fig.data``, ``fig.layout``, ``update_layout``... all work as on any
     ``go.Figure``). ``to_dict`` on an unbuilt figure, all ``st.plotly_chart`` calls, writes plotly's dict straight from
     the chart's: building the objects (``_validate=False``, the default template deep-copied into every layout) cost
-    ~4 ms for an 8-trace figure, about 15 ms of a dashboard refresh. The template is the default when first needed.
+    ~4 ms for an 8-trace figure, about 10 ms of a dashboard refresh. The template is the default when first needed.
     """
 
     @classmethod
@@ -114,37 +114,42 @@ class Figure(go.Figure):
         unbuilt = self.__dict__.get("_unbuilt")
         if unbuilt is not None:
             data, layout = unbuilt
-            return {"data": [_encoded(_as_plotly_orders(t, "type", t.get("type", "scatter"))) for t in data],
-                    "layout": _encoded(_as_plotly_orders(layout, "template", _default_template()))}  # fmt: skip
+            if layout.get("template") is None:  # plotly adds the default's after the layout's own props
+                layout_dict = _encoded(_in_plotly_order(layout, "template", None)) | _default_template()
+            else:
+                layout_dict = _encoded({k: layout[k] for k in sorted(layout)})
+            return {"data": [_encoded(_in_plotly_order(t, "type", t.get("type", "scatter"))) for t in data],
+                    "layout": layout_dict}  # fmt: skip
         if self._frame_objs:  # the charts draw no animation frames: plotly's own path for them
             return super().to_dict()
         return {"data": _encoded(self._data), "layout": _encoded(self._layout)}
 
 
-def _as_plotly_orders(props: dict[str, Any], last: str, value: Any) -> dict[str, Any]:
+def _in_plotly_order(props: dict[str, Any], last: str, value: Any) -> dict[str, Any]:
     """A trace's or layout's top-level props in the order plotly keeps them (its classes set them alphabetically,
-    then ``type`` or ``template``), ``last`` set to ``value`` unless given; nested dicts keep their own order."""
+    then a trace's ``type``), ``last`` set to ``value`` (``None``: left out); nested dicts keep their order."""
     out = {k: props[k] for k in sorted(props) if k != last}
-    if props.get(last, value) is not None:
-        out[last] = props.get(last, value)
+    if value is not None:
+        out[last] = value
     return out
 
 
 _TEMPLATES: dict[int, tuple[Any, bytes]] = {}
 
 
-def _default_template() -> Any:
-    """A fresh copy of the default template's dict, as plotly puts into every figure's layout (``None``: none)."""
+def _default_template() -> dict[str, Any]:
+    """``{"template": <the default template's dict>}`` as plotly adds it to a layout without one: encoded, a fresh
+    copy (``{}`` when there is no default)."""
     import orjson
     import plotly.io as pio
 
     default = pio.templates.default
     if default is None:
-        return None
+        return {}
     template = default if isinstance(default, BasePlotlyType) else pio.templates[default]
     hit = _TEMPLATES.get(id(template))
     if hit is None or hit[0] is not template:  # keyed by the object itself: a template registered again is read again
-        hit = _TEMPLATES[id(template)] = (template, orjson.dumps(_encoded(template.to_plotly_json())))
+        hit = _TEMPLATES[id(template)] = (template, orjson.dumps({"template": _encoded(template.to_plotly_json())}))
     return orjson.loads(hit[1])
 
 

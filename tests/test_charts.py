@@ -406,6 +406,12 @@ def test_an_unbuilt_figure_carries_the_default_template_plotly_would(template, m
     unbuilt = fast_json(fig)
     assert unbuilt == stock_json(fig)
     assert (template is None) == ('"template"' not in unbuilt)
+    for own in (None, {"layout": {"font": {"size": 9}, "colorway": np.array(["#000", "#111"])}}):  # a chart's own
+        chart = chart_style.figure("t", "x", "y")
+        chart.update_layout(template=own)
+        chart.add_trace(chart_style.scatter(x=np.arange(3), y=np.arange(3.0)))
+        fig = chart.figure()
+        assert fast_json(fig) == stock_json(fig)
 
 
 def test_the_dashboard_serializes_a_figure_without_building_plotlys_objects():
