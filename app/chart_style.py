@@ -86,7 +86,8 @@ class Figure(go.Figure):
     attribute plotly's own code needs (``fig.data``, ``fig.layout``, ``update_layout``... all work as on any
     ``go.Figure``). ``to_dict`` on an unbuilt figure, all ``st.plotly_chart`` calls, writes plotly's dict straight from
     the chart's: building the objects (``_validate=False``, the default template deep-copied into every layout) cost
-    ~4 ms for an 8-trace figure, about 10 ms of a dashboard refresh. The template is the default when first needed.
+    ~4 ms for an 8-trace figure, about 10 ms of a dashboard refresh. The default template is read when the dict is
+    written or the objects built (plotly reads it when a figure is made: the same unless it changes in between).
     """
 
     @classmethod
@@ -103,12 +104,16 @@ class Figure(go.Figure):
         # Only attributes not found the usual way come here: on an unbuilt figure, plotly's own state (``_data``,
         # ``_layout_obj``...). Build it once, then look again; on a built one the attribute does not exist.
         unbuilt = self.__dict__.get("_unbuilt")
-        if unbuilt is None:
+        if unbuilt is None or name.startswith("__"):  # protocol probes (copy, numpy, IPython...) build nothing
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         self.__dict__["_unbuilt"] = None
         data, layout = unbuilt
         go.Figure.__init__(self, data=data, layout=layout, _validate=False)
         return getattr(self, name)
+
+    def __reduce__(self):  # copies and pickles of an unbuilt figure stay unbuilt (plotly's own reads its objects)
+        unbuilt = self.__dict__.get("_unbuilt")
+        return (Figure.unbuilt, unbuilt) if unbuilt is not None else super().__reduce__()
 
     def to_dict(self) -> dict[str, Any]:
         unbuilt = self.__dict__.get("_unbuilt")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import time
 
 import numpy as np
@@ -426,6 +428,10 @@ def test_the_dashboard_serializes_a_figure_without_building_plotlys_objects():
     assert fig.layout.height == 567 and '"height":567' in fast_json(fig)
     with pytest.raises(AttributeError):
         fig.no_such_attribute  # noqa: B018
+    other = charts.grad_norm_figure(RunLog.from_events(load("complete")))
+    twin = copy.deepcopy(other)
+    assert not other.built and not twin.built and fast_json(twin) == fast_json(other) == spec
+    assert fast_json(pickle.loads(pickle.dumps(other))) == spec
 
 
 def test_typed_arrays_match_plotly_for_every_dtype_and_place():
