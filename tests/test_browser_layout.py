@@ -22,6 +22,7 @@ from tests.conftest import wait_for
 from tests.fixtures.make_telemetry import FIXTURES
 from tests.test_browser_classes import many_class_dataset
 from tests.ui_server import WorkbenchUI, chromium_page
+from trainers.run_status import write_status
 
 pytestmark = pytest.mark.slow
 WIDTH, HEIGHT = 1400, 900
@@ -156,6 +157,8 @@ def ui(tmp_path_factory):
     fake_nvidia_smi(tmp / "bin")
     runs = tmp / "runs"
     completed_run(runs, "done")
+    completed_run(runs, "long")  # a long run in progress: a three-digit epoch count, an ETA of hours
+    write_status(runs / "long", status="running", pid=os.getpid(), epoch=307, epochs=350)
     data = many_class_dataset(tmp / "coco80")
     spec = yaml.safe_load(data.read_text())
     data.write_text(yaml.safe_dump({**spec, "names": LONG_NAMES}))
@@ -208,11 +211,12 @@ def test_new_run_device_box_shows_every_choice_whole(ui):
         page.screenshot(path=str(ui.shots / "new_run.png"))
 
 
-def test_dashboard_header_fits(ui):
+@pytest.mark.parametrize(("run", "shown"), [("done", "0.412"), ("long", "307/350")])
+def test_dashboard_header_fits(ui, run, shown):
     with chromium_page(width=WIDTH, height=HEIGHT) as page:
-        page.goto(f"{ui.url}/dashboard?run=done", wait_until="networkidle")
-        settle(page, ".st-key-run_again button")
-        page.screenshot(path=str(ui.shots / "dashboard.png"))
+        page.goto(f"{ui.url}/dashboard?run={run}", wait_until="networkidle")
+        settle(page, ".st-key-run_again button" if run == "done" else ".st-key-run_stop button")
+        page.screenshot(path=str(ui.shots / f"dashboard-{run}.png"))
         values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
-        assert "0.412" in values, values
+        assert shown in values, values
         assert not clipped(page), f"cut off at {WIDTH} px: {clipped(page)}"

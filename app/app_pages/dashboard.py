@@ -91,7 +91,7 @@ def dashboard() -> None:
     log = reader.poll()
 
     # ---- header: status, progress, controls -------------------------------------------------------------------
-    cols = st.columns([1.2, 1.2, 1.2, 1.8, 1.2, 1.3, 1.3])
+    cols = st.columns([1.0, 1.5, 1.5, 1.4, 1.2, 1.3, 1.3])  # epoch, ETA: room for "307/350" (test_browser_layout)
     cols[0].markdown("**Status**")
     cols[0].badge(state, color=STATUS_COLORS.get(state, "gray"))
     now = run_views.progress(st_now, log)
