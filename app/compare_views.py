@@ -1,7 +1,7 @@
 """What the Compare page shows (no Streamlit): the recipe settings that differ between runs and where each run ended
-up, as tables, from :func:`trainers.run_compare.compare_runs` (the comparison ``workbench compare`` prints).
+up, as tables, from :func:`trainers.runs.compare.compare_runs` (the comparison ``workbench compare`` prints).
 
-The diff itself is the library's (:func:`trainers.run_compare.recipe_diff`); this module only lays it out.
+The diff itself is the library's (:func:`trainers.runs.compare.recipe_diff`); this module only lays it out.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import plotly.graph_objects as go
 
 from app.class_charts import compare_classes_figure
 from app.run_views import format_metric
-from trainers.run_compare import Comparison
-from trainers.run_folder import RECIPE_FILE, TELEMETRY_FILE
-from trainers.run_status import STATUS_FILE
+from trainers.runs.compare import Comparison
+from trainers.runs.folder import RECIPE_FILE, TELEMETRY_FILE
+from trainers.runs.status import STATUS_FILE
 from trainers.telemetry.run_log import RunLog
 
 VERSION_FILES = (STATUS_FILE, RECIPE_FILE, TELEMETRY_FILE)  # what compare_runs reads: a change in one changes it
 
 
 def files_version(run_dirs: Sequence[str | os.PathLike[str]]) -> tuple[tuple[int, int], ...]:
-    """``(mtime_ns, size)`` of each file :func:`~trainers.run_compare.compare_runs` reads, per run: the page computes
+    """``(mtime_ns, size)`` of each file :func:`~trainers.runs.compare.compare_runs` reads, per run: the page computes
     the comparison again only when one of them changed (a missing file is ``(0, 0)``)."""
     out = []
     for run_dir in run_dirs:

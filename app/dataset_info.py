@@ -16,13 +16,13 @@ from trainers.errors import WorkbenchError
 class DatasetInfo:
     """A checked dataset: class names, label counts per split and what each split leaves out, or the one-line error.
 
-    ``notes`` are the human lines of :func:`trainers.dataset_summary.dataset_notes` per split: label files without an
+    ``notes`` are the human lines of :func:`trainers.datasets.summary.dataset_notes` per split: label files without an
     image (skipped in training) and images without a label file (background).
     """
 
     path: str
     names: list[str] = field(default_factory=list)
-    counts: dict[str, Any] = field(default_factory=dict)  # split -> trainers.label_counts.ClassCounts
+    counts: dict[str, Any] = field(default_factory=dict)  # split -> trainers.datasets.label_counts.ClassCounts
     notes: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
 
@@ -46,8 +46,8 @@ def inspect_dataset(path: str | os.PathLike[str], splits: Sequence[str] = ("trai
 
 @functools.lru_cache(maxsize=32)
 def _inspect(path: str, splits: tuple[str, ...], _mtime: int | None) -> DatasetInfo:
-    from trainers.data_yaml import load_dataset
-    from trainers.dataset_summary import dataset_notes, summarize_split
+    from trainers.datasets.data_yaml import load_dataset
+    from trainers.datasets.summary import dataset_notes, summarize_split
 
     try:
         ds = load_dataset(path)

@@ -21,8 +21,8 @@ from app.recipe_prefill import form_for_recipe
 from trainers.doctor import DatasetFacts, Finding, apply_fix, dataset_facts_for_run, diagnose
 from trainers.errors import WorkbenchError
 from trainers.recipe import load_recipe
-from trainers.run_compare import recipe_diff
-from trainers.run_folder import RECIPE_FILE
+from trainers.runs.compare import recipe_diff
+from trainers.runs.folder import RECIPE_FILE
 from trainers.telemetry.run_log import RunLog
 
 SEVERITY_COLORS = {"critical": "red", "warning": "orange", "info": "blue"}

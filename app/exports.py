@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from trainers.run_folder import TELEMETRY_FILE
+from trainers.runs.folder import TELEMETRY_FILE
 
 ARTIFACTS = (
     ("best.pt", "weights/best.pt", "application/octet-stream"),

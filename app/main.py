@@ -2,7 +2,7 @@
 
 Sets the page config and the session-state defaults, then routes with ``st.navigation`` to one file per page.
 The runs root comes from ``$WORKBENCH_RUNS_DIR`` (``workbench ui --runs-dir`` sets it). This process never imports
-torch or ultralytics; training runs in subprocesses started by ``trainers.launcher``.
+torch or ultralytics; training runs in subprocesses started by ``trainers.runs.launcher``.
 """
 
 from __future__ import annotations

@@ -19,11 +19,11 @@ import yaml
 
 from app.dataset_info import DatasetInfo
 from app.settings_form import FieldSpec, field_specs
-from trainers import checkpoint_check, launcher
 from trainers import customizations as table
 from trainers.errors import Problem, RecipeError, RunError
 from trainers.recipe import Recipe
-from trainers.run_folder import UI_RECIPES_DIR, ensure_name_free, validate_run_name
+from trainers.runs import checkpoint_check, launcher
+from trainers.runs.folder import UI_RECIPES_DIR, ensure_name_free, validate_run_name
 from trainers.train_args import train_default
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -343,7 +343,8 @@ def save_ui_recipe(recipe: Recipe, root: Path, stem: str) -> Path:
 
 
 def launch(draft: RecipeDraft, root: Path, stem: str = "run", cluster: str | None = None) -> Path:
-    """Write the recipe under ``<root>/.ui-recipes/`` and start it with :func:`trainers.launcher.start_run` (cluster).
+    """Write the recipe under ``<root>/.ui-recipes/`` and start it with :func:`trainers.runs.launcher.start_run`
+    (cluster).
 
     Returns:
         The new run folder.

@@ -26,8 +26,8 @@ from trainers.doctor import (
 )
 from trainers.doctor.dataset_facts import CACHE_FILE
 from trainers.errors import WorkbenchError
-from trainers.run_folder import TELEMETRY_FILE
-from trainers.run_status import STATUS_FILE
+from trainers.runs.folder import TELEMETRY_FILE
+from trainers.runs.status import STATUS_FILE
 
 BADGE_COLORS = {"critical": "red", "warning": "orange", "info": "gray"}
 

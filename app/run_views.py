@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from app.charts import DETECTION_METRICS
-from trainers import launcher
 from trainers.errors import WorkbenchError
-from trainers.run_folder import CONSOLE_FILE, list_runs, resume_refusal
-from trainers.run_status import ACTIVE_STATUSES, read_status
+from trainers.runs import launcher
+from trainers.runs.folder import CONSOLE_FILE, list_runs, resume_refusal
+from trainers.runs.status import ACTIVE_STATUSES, read_status
 from trainers.telemetry.run_log import RunLog
 from trainers.telemetry.run_reader import RunReader
 

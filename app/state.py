@@ -12,7 +12,7 @@ import streamlit as st
 
 from app.recipe_form import FormValues, customization_state
 from trainers.errors import Problem, WorkbenchError
-from trainers.run_folder import runs_root
+from trainers.runs.folder import runs_root
 
 # Class-weight calculator widgets (key -> default): its scheme fields are the New run form's class_weights widgets
 # (``nr_class_weights__*``) under the ``cw_`` prefix, so their defaults come from the same settings model.

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ASSETS))
 
 import make_demo_data  # noqa: E402  (assets/ is on sys.path when run as a script)
 
-from trainers.data_yaml import load_dataset, resolved_data_dict  # noqa: E402
+from trainers.datasets.data_yaml import load_dataset, resolved_data_dict  # noqa: E402
 from trainers.offline import apply_offline_env  # noqa: E402
 
 DEMO_DATA = ASSETS / "demo" / "data.yaml"

@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", type=Path, default=None, help="also write the JSON document to this file")
     args = ap.parse_args(argv)
 
-    from trainers.data_yaml import load_dataset
-    from trainers.label_counts import count_labels
+    from trainers.datasets.data_yaml import load_dataset
+    from trainers.datasets.label_counts import count_labels
 
     overrides = {k: v for k, v in (("scheme", args.scheme), ("cap", args.cap), ("normalize", args.normalize)) if v}
     base = recipe(args.seeds[0], args.epochs, None)

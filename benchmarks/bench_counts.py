@@ -1,4 +1,5 @@
-"""Time ``trainers.label_counts.count_labels`` on a big synthetic split and ultralytics' label cache on the same files.
+"""Time ``trainers.datasets.label_counts.count_labels`` on a big synthetic split and ultralytics' label cache on the
+same files.
 
 Generates (once, then reused) ``--n`` images with one label file each (``--boxes`` boxes, ``--nc`` classes, the
 ``%.6f`` coordinates most exporters write) and runs every measurement in a fresh Python process, so nothing is
@@ -38,8 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 _OURS = """
 import json, sys, time
 t0 = time.perf_counter()
-import trainers.label_counts as label_counts
-from trainers.data_yaml import load_dataset
+import trainers.datasets.label_counts as label_counts
+from trainers.datasets.data_yaml import load_dataset
 if {general}:
     label_counts._fast_class_ids = lambda *a, **k: None  # benchmark only: force the numpy float-parsing path
 ds = load_dataset({yaml!r})
@@ -53,8 +54,8 @@ print(json.dumps({{"import_load_s": t1 - t0, "count_s": t2 - t1, "boxes": sum(co
 _SUMMARY = """
 import json, sys, time
 t0 = time.perf_counter()
-from trainers.data_yaml import load_dataset
-from trainers.dataset_summary import summarize_split
+from trainers.datasets.data_yaml import load_dataset
+from trainers.datasets.summary import summarize_split
 ds = load_dataset({yaml!r})
 t1 = time.perf_counter()
 summary = summarize_split(ds, "train", require_labels=True)

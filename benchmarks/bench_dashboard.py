@@ -171,8 +171,8 @@ class Feed:
 
 def make_run(root: Path, epochs: int, steps: int, classes: int = 4, fmt: str = "store") -> tuple[Path, Feed]:
     """``<root>/long-run``: status ``running`` (pid = this process) with ``epochs`` x ``steps`` logged."""
-    from trainers.run_folder import create_run_dir
-    from trainers.run_status import write_status
+    from trainers.runs.folder import create_run_dir
+    from trainers.runs.status import write_status
 
     run_dir = create_run_dir(root, RUN_NAME)
     spike = (epochs * steps) * 2 // 5 + 7  # mid-epoch, not a bucket edge
@@ -214,7 +214,7 @@ class Page:
         import plotly.tools
 
         from app import charts, class_charts, dashboard_parts, doctor_views, exports, run_views
-        from trainers import launcher
+        from trainers.runs import launcher
         from trainers.telemetry import per_class
 
         status = launcher.refresh_status(self.run_dir)

@@ -113,7 +113,7 @@ def make_data(out: Path, copies: int) -> Path:
     """The demo set as a data YAML; with ``copies`` > 1 its train images are listed that many times."""
     import yaml
 
-    from trainers.data_yaml import load_dataset, resolved_data_dict
+    from trainers.datasets.data_yaml import load_dataset, resolved_data_dict
 
     data = resolved_data_dict(load_dataset(REPO / "assets" / "demo" / "data.yaml"))
     if copies > 1:
@@ -162,8 +162,8 @@ class Turns:
 def make_trainer(kind: str, size: dict, data: Path, out: Path, idx: int, model: str, device: str):
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    from trainers.compose import build_trainer_class
     from trainers.recipe import Recipe
+    from trainers.training.compose import build_trainer_class
 
     train = {
         "epochs": size["epochs"],

@@ -52,8 +52,8 @@ def make_runs(root: Path, n: int, active: int = 3) -> list[str]:
     Returns:
         The run names.
     """
-    from trainers.run_folder import create_run_dir
-    from trainers.run_status import write_status
+    from trainers.runs.folder import create_run_dir
+    from trainers.runs.status import write_status
 
     # One small log, written once by the benchmark's generator (the trainer's byte format) and copied to every run.
     template_root = root.parent / "template"
@@ -129,7 +129,7 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Create the runs and time every way of listing them (see the module docstring)."""
     from app import run_views
-    from trainers.run_folder import list_runs
+    from trainers.runs.folder import list_runs
 
     with tempfile.TemporaryDirectory(prefix="bench-runs-", dir=workdir) as tmp:
         root = Path(tmp) / "runs"

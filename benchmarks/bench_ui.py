@@ -12,7 +12,7 @@ child: the "UI server" below is that child) and Debian's Chromium driven by play
     the live dashboards. As a control, the same check on the training process (real source) must find libtorch.
 (c) five tabs on one live run: five tabs on the run's dashboard (live refresh every 2 s each); the UI server's CPU
     time (utime + stime from ``/proc/<pid>/stat``) over a ``--window`` second window, as % of one core. Sources:
-    ``real``: ``trainers.launcher.start_run`` on ``assets/recipes/demo-quick.yaml`` with epochs raised (a real
+    ``real``: ``trainers.runs.launcher.start_run`` on ``assets/recipes/demo-quick.yaml`` with epochs raised (a real
     training process on this machine's CPU); ``fake``: a writer process that appends to the events log and the step
     store at a GPU-like rate (``--fake-rate`` steps/s, 6 groups, an epoch every 2 s) after a 10,000-step history. The
     baseline is the server with no tab open. Each tab's gradient-norm chart must grow during the window.
@@ -299,7 +299,7 @@ FAKE_WRITER = textwrap.dedent(
     from pathlib import Path
     sys.path[:0] = [{repo!r}, {bench!r}]
     import bench_dashboard as b
-    from trainers.run_status import write_status
+    from trainers.runs.status import write_status
     # epochs of {rate} x 2 steps written every 2 s: {rate} steps/s on average, flushed at each epoch's end
     run_dir, feed = b.make_run(Path({root!r}), epochs={history}, steps=max(1, int({rate} * 2)))
     write_status(run_dir, status="running")  # make_run recorded this process as the run's pid
@@ -322,7 +322,7 @@ class LiveRun:
         if kind == "real":
             import yaml
 
-            from trainers import launcher
+            from trainers.runs import launcher
 
             recipes = REPO / "assets" / "recipes"
             recipe = yaml.safe_load((recipes / "demo-quick.yaml").read_text())
@@ -349,7 +349,7 @@ class LiveRun:
 
     @property
     def pid(self) -> int | None:
-        from trainers.run_status import read_status
+        from trainers.runs.status import read_status
 
         return self.proc.pid if self.proc else read_status(self.run_dir).get("pid")
 
@@ -357,11 +357,11 @@ class LiveRun:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
-            from trainers.run_status import write_status
+            from trainers.runs.status import write_status
 
             write_status(self.run_dir, status="stopped")
             return
-        from trainers import launcher
+        from trainers.runs import launcher
 
         pid = self.pid
         try:
@@ -477,7 +477,7 @@ def run_benchmark(
 ) -> dict[str, Any]:  # fmt: skip
     from playwright.sync_api import sync_playwright
 
-    from trainers.run_status import write_status
+    from trainers.runs.status import write_status
 
     result: dict[str, Any] = {"first_paint_goal_s": GOAL_FIRST_PAINT_S}
     with tempfile.TemporaryDirectory(prefix="bench-ui-", dir=workdir) as tmp, sync_playwright() as p:

@@ -80,10 +80,10 @@ def run_trainer(recipe: dict, tmp_path: Path, callbacks: dict | None = None, fam
     """Build the composed trainer for ``recipe`` in ``tmp_path`` and train; returns the trainer."""
     import yaml
 
-    from trainers.compose import build_trainer_class
-    from trainers.data_yaml import load_dataset, resolved_data_dict
+    from trainers.datasets.data_yaml import load_dataset, resolved_data_dict
     from trainers.offline import quiet_integrations
     from trainers.recipe import Recipe
+    from trainers.training.compose import build_trainer_class
 
     quiet_integrations()  # as the training process does: no Ray Tune / MLflow callbacks in the trainer
     r = Recipe.from_dict(recipe)

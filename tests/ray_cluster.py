@@ -151,7 +151,7 @@ def job_api_answers(address: str, timeout: float = 2.0) -> bool:
     """Whether the job API at ``address`` answers ``list_jobs`` (each request bounded by ``timeout``)."""
     from ray.job_submission import JobSubmissionClient
 
-    from trainers.cluster import ClusterError, check_reachable
+    from trainers.runs.backends.ray_cluster import ClusterError, check_reachable
 
     try:
         check_reachable(address, timeout=timeout)  # bounded: a half-started dashboard may accept and not answer
@@ -210,7 +210,7 @@ def start_head(
     env[MARKER_ENV] = marker
     env["RAY_USAGE_STATS_ENABLED"] = "0"  # offline: no usage report
     # RAY_*ADDRESS would point the head's own clients elsewhere; PYTHONPATH: a node does not know our checkout, so
-    # the job must get it from the submitter (trainers.cluster.job_env), as on a real cluster.
+    # the job must get it from the submitter (trainers.runs.backends.ray_cluster.job_env), as on a real cluster.
     for var in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "PYTHONPATH"):
         env.pop(var, None)
     t0 = time.monotonic()

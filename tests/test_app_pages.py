@@ -23,14 +23,14 @@ from streamlit.testing.v1.errors import AppTestError
 from app import recipe_form, run_views, settings_form
 from tests.conftest import fake_last_pt
 from tests.fixtures.make_telemetry import FIXTURES
-from trainers import launcher
 from trainers.customizations.class_weights import ClassWeights
-from trainers.data_yaml import load_dataset
+from trainers.datasets.data_yaml import load_dataset
+from trainers.datasets.label_counts import count_labels
 from trainers.errors import RunError
-from trainers.label_counts import count_labels
 from trainers.recipe import Recipe
-from trainers.run_folder import create_run_dir
-from trainers.run_status import process_start_time, read_status, write_status
+from trainers.runs import launcher
+from trainers.runs.folder import create_run_dir
+from trainers.runs.status import process_start_time, read_status, write_status
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN = REPO / "app" / "main.py"
@@ -126,8 +126,8 @@ def test_ui_process_never_imports_torch_or_ultralytics(tmp_path):
         import os, shutil, sys
         sys.path.insert(0, {str(REPO)!r})
         os.environ["WORKBENCH_RUNS_DIR"] = {str(root)!r}
-        from trainers.run_folder import create_run_dir
-        from trainers.run_status import write_status
+        from trainers.runs.folder import create_run_dir
+        from trainers.runs.status import write_status
         d = create_run_dir({str(root)!r}, "done")
         shutil.copy({str(FIXTURES / "complete.jsonl")!r}, d / "telemetry.jsonl")
         write_status(d, status="completed", epoch=6, epochs=6)

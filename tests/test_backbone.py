@@ -1,7 +1,8 @@
-"""Which parameters are the backbone (trainers/backbone.py), and the layer_lr groups built from it (no training).
+"""Which parameters are the backbone (trainers/customizations/backbone.py), and the layer_lr groups built from it (no
+training).
 
 The expected set is computed here from the model YAML's ``backbone`` list and the modules ``model.model[i]``, not
-from ``trainers.backbone``, so a backbone taken one layer short (or long) fails by name.
+from ``trainers.customizations.backbone``, so a backbone taken one layer short (or long) fails by name.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def expected_backbone(cfg: str, model) -> list[str]:
 
 @pytest.mark.parametrize("cfg", list(MODELS))
 def test_backbone_param_names_are_exactly_the_yaml_backbone_layers(cfg):
-    from trainers.backbone import backbone_length, backbone_param_names
+    from trainers.customizations.backbone import backbone_length, backbone_param_names
 
     model = build(cfg)
     expected = expected_backbone(cfg, model)
@@ -60,8 +61,8 @@ LAYER_LR_CASES = [
 def test_layer_lr_groups_hold_exactly_the_backbone_and_every_parameter_once(tiny_data, tmp_path, cfg, optimizer):
     from ultralytics.engine.trainer import BaseTrainer
 
-    from trainers.compose import build_trainer_class
     from trainers.recipe import Recipe
+    from trainers.training.compose import build_trainer_class
 
     ratio = 0.25
     recipe = Recipe.from_dict(recipe_for(tiny_data, cfg, layer_lr={"backbone_ratio": ratio}))

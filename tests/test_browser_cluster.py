@@ -14,15 +14,15 @@ import pytest
 from tests import test_browser_e2e as e2e
 from tests.conftest import wait_for
 from tests.ui_server import WorkbenchUI, chromium_page
-from trainers import cluster
+from trainers.runs.backends import ray_cluster as cluster
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.timeout(420)
 def test_a_cluster_run_started_in_the_browser_is_followed_live_and_stopped(ray_head, tmp_path):
-    from trainers.run_folder import list_runs
-    from trainers.run_status import read_status
+    from trainers.runs.folder import list_runs
+    from trainers.runs.status import read_status
 
     runs = tmp_path / "runs"
     ui = WorkbenchUI(runs, extra=("--cluster", ray_head)).start()

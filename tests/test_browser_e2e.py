@@ -20,8 +20,8 @@ SCREENSHOT = REPO / "assets" / "screenshots" / "dashboard.png"
 
 
 def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
-    from trainers.run_folder import list_runs
-    from trainers.run_status import read_status
+    from trainers.runs.folder import list_runs
+    from trainers.runs.status import read_status
 
     runs = tmp_path / "runs"
     ui = WorkbenchUI(runs).start()

@@ -22,7 +22,7 @@ from tests.conftest import wait_for
 from tests.fixtures.make_telemetry import FIXTURES
 from tests.test_browser_classes import many_class_dataset
 from tests.ui_server import WorkbenchUI, chromium_page
-from trainers.run_status import write_status
+from trainers.runs.status import write_status
 
 pytestmark = pytest.mark.slow
 WIDTH, HEIGHT = 1400, 900
@@ -141,8 +141,8 @@ def fake_nvidia_smi(bin_dir: Path) -> None:
 
 def completed_run(runs: Path, name: str) -> None:
     from tests.conftest import fake_last_pt
-    from trainers.run_folder import create_run_dir
-    from trainers.run_status import write_status
+    from trainers.runs.folder import create_run_dir
+    from trainers.runs.status import write_status
 
     run_dir = create_run_dir(runs, name)
     (run_dir / "telemetry.jsonl").write_bytes((FIXTURES / "complete.jsonl").read_bytes())

@@ -1,4 +1,5 @@
-"""The ``workbench`` CLI (trainers/cli.py): exit codes, one-line errors, listings, and what it hands the runner.
+"""The ``workbench`` CLI (trainers/cli/commands.py): exit codes, one-line errors, listings, and what it hands the
+runner.
 
 Bad invocations run the real CLI in a subprocess so that exit codes and stderr are what a user sees. The runner is
 replaced by a stub only for the in-process tests of the train/resume plumbing.
@@ -18,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fake_last_pt
-from trainers import cli
+from trainers.cli import commands as cli
 from trainers.errors import DatasetError
-from trainers.run_folder import create_run_dir
-from trainers.run_status import read_status, write_status
+from trainers.runs.folder import create_run_dir
+from trainers.runs.status import read_status, write_status
 from trainers.telemetry.events import read_events
 
 REPO = Path(__file__).resolve().parent.parent
@@ -211,10 +212,10 @@ def test_stop_sends_sigterm_to_the_running_process(root, tmp_path):
 
 # ---- counts --------------------------------------------------------------------------------------------------------
 def test_counts_json_matches_the_data_module(tiny_data):
-    from trainers import weights
     from trainers.customizations.class_weights import ClassWeights
-    from trainers.data_yaml import load_dataset
-    from trainers.label_counts import count_labels
+    from trainers.datasets import class_weights as weights
+    from trainers.datasets.data_yaml import load_dataset
+    from trainers.datasets.label_counts import count_labels
 
     expected = count_labels(load_dataset(tiny_data), "val")
     result = workbench("counts", str(tiny_data), "--split", "val", "--json")
@@ -323,8 +324,8 @@ def test_ui_script_location():
 # ---- train / resume plumbing (stub runner) ------------------------------------------------------------------------
 @pytest.fixture
 def runner(monkeypatch):
-    """A stand-in for trainers.training that records calls and does what the test asks."""
-    stub = types.ModuleType("trainers.training")
+    """A stand-in for trainers.training.run that records calls and does what the test asks."""
+    stub = types.ModuleType("trainers.training.run")
     stub.calls = []
     stub.behaviour = lambda: 0
 
@@ -337,7 +338,7 @@ def runner(monkeypatch):
         return stub.behaviour()
 
     stub.train_run, stub.resume_run = train_run, resume_run
-    monkeypatch.setitem(sys.modules, "trainers.training", stub)
+    monkeypatch.setitem(sys.modules, "trainers.training.run", stub)
     return stub
 
 
@@ -420,7 +421,7 @@ def test_keyboard_interrupt_that_escapes_the_runner_exits_130(runner, root):
 # ---- import weight -------------------------------------------------------------------------------------------------
 def test_importing_the_cli_and_ui_services_does_not_import_torch_ultralytics_or_streamlit():
     code = (
-        "import sys, trainers.cli, trainers.launcher, trainers.run_folder, trainers.telemetry.run_log, "
+        "import sys, trainers.cli.commands, trainers.runs.launcher, trainers.runs.folder, trainers.telemetry.run_log, "
         "trainers.recipe, trainers.customizations; "
         "print([m for m in ('torch', 'ultralytics', 'streamlit') if m in sys.modules])"
     )

@@ -1,4 +1,5 @@
-"""The Ray backend's primitives (trainers/cluster.py) against a real Ray head on loopback; no mocks of Ray.
+"""The Ray backend's primitives (trainers/runs/backends/ray_cluster.py) against a real Ray head on loopback; no mocks
+of Ray.
 
 The head is the session fixture of tests/ray_cluster.py: ``ray start --head --block`` in its own process group,
 ended with everything it spawned. Tests that need no head (the status table, quoting, addresses, an unreachable
@@ -22,8 +23,8 @@ import pytest
 
 from tests.conftest import REPO, wait_for
 from tests.ray_cluster import free_ports
-from trainers import cluster
-from trainers.cluster import ClusterError, JobState, settle
+from trainers.runs.backends import ray_cluster as cluster
+from trainers.runs.backends.ray_cluster import ClusterError, JobState, settle
 
 # ray_head / ray_head_process: the session's private Ray head (tests/conftest.py; started on first use, ended with
 # everything it spawned at the end of the session).
@@ -338,7 +339,10 @@ def test_without_ray_installed_the_error_says_how_to_install(tmp_path):
 
 @pytest.mark.timeout(30)
 def test_importing_the_module_does_not_import_ray():
-    code = "import sys, trainers.cluster, trainers.cli; print('ray' in sys.modules, 'requests' in sys.modules)"
+    code = (
+        "import sys, trainers.runs.backends.ray_cluster, trainers.cli.commands; "
+        "print('ray' in sys.modules, 'requests' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=20)
     assert out.stdout.split() == ["False", "False"], out.stderr
 

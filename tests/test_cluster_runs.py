@@ -18,10 +18,12 @@ import yaml
 
 from tests.conftest import DEMO_BASE, DEMO_DATA, REPO, recipe_for, wait_for
 from tests.ray_cluster import free_ports
-from trainers import cluster, launcher, ray_runs
 from trainers.errors import RunError
-from trainers.run_folder import create_run_dir, resume_refusal
-from trainers.run_status import read_status, write_status
+from trainers.runs import launcher
+from trainers.runs.backends import ray as ray_runs
+from trainers.runs.backends import ray_cluster as cluster
+from trainers.runs.folder import create_run_dir, resume_refusal
+from trainers.runs.status import read_status, write_status
 from trainers.telemetry.events import read_events
 
 DEMO_RECIPE = REPO / "assets" / "recipes" / "demo-quick.yaml"
@@ -203,7 +205,7 @@ def test_claim_inside_a_job(tmp_path, monkeypatch):
     assert "no longer waiting for Ray job workbench-r-1" in ray_runs.claim_refusal(run_dir, read_status(run_dir))
     write_status(run_dir, job_id="workbench-r-1", status="stopped")  # stopped while it was queued
     assert "status stopped" in ray_runs.claim_refusal(run_dir, read_status(run_dir))
-    from trainers import cli
+    from trainers.cli import commands as cli
 
     assert cli.main(["train", "x.yaml", "--runs-dir", str(tmp_path), "--name", "r", "--existing"]) == 2
     assert read_status(run_dir)["status"] == "stopped"  # the stale job did not mark the run failed

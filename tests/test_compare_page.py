@@ -9,7 +9,7 @@ from app import compare_views
 from tests.doctor.runs import make_run
 from tests.doctor.synthetic import epoch
 from tests.test_app_pages import charts_by_key, open_page
-from trainers.run_compare import compare_runs
+from trainers.runs.compare import compare_runs
 
 BASE = {"model": "yolo26n.yaml", "data": "/d/data.yaml", "train": {"epochs": 3, "lr0": 0.01, "imgsz": 64}}
 

@@ -40,8 +40,8 @@ def combo_recipe(data, names, model="yolo26n.yaml", epochs=1):
 
 @pytest.mark.parametrize("family", ["yolo", "rtdetr"])
 def test_all_combinations_compose(family):
-    from trainers.compose import build_trainer_class
-    from trainers.trainer_telemetry import TelemetryMixin
+    from trainers.training.compose import build_trainer_class
+    from trainers.training.telemetry_mixin import TelemetryMixin
 
     order = [row.key for row in table.by_rank()]
     mixins = {row.key: row.mixin for row in table.rows()}
@@ -141,8 +141,8 @@ def test_class_survives_ultralytics_ddp_file_generation(tiny_data, tmp_path):
     """ultralytics cloudpickles the trainer class + callbacks for DDP workers; rebuild it in a fresh process."""
     from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
 
-    from trainers.compose import build_trainer_class
     from trainers.recipe import Recipe
+    from trainers.training.compose import build_trainer_class
 
     r = Recipe.from_dict(recipe_for(tiny_data, "yolo26n.yaml", {"epochs": 3}, **ALL_ON))
     cls = build_trainer_class(r, telemetry_path=str(tmp_path / "t.jsonl"), run_dir=None, step_stride=3)
@@ -157,7 +157,7 @@ def test_class_survives_ultralytics_ddp_file_generation(tiny_data, tmp_path):
             state = torch_load({str(state_file)!r}, map_location="cpu")
             cfg = DEFAULT_CFG_DICT.copy(); cfg.update(save_dir="")
             t = state["trainer"](cfg=cfg, overrides=state["args"], _callbacks=state["callbacks"])  # as the worker does
-            ours = {{k: sum(getattr(f, "__module__", "") == "trainers.trainer_telemetry" for f in v)
+            ours = {{k: sum(getattr(f, "__module__", "") == "trainers.training.telemetry_mixin" for f in v)
                     for k, v in t.callbacks.items()}}
             print(json.dumps({{"name": type(t).__name__, "mro": [c.__name__ for c in type(t).__mro__],
                 "recipe": t.recipe.to_dict(), "stride": t.step_stride, "telemetry": t.telemetry_path,
@@ -181,7 +181,7 @@ def test_class_survives_ultralytics_ddp_file_generation(tiny_data, tmp_path):
     assert (
         got["recipe"] == cls.recipe.to_dict() and got["stride"] == 3 and got["telemetry"] == str(tmp_path / "t.jsonl")
     )
-    from trainers.trainer_telemetry import CALLBACKS
+    from trainers.training.telemetry_mixin import CALLBACKS
 
     assert got["ours"] == {event: 1 for event, _ in CALLBACKS}  # every one of ours there once: nothing twice
     assert not Path(file).exists()
@@ -216,7 +216,7 @@ def test_training_run_opens_no_socket(tiny_data, tmp_path):
             pass
         print("PROBE", sorted(set(seen)))
         seen.clear()
-        from trainers.training import train_run
+        from trainers.training.run import train_run
         code = train_run({str(recipe)!r}, {str(tmp_path / "runs")!r}, "net")
         print("SOCKETS", sorted(set(seen)), "EXIT", code)
     """)

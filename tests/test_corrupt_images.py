@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from tests.fixtures.fake_dataset import write
-from trainers.corrupt_images import DROPPED, REPAIRED, find_corrupt_images, image_notes, image_verdict
-from trainers.data_yaml import load_dataset
-from trainers.dataset_files import check_images
+from trainers.datasets.corrupt_images import DROPPED, REPAIRED, find_corrupt_images, image_notes, image_verdict
+from trainers.datasets.data_yaml import load_dataset
+from trainers.datasets.files import check_images
 
 REPO = Path(__file__).resolve().parents[1]
 # Once ultralytics is imported (another test may have), its patched Image.open replaces PIL's process-wide and turns
@@ -165,6 +165,9 @@ def test_a_jpeg_ultralytics_cannot_rewrite_is_dropped(tmp_path, monkeypatch):
 
 
 def test_module_does_not_import_pil_until_called():
-    code = "import sys, trainers.corrupt_images; print(sorted({'PIL', 'torch', 'ultralytics'} & set(sys.modules)))"
+    code = (
+        "import sys, trainers.datasets.corrupt_images; "
+        "print(sorted({'PIL', 'torch', 'ultralytics'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

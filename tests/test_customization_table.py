@@ -64,7 +64,7 @@ def test_the_recipe_validates_a_registered_customization(eighth):
 
 
 def test_the_composer_orders_it_by_rank(eighth):
-    from trainers.compose import build_trainer_class
+    from trainers.training.compose import build_trainer_class
 
     cls = build_trainer_class(Recipe.from_dict(recipe(freeze={"frozen_epochs": 1}, warmup_lr={}, layer_lr={})))
     mixins = [c.__name__ for c in cls.__mro__ if c.__name__.endswith("Mixin")]

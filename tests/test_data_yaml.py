@@ -7,8 +7,8 @@ import os
 import yaml
 
 from tests.fixtures.fake_dataset import GOOD_ROW, make_dataset, write
-from trainers.data_yaml import load_dataset, resolved_data_dict
-from trainers.dataset_files import image_files
+from trainers.datasets.data_yaml import load_dataset, resolved_data_dict
+from trainers.datasets.files import image_files
 
 # ----------------------------------------------------------------------------------------------------------------
 # load_dataset: path rules

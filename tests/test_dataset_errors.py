@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import trainers.label_counts as label_counts
+import trainers.datasets.label_counts as label_counts
 from tests.fixtures.fake_dataset import GOOD_ROW, make_dataset, write
-from trainers.data_yaml import load_dataset
+from trainers.datasets.data_yaml import load_dataset
+from trainers.datasets.label_counts import count_labels
 from trainers.errors import DatasetError, WorkbenchError
-from trainers.label_counts import count_labels
 
 
 @pytest.fixture(params=["fast", "general"])

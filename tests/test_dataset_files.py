@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.fake_dataset import GOOD_ROW, make_dataset, write
-from trainers.data_yaml import load_dataset
-from trainers.dataset_files import image_files, label_path, orphan_label_files
+from trainers.datasets.data_yaml import load_dataset
+from trainers.datasets.files import image_files, label_path, orphan_label_files
 
 # ----------------------------------------------------------------------------------------------------------------
 # image_files / label_path

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.fake_dataset import GOOD_ROW, make_dataset, write
-from trainers.data_yaml import load_dataset
-from trainers.dataset_files import orphan_label_files
-from trainers.dataset_summary import SplitSummary, dataset_notes, summarize_split
+from trainers.datasets.data_yaml import load_dataset
+from trainers.datasets.files import orphan_label_files
+from trainers.datasets.label_counts import ClassCounts
+from trainers.datasets.summary import SplitSummary, dataset_notes, summarize_split
 from trainers.errors import DatasetError
-from trainers.label_counts import ClassCounts
 
 NAMES = ["cat", "dog", "owl"]
 

@@ -59,7 +59,7 @@ def ddp_run(tmp_path_factory):
     import yaml
 
     from tests.ddp_cpu_support import CALLBACKS, cpu_ddp_class
-    from trainers.compose import build_trainer_class
+    from trainers.training.compose import build_trainer_class
 
     tmp = tmp_path_factory.mktemp("ddp_cpu")
     demo = yaml.safe_load(DEMO_DATA.read_text())

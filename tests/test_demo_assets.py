@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from trainers.data_yaml import load_dataset
-from trainers.dataset_files import image_files
-from trainers.label_counts import count_labels
+from trainers.datasets.data_yaml import load_dataset
+from trainers.datasets.files import image_files
+from trainers.datasets.label_counts import count_labels
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "assets" / "demo"
@@ -149,7 +149,7 @@ def test_demo_base_knows_the_common_classes_but_not_the_demo_crosses(tmp_path):
     """The base detects circles, squares and triangles on the demo val split, and not the demo's magenta crosses."""
     import yaml
 
-    from trainers.data_yaml import resolved_data_dict
+    from trainers.datasets.data_yaml import resolved_data_dict
     from trainers.offline import apply_offline_env
 
     apply_offline_env()

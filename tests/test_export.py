@@ -1,4 +1,5 @@
-"""``workbench export RUN`` (trainers/export.py): steps, epochs and per-class series that pandas and polars read as
+"""``workbench export RUN`` (trainers/telemetry/export.py): steps, epochs and per-class series that pandas and polars
+read as
 they are, equal to what the run logged; resumed attempts superseding what they redid; older logs too."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.fixtures.make_telemetry import FIXTURES
-from trainers.run_folder import create_run_dir
+from trainers.runs.folder import create_run_dir
 from trainers.telemetry.events import TelemetryWriter
 from trainers.telemetry.steps import StepWriter
 
@@ -70,7 +71,7 @@ def logged_run(root, name="exp"):
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_export_writes_tables_pandas_and_polars_read(tmp_path, fmt):
-    from trainers.export import export_run
+    from trainers.telemetry.export import export_run
 
     run = logged_run(tmp_path / "runs")
     files = export_run(run, fmt)
@@ -90,7 +91,7 @@ def test_export_writes_tables_pandas_and_polars_read(tmp_path, fmt):
 
 
 def test_export_of_an_older_log_with_step_events(tmp_path):
-    from trainers.export import export_run
+    from trainers.telemetry.export import export_run
 
     run = create_run_dir(tmp_path / "runs", "old")
     shutil.copy(FIXTURES / "resumed.jsonl", run / "telemetry.jsonl")

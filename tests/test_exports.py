@@ -7,10 +7,10 @@ import yaml
 
 from app import exports, recipe_form
 from trainers.customizations.class_weights import ClassWeights
-from trainers.data_yaml import load_dataset
-from trainers.label_counts import count_labels
+from trainers.datasets.class_weights import compute_weights
+from trainers.datasets.data_yaml import load_dataset
+from trainers.datasets.label_counts import count_labels
 from trainers.recipe import Recipe
-from trainers.weights import compute_weights
 
 
 def test_artifacts_lists_existing_files(tmp_path):

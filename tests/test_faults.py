@@ -29,10 +29,10 @@ from tests.conftest import DEMO_BASE, REPO, TINY_TRAIN, make_dataset, wait_for
 from tests.fixtures.make_telemetry import FIXTURES
 from tests.test_robustness import snapshot
 from tests.ui_server import WorkbenchUI
-from trainers import launcher
 from trainers.errors import RunError
-from trainers.run_folder import create_run_dir
-from trainers.run_status import read_status, write_status
+from trainers.runs import launcher
+from trainers.runs.folder import create_run_dir
+from trainers.runs.status import read_status, write_status
 from trainers.telemetry.events import read_events
 
 
@@ -154,7 +154,7 @@ def stopped_run(tmp_path) -> Path:
 
 
 def test_intact_last_pt_passes_the_resume_check(stopped_run):
-    from trainers.preflight import check_last_checkpoint
+    from trainers.runs.preflight import check_last_checkpoint
 
     check_last_checkpoint(stopped_run / "weights" / "last.pt")  # no false alarm on a real checkpoint
 
@@ -241,7 +241,7 @@ def test_error_from_a_dataloader_worker_names_the_workers_file():
     """On a GPU, ultralytics loads images in DataLoader workers; torch re-raises their error with a header line."""
     from torch._utils import ExceptionWrapper
 
-    from trainers.training import error_line
+    from trainers.training.run import error_line
 
     try:
         raise FileNotFoundError("Image Not Found /data/images/val/003.png")
@@ -258,7 +258,7 @@ def test_error_from_a_dataloader_worker_names_the_workers_file():
 def test_ui_killed_and_restarted_while_three_runs_train_all_three_reattach(tmp_path, tiny_data, monkeypatch):
     from app import run_views
     from tests.test_app_pages import open_page
-    from trainers.run_status import process_start_time
+    from trainers.runs.status import process_start_time
 
     root = tmp_path / "runs"
     recipe = write_recipe(tmp_path / "long.yaml", tiny_data, train={"epochs": 300}, per_class_f1={})

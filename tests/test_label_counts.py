@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import trainers.label_counts as label_counts
+import trainers.datasets.label_counts as label_counts
 from tests.fixtures.fake_dataset import make_dataset
-from trainers.data_yaml import load_dataset
+from trainers.datasets.data_yaml import load_dataset
+from trainers.datasets.label_counts import ClassCounts, count_labels
 from trainers.errors import DatasetError
-from trainers.label_counts import ClassCounts, count_labels
 
 REPO = Path(__file__).resolve().parents[1]
 

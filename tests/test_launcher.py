@@ -1,4 +1,5 @@
-"""Launcher: detached training processes, pid tracking, stop, crash detection, resume, delete (trainers/launcher.py).
+"""Launcher: detached training processes, pid tracking, stop, crash detection, resume, delete
+(trainers/runs/launcher.py).
 
 No real training: the command builders are swapped for a small fake trainer that writes telemetry and status the
 way the runner does and turns SIGTERM into a clean stop.
@@ -19,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fake_last_pt, wait_for
-from trainers import launcher, local_processes
 from trainers.errors import RecipeError, RunError
-from trainers.run_folder import create_run_dir
-from trainers.run_status import process_start_time, read_status, write_status
+from trainers.runs import launcher
+from trainers.runs.backends import local as local_processes
+from trainers.runs.folder import create_run_dir
+from trainers.runs.status import process_start_time, read_status, write_status
 from trainers.telemetry.events import read_events
 from trainers.telemetry.schema import validate_event
 
@@ -31,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 FAKE_TRAINER = textwrap.dedent(
     """
     import os, random, signal, sys, time, zipfile
-    from trainers.run_status import read_status, write_status
+    from trainers.runs.status import read_status, write_status
     from trainers.telemetry.events import TelemetryWriter
 
     run_dir, steps, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
@@ -185,7 +187,7 @@ UI_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from trainers import launcher
+    from trainers.runs import launcher
     fake, root = sys.argv[1], Path(sys.argv[2])
     launcher._check_recipe = lambda recipe: None
     launcher.train_command = lambda recipe, root, name: [sys.executable, fake, str(root / name), "100000", "0.02"]

@@ -11,10 +11,10 @@ import yaml
 
 from app import dataset_info, devices, recipe_form, recipe_prefill, settings_form
 from app.recipe_form import FormValues, build_recipe
-from trainers import launcher
 from trainers.errors import RecipeError
 from trainers.recipe import Recipe
-from trainers.run_folder import create_run_dir
+from trainers.runs import launcher
+from trainers.runs.folder import create_run_dir
 
 DEMO = dataset_info.inspect_dataset(recipe_form.DEMO_DATA)
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, TINY_TRAIN, make_dataset, wait_for
-from trainers import launcher
-from trainers.run_status import read_status
+from trainers.runs import launcher
+from trainers.runs.status import read_status
 from trainers.telemetry.events import read_events
 from trainers.telemetry.run_log import RunLog
 

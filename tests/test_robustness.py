@@ -88,7 +88,8 @@ def train_rejected(tmp_path: Path, recipe: Path, message: str, *watch: Path, ext
     assert not (runs / "r").exists()
 
 
-# ---- images: checked before training (trainers.dataset_files.check_images, called by the runner) ---------------------
+# ---- images: checked before training (trainers.datasets.files.check_images, called by the runner)
+# ---------------------
 def _empty(d: Path) -> Path:
     img = d / "images/train/001.png"
     img.write_bytes(b"")
@@ -174,8 +175,8 @@ def test_every_real_image_format_passes_the_image_check(tmp_path):
     """No false alarms: each suffix we list (jpg, jpeg, png, bmp, webp, tif, tiff) as PIL writes it, any case."""
     from PIL import Image
 
-    from trainers.data_yaml import load_dataset
-    from trainers.dataset_files import IMAGE_SUFFIXES, check_images
+    from trainers.datasets.data_yaml import load_dataset
+    from trainers.datasets.files import IMAGE_SUFFIXES, check_images
 
     root = tmp_path / "formats"
     (root / "images/train").mkdir(parents=True)
@@ -189,9 +190,9 @@ def test_every_real_image_format_passes_the_image_check(tmp_path):
 
 def test_image_check_is_cheap_on_the_demo(demo):
     """Measured: the runner's image check (first 12 bytes of each image) next to the label count it follows."""
-    from trainers.data_yaml import load_dataset
-    from trainers.dataset_files import check_images
-    from trainers.label_counts import count_labels
+    from trainers.datasets.data_yaml import load_dataset
+    from trainers.datasets.files import check_images
+    from trainers.datasets.label_counts import count_labels
 
     ds = load_dataset(demo[0])
     t0 = time.perf_counter()
@@ -362,8 +363,8 @@ def test_runs_dir_that_is_not_writable_is_refused(tmp_path, ds):
 
 def test_ui_start_into_an_unusable_runs_root_is_a_one_line_error_not_a_traceback(tmp_path):
     """The launcher path the UI's Start button takes: the same one-line RunError, nothing spawned."""
-    from trainers import launcher
     from trainers.errors import RunError
+    from trainers.runs import launcher
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("model: yolo26n.yaml\ndata: data.yaml\n")
@@ -388,8 +389,8 @@ def test_existing_without_name_is_refused(tmp_path, ds):
 
 
 def test_resume_of_a_run_without_last_pt_changes_nothing(tmp_path):
-    from trainers.run_folder import create_run_dir
-    from trainers.run_status import write_status
+    from trainers.runs.folder import create_run_dir
+    from trainers.runs.status import write_status
 
     runs = tmp_path / "runs"
     run = create_run_dir(runs, "early")
@@ -503,8 +504,8 @@ def test_every_dataset_rejection_in_test_data_leaves_the_files_unchanged(tmp_pat
 
 def test_every_cli_rejection_in_test_cli_leaves_the_files_unchanged(tmp_path, tiny_data):
     from tests.test_cli import BAD
-    from trainers.run_folder import create_run_dir
-    from trainers.run_status import write_status
+    from trainers.runs.folder import create_run_dir
+    from trainers.runs.status import write_status
 
     root = tmp_path / "runs"  # the same fixture as tests/test_cli.py::root
     for name, status in (("done", "completed"), ("idle", "stopped")):
@@ -558,7 +559,7 @@ UI_CASES = {
 @pytest.mark.parametrize("case", list(UI_CASES), ids=list(UI_CASES))
 def test_bad_ui_fields_show_one_inline_error_and_refuse_start(case, tmp_path, monkeypatch):
     from tests.test_app_pages import errors, errors_next_to, open_page
-    from trainers import launcher
+    from trainers.runs import launcher
 
     root = tmp_path / "runs"
     monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(root))

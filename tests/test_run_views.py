@@ -88,7 +88,7 @@ def test_the_dashboard_header_shows_the_logs_epoch_and_best(runs_root):
     from tests.doctor.runs import make_run
     from tests.doctor.synthetic import epoch, recipe
     from tests.test_app_pages import open_page
-    from trainers.run_status import write_status
+    from trainers.runs.status import write_status
 
     best3 = {"name": "fitness", "value": 0.7}
     run = make_run(
@@ -96,7 +96,7 @@ def test_the_dashboard_header_shows_the_logs_epoch_and_best(runs_root):
     )
     import os
 
-    from trainers.run_status import process_start_time
+    from trainers.runs.status import process_start_time
 
     alive = {"status": "running", "pid": os.getpid(), "pid_start": process_start_time(os.getpid())}
     write_status(run, **alive, epoch=2, epochs=40, best_epoch=1, best_metric={"name": "fitness", "value": 0.4})

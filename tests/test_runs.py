@@ -1,4 +1,4 @@
-"""Run folders: root resolution, names, status.json, listing (trainers/run_folder.py, trainers/run_status.py)."""
+"""Run folders: root resolution, names, status.json, listing (trainers/runs/folder.py, trainers/runs/status.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import trainers.run_status as run_status
+import trainers.runs.status as run_status
 from trainers.errors import RunError
-from trainers.run_folder import (
+from trainers.runs.folder import (
     create_run_dir,
     find_run,
     list_runs,
@@ -22,7 +22,7 @@ from trainers.run_folder import (
     runs_root,
     validate_run_name,
 )
-from trainers.run_status import StatusWriter, process_start_time, read_status, write_status
+from trainers.runs.status import StatusWriter, process_start_time, read_status, write_status
 
 
 # ---- runs root -----------------------------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from tests.conftest import fake_last_pt, make_dataset, wait_for
 from tests.doctor.runs import make_run
 from tests.doctor.synthetic import epoch
 from tests.test_app_pages import open_page
-from trainers import launcher
 from trainers.doctor import count_by_severity, diagnose_run
 from trainers.doctor import training as doctor_training
-from trainers.run_status import read_status, write_status
+from trainers.runs import launcher
+from trainers.runs.status import read_status, write_status
 
 
 # ---- delete --------------------------------------------------------------------------------------------------------

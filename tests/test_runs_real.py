@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, TINY_TRAIN, make_dataset, step_rows, wait_for
-from trainers import launcher
-from trainers.run_status import read_status
+from trainers.runs import launcher
+from trainers.runs.status import read_status
 from trainers.telemetry.events import read_events
 from trainers.telemetry.schema import validate_event
 

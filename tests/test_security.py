@@ -26,9 +26,10 @@ from streamlit.testing.v1.errors import AppTestError
 from tests.conftest import DEMO_BASE, REPO
 from tests.test_robustness import snapshot
 from tests.ui_server import WorkbenchUI
-from trainers import launcher, local_processes
 from trainers.errors import RunError
-from trainers.run_folder import validate_run_name
+from trainers.runs import launcher
+from trainers.runs.backends import local as local_processes
+from trainers.runs.folder import validate_run_name
 
 
 # ---- the UI server listens on loopback unless told otherwise --------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Sweeps (trainers/sweep.py, trainers/sweep_runner.py): the file's checks and expansion, and real sweeps: two
+"""Sweeps (trainers/sweeps/sweep_file.py, trainers/sweeps/runner.py): the file's checks and expansion, and real sweeps:
+two
 variants at a time on this machine, and a 2x2 grid on a real Ray head (the session's, tests/ray_cluster.py).
 """
 
@@ -14,12 +15,12 @@ import pytest
 import yaml
 
 from tests.conftest import DEMO_BASE, DEMO_DATA, REPO, recipe_for
-from trainers import cli
+from trainers.cli import commands as cli
 from trainers.errors import RunError
-from trainers.run_folder import create_run_dir
-from trainers.run_status import read_status
-from trainers.sweep import MAX_VARIANTS, SweepError, load_sweep, read_records
-from trainers.sweep_runner import short_keys
+from trainers.runs.folder import create_run_dir
+from trainers.runs.status import read_status
+from trainers.sweeps.runner import short_keys
+from trainers.sweeps.sweep_file import MAX_VARIANTS, SweepError, load_sweep, read_records
 from trainers.telemetry.events import read_events
 
 
@@ -184,7 +185,7 @@ def test_sweep_2x2_on_the_cluster_four_runs_named_grouped_and_differing_in_two_k
     assert sorted(p.name for p in runs.iterdir() if not p.name.startswith(".")) == names
     recipes = [yaml.safe_load((runs / n / "recipe.yaml").read_text()) for n in names]
     assert set(recipe_diff(recipes)) == set(grid)  # the recipes as written differ in the two grid keys
-    from trainers.run_compare import compare_runs
+    from trainers.runs.compare import compare_runs
 
     assert compare_runs([runs / n for n in names]).diff == {  # what Compare and `workbench compare` show
         "customizations.layer_lr.backbone_ratio": [0.05, 0.05, 0.3, 0.3],

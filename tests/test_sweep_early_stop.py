@@ -1,4 +1,4 @@
-"""Early stop of weak sweep variants (trainers/sweep_early_stop.py): the rule on scores, the rung read from real
+"""Early stop of weak sweep variants (trainers/sweeps/early_stop.py): the rule on scores, the rung read from real
 telemetry files, and a real local sweep in which the weaker variant is stopped at the rung.
 """
 
@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from tests.conftest import DEMO_BASE, DEMO_DATA, REPO, recipe_for
-from trainers.run_folder import create_run_dir
-from trainers.run_status import read_status
-from trainers.sweep_early_stop import EarlyStopper, keeps, rung_score
+from trainers.runs.folder import create_run_dir
+from trainers.runs.status import read_status
+from trainers.sweeps.early_stop import EarlyStopper, keeps, rung_score
 from trainers.telemetry.events import TelemetryWriter, read_events
 
 

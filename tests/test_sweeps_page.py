@@ -10,10 +10,10 @@ import yaml
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import DEMO_BASE, DEMO_DATA, REPO, recipe_for
-from trainers import sweep_runner
-from trainers.run_folder import create_run_dir
-from trainers.run_status import write_status
-from trainers.sweep import SweepError, load_sweep, record
+from trainers.runs.folder import create_run_dir
+from trainers.runs.status import write_status
+from trainers.sweeps import runner as sweep_runner
+from trainers.sweeps.sweep_file import SweepError, load_sweep, record
 
 MAIN = REPO / "app" / "main.py"
 

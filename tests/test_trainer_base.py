@@ -53,7 +53,7 @@ class _FakeStockSave:
 
 
 def _fake_trainer(tmp_path):
-    from trainers.trainer_base import WorkbenchBase
+    from trainers.training.base import WorkbenchBase
 
     return type("Fake", (WorkbenchBase, _FakeStockSave), {})(tmp_path)
 
@@ -100,9 +100,9 @@ def test_epoch_status_is_written_off_the_training_thread_and_lands_before_the_fi
 
     import yaml
 
-    import trainers.run_status as run_status
-    from trainers import run_folder
-    from trainers.training import train_run
+    import trainers.runs.status as run_status
+    from trainers.runs import folder as run_folder
+    from trainers.training.run import train_run
 
     real, real_end, calls, ended = run_status.write_status, run_folder.end_run, [], threading.Event()
 

@@ -57,7 +57,7 @@ def only(k: int, weights: list[float]) -> torch.Tensor:
 
 
 def test_weighted_focal_equals_hand_computation_class_by_class():
-    from trainers.weighted_losses import WeightedFocalLoss
+    from trainers.customizations.weighted_losses import WeightedFocalLoss
 
     logits, one_hot, _ = synthetic()
     label = one_hot.float()
@@ -71,7 +71,7 @@ def test_weighted_focal_equals_hand_computation_class_by_class():
 
 
 def test_weighted_varifocal_equals_hand_computation_class_by_class():
-    from trainers.weighted_losses import WeightedVarifocalLoss
+    from trainers.customizations.weighted_losses import WeightedVarifocalLoss
 
     logits, one_hot, gt_scores = synthetic(seed=1)
     per_class = [WeightedVarifocalLoss(GAMMA, ALPHA, only(k, WEIGHTS))(logits, gt_scores, one_hot) for k in range(3)]
@@ -86,7 +86,7 @@ def test_weighted_varifocal_equals_hand_computation_class_by_class():
 def test_all_ones_weights_equal_stock_losses_bit_for_bit(seed):
     from ultralytics.utils.loss import FocalLoss, VarifocalLoss
 
-    from trainers.weighted_losses import WeightedFocalLoss, WeightedVarifocalLoss
+    from trainers.customizations.weighted_losses import WeightedFocalLoss, WeightedVarifocalLoss
 
     logits, one_hot, gt_scores = synthetic(seed)
     ones = torch.ones(3)
@@ -102,7 +102,7 @@ def test_all_ones_weights_equal_stock_losses_bit_for_bit(seed):
 def test_install_rtdetr_weights_puts_the_weights_into_both_terms():
     from ultralytics.nn.tasks import RTDETRDetectionModel
 
-    from trainers.weighted_losses import WeightedFocalLoss, WeightedVarifocalLoss, install_rtdetr_weights
+    from trainers.customizations.weighted_losses import WeightedFocalLoss, WeightedVarifocalLoss, install_rtdetr_weights
 
     model = RTDETRDetectionModel("rtdetr-l.yaml", nc=3, verbose=False)
     model.nc = 3  # set by the trainer's set_model_attributes before set_class_weights

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from trainers import weights
 from trainers.customizations.class_weights import ClassWeights
+from trainers.datasets import class_weights as weights
+from trainers.datasets.class_weights import NORMALIZATIONS, SCHEMES, ZERO_COUNT
 from trainers.errors import WorkbenchError
-from trainers.weights import NORMALIZATIONS, SCHEMES, ZERO_COUNT
 
 COUNTS = [5000, 200, 3000]
 DEFAULTS = ClassWeights()  # the recipe's defaults: the one place they are stated

@@ -1,7 +1,8 @@
 """Trainer Workbench library: recipes, composed Ultralytics trainers, datasets, telemetry and runs.
 
 Importing this package is cheap: nothing here imports torch or ultralytics at module import time.
-The heavy modules (``trainers.compose``, ``trainers.customizations``) are imported only by the training process.
+The heavy modules (``trainers.training.compose``, ``trainers.customizations``) are imported only by the training
+process.
 """
 
 from __future__ import annotations

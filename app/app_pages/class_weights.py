@@ -1,5 +1,6 @@
 """Class-weight calculator: per-class instance and image counts of a dataset, the weights a scheme gives them
-(the same :func:`trainers.weights.compute_weights` that training uses), editable, exportable, and usable in a new run.
+(the same :func:`trainers.datasets.class_weights.compute_weights` that training uses), editable, exportable, and usable
+in a new run.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from app import charts, class_charts, compare_views, run_views
 from app.dashboard_parts import HEATMAP_BOX_PX
 from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
-from trainers.run_compare import Comparison, compare_runs
+from trainers.runs.compare import Comparison, compare_runs
 
 init_state()
 root = current_runs_root()

@@ -13,10 +13,10 @@ import streamlit as st
 
 from app import dashboard_parts, run_views
 from app.state import current_runs_root, init_state
-from trainers import launcher
 from trainers.errors import WorkbenchError
-from trainers.run_folder import resume_refusal
-from trainers.run_status import ACTIVE_STATUSES
+from trainers.runs import launcher
+from trainers.runs.folder import resume_refusal
+from trainers.runs.status import ACTIVE_STATUSES
 
 REFRESH_S = 2.0
 STATUS_COLORS = {"starting": "blue", "running": "blue", "completed": "green", "stopped": "orange", "failed": "red"}

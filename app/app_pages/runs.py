@@ -10,8 +10,8 @@ import streamlit as st
 
 from app import exports, run_findings, run_views
 from app.state import current_runs_root, init_state
-from trainers import launcher
 from trainers.errors import WorkbenchError
+from trainers.runs import launcher
 
 REFRESH_S = 3.0
 STATUS_COLORS = {"starting": "blue", "running": "blue", "completed": "green", "stopped": "orange", "failed": "red"}

@@ -1,7 +1,8 @@
 """Sweeps: a base recipe and a grid of dotted recipe keys to value lists, started as ``workbench sweep`` in a
 detached process (here or on the Ray cluster), and a live table of every sweep's variants.
 
-The sweep is checked exactly as the CLI checks it (:func:`trainers.sweep.load_sweep`): a problem is one line naming
+The sweep is checked exactly as the CLI checks it (:func:`trainers.sweeps.sweep_file.load_sweep`): a problem is one
+line naming
 the key, and nothing starts. The variants are ordinary runs (``<name>-<n>``), also on the Runs page under the
 sweep's header, each with its own dashboard.
 """
@@ -18,10 +19,10 @@ import yaml
 from app import run_views
 from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
-from trainers.run_folder import new_run_name
-from trainers.run_status import ACTIVE_STATUSES
-from trainers.sweep import read_records
-from trainers.sweep_runner import start_detached
+from trainers.runs.folder import new_run_name
+from trainers.runs.status import ACTIVE_STATUSES
+from trainers.sweeps.runner import start_detached
+from trainers.sweeps.sweep_file import read_records
 
 REFRESH_S = 3.0
 DEFAULT_BASE = str(Path(__file__).resolve().parents[2] / "assets" / "recipes" / "demo-quick.yaml")

@@ -51,8 +51,8 @@ class _Stop(Exception):
 
 @pytest.mark.slow
 def test_unfreeze_happens_when_resuming_past_the_unfreeze_epoch(tiny_data, tmp_path):
-    from trainers.compose import build_trainer_class
     from trainers.recipe import Recipe
+    from trainers.training.compose import build_trainer_class
 
     r = recipe_for(
         tiny_data,

@@ -20,8 +20,8 @@ def _setup_model(trainer):
 def test_sync_bn_conversion_exactly_when_world_size_above_one(tiny_data, tmp_path, world_size):
     from torch import nn
 
-    from trainers.compose import build_trainer_class
     from trainers.recipe import Recipe
+    from trainers.training.compose import build_trainer_class
 
     r = Recipe.from_dict(
         recipe_for(tiny_data, train={"epochs": 3}, sync_bn={}, freeze={"layers": "backbone", "frozen_epochs": 1})

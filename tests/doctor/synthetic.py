@@ -102,7 +102,7 @@ def ids(findings) -> list[str]:
 def check_fix(finding, rec: dict[str, Any]):
     """Apply the finding's fix to ``rec``: the result validates and differs from it in exactly the changed keys."""
     from trainers.doctor import apply_fix, flatten, recipe_leaves
-    from trainers.run_compare import recipe_diff
+    from trainers.runs.compare import recipe_diff
     from trainers.train_args import train_default
 
     assert finding.evidence and finding.fix and finding.recipe_change

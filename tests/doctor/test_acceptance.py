@@ -17,7 +17,7 @@ from tests.conftest import DEMO_BASE, DEMO_DATA
 from trainers.doctor import apply_fix, diagnose_run, read_run_log
 from trainers.doctor.fixes import flatten
 from trainers.recipe import Recipe, load_recipe
-from trainers.run_compare import recipe_diff
+from trainers.runs.compare import recipe_diff
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ DIVERGING = {"optimizer": "SGD", "lr0": 1.0, "momentum": 0.99, "warmup_epochs": 
 
 
 def train(tmp_path, name: str, train: dict | None = None, **customizations):
-    from trainers.training import train_run
+    from trainers.training.run import train_run
 
     recipe = {"model": str(DEMO_BASE), "data": str(DEMO_DATA), "train": {**TRAIN, **(train or {})},
               "customizations": {"per_class_f1": {}, **customizations}}  # fmt: skip

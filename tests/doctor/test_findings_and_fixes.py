@@ -11,7 +11,7 @@ from trainers.doctor import Finding, apply_fix, count_by_severity, flatten, reci
 from trainers.doctor.registry import nice
 from trainers.errors import RecipeError, WorkbenchError
 from trainers.recipe import Recipe
-from trainers.run_compare import recipe_diff
+from trainers.runs.compare import recipe_diff
 
 
 def finding(**kw) -> Finding:
@@ -74,7 +74,7 @@ def test_the_doctor_and_the_comparison_are_light():
     import sys
 
     code = (
-        "import trainers.doctor, trainers.run_compare, trainers.customizations.doctor_stop, sys; "
+        "import trainers.doctor, trainers.runs.compare, trainers.customizations.doctor_stop, sys; "
         "print(sorted(m for m in ('torch', 'ultralytics', 'streamlit', 'PIL') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -10,7 +10,7 @@ from trainers.customizations.doctor_stop import DoctorStopMixin
 from trainers.doctor.live import StepWatch
 from trainers.doctor.training import GRAD_NORM_GROWTH, LOSS_GROWTH
 from trainers.recipe import Recipe
-from trainers.trainer_base import WorkbenchBase
+from trainers.training.base import WorkbenchBase
 
 
 def cols(epoch_no, steps, grad, cls):

@@ -9,8 +9,8 @@ import pytest
 
 from tests.doctor.runs import make_run
 from tests.doctor.synthetic import epoch, recipe
-from trainers import cli
-from trainers.run_compare import compare_runs, recipe_diff
+from trainers.cli import commands as cli
+from trainers.runs.compare import compare_runs, recipe_diff
 
 
 def test_recipe_diff_lists_exactly_the_keys_that_differ():

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator
 
 from trainers.customizations.table import Customization, Settings
+from trainers.datasets.class_weights import NORMALIZATIONS, SCHEME_LABELS, SCHEMES, ZERO_COUNT, compute_weights
 from trainers.errors import Problem, RecipeError
-from trainers.weights import NORMALIZATIONS, SCHEME_LABELS, SCHEMES, ZERO_COUNT, compute_weights
 
 if TYPE_CHECKING:
     from trainers.recipe import Recipe
@@ -21,7 +21,7 @@ class ClassWeights(Settings):
         description="explicit weight per class id, one per class; null = derive them from the scheme",
     )  # fmt: skip
     scheme: Literal[SCHEMES] = Field(
-        "inverse_frequency", description="how train label counts become weights (see trainers/weights.py)",
+        "inverse_frequency", description="how train label counts become weights (trainers/datasets/class_weights.py)",
         json_schema_extra={"labels": SCHEME_LABELS},
     )  # fmt: skip
     power: float = Field(
@@ -79,7 +79,7 @@ class ClassWeights(Settings):
         )
 
     def scheme_params(self) -> dict:
-        """The keyword arguments of :func:`trainers.weights.compute_weights` besides the scheme."""
+        """The keyword arguments of :func:`trainers.datasets.class_weights.compute_weights` besides the scheme."""
         return {k: getattr(self, k) for k in ("power", "beta", "cap", "normalize", "zero_count")}
 
 
@@ -117,7 +117,7 @@ class ClassWeightsMixin:
         tensor = torch.tensor(weights, dtype=torch.float32, device=self.device)
         model.class_weights = tensor
         if isinstance(model, RTDETRDetectionModel):
-            from trainers.weighted_losses import install_rtdetr_weights
+            from trainers.customizations.weighted_losses import install_rtdetr_weights
 
             install_rtdetr_weights(model, tensor)
         self.class_weights_used = weights

@@ -49,8 +49,8 @@ def check(settings: Freeze, recipe: Recipe) -> Iterator[Problem]:
 
 
 def layer_indices(layers: int | list[int] | str, model) -> list[int]:
-    """Layer indices to freeze; 'backbone' is read from the model YAML (see :mod:`trainers.backbone`)."""
-    from trainers.backbone import backbone_length
+    """Layer indices to freeze; 'backbone' is read from the model YAML (see :mod:`trainers.customizations.backbone`)."""
+    from trainers.customizations.backbone import backbone_length
 
     if layers == "backbone":
         return list(range(backbone_length(model)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from trainers.backbone import backbone_param_names
+from trainers.customizations.backbone import backbone_param_names
 from trainers.customizations.table import Customization, Settings
 
 
@@ -16,7 +16,8 @@ class LayerLR(Settings):
 
 
 def backbone_param_ids(model) -> set[int]:
-    """ids of the backbone's parameters (layers ``0 .. backbone_length - 1``, see :mod:`trainers.backbone`)."""
+    """ids of the backbone's parameters (layers ``0 .. backbone_length - 1``, see
+    :mod:`trainers.customizations.backbone`)."""
     from ultralytics.utils.torch_utils import unwrap_model
 
     names = set(backbone_param_names(model))

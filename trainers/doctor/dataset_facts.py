@@ -1,8 +1,9 @@
 """What the doctor knows about a run's dataset: per-class counts, label files without an image, images ultralytics
 drops or rewrites. Scanned once from the run's ``data.yaml`` and cached in the run folder (``dataset_check.json``).
 
-The label scan is cheap (:func:`trainers.dataset_summary.summarize_split`: under a second for 100k label files). The
-corrupt-image check opens every image (:func:`trainers.corrupt_images.find_corrupt_images`: 3-30 s per 100k), so
+The label scan is cheap (:func:`trainers.datasets.summary.summarize_split`: under a second for 100k label files). The
+corrupt-image check opens every image (:func:`trainers.datasets.corrupt_images.find_corrupt_images`: 3-30 s per 100k),
+so
 it is capped at :data:`IMAGE_SCAN_LIMIT` images per split and its result is cached with the rest: a run trained on
 the dataset as it was when it started, so the facts of its first diagnosis stay its facts. ``refresh=True`` scans
 again. No torch; PIL only inside the image check.
@@ -86,9 +87,9 @@ def scan_dataset(data_yaml: str | os.PathLike[str], *, check_images: bool = True
     Raises:
         DatasetError: The data.yaml or a label file the training reads is invalid (as ``workbench counts`` says).
     """
-    from trainers.data_yaml import load_dataset
-    from trainers.dataset_files import image_file_strs
-    from trainers.dataset_summary import summarize_split
+    from trainers.datasets.data_yaml import load_dataset
+    from trainers.datasets.files import image_file_strs
+    from trainers.datasets.summary import summarize_split
 
     ds = load_dataset(data_yaml)
     base = os.fspath(ds.root) + os.sep
@@ -100,7 +101,7 @@ def scan_dataset(data_yaml: str | os.PathLike[str], *, check_images: bool = True
         s = summarize_split(ds, split)
         extra: dict[str, Any] = {}
         if check_images:
-            from trainers.corrupt_images import find_corrupt_images
+            from trainers.datasets.corrupt_images import find_corrupt_images
 
             scan = find_corrupt_images(image_file_strs(ds, split), limit=image_limit)
             extra = {
@@ -142,7 +143,7 @@ def dataset_facts_for_run(run_dir: str | os.PathLike[str], *, refresh: bool = Fa
     except (WorkbenchError, OSError):
         return None
     try:
-        from trainers.run_status import write_json_atomic
+        from trainers.runs.status import write_json_atomic
 
         write_json_atomic(cache, facts.to_dict())
     except OSError:

@@ -2,7 +2,7 @@
 
 A recipe's dotted keys are its leaves: ``model``, ``train.lr0``, ``customizations.grad_clip.max_norm``. A
 customization without settings (``per_class_f1: {}``) is one leaf whose value is ``{}``, so turning it on or off is
-a change of one key too. :mod:`trainers.run_compare` lists the keys that differ between runs the same way.
+a change of one key too. :mod:`trainers.runs.compare` lists the keys that differ between runs the same way.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 from trainers.telemetry.run_log import RunLog
 from trainers.telemetry.step_data import StoreSteps
 
-TELEMETRY_FILE = "telemetry.jsonl"  # as trainers.run_folder names it (kept here so this module stays import-light)
+TELEMETRY_FILE = "telemetry.jsonl"  # as trainers.runs.folder names it (kept here so this module stays import-light)
 STEPS_DIR = "steps"
 
 

@@ -1,0 +1,10 @@
+"""The recipe: what the user chose, one typed and validated object that round-trips to YAML.
+
+- :mod:`trainers.recipe.model`: :class:`Recipe`, :func:`load_recipe` and the field-naming errors.
+"""
+
+from __future__ import annotations
+
+from trainers.recipe.model import BUILTIN_MODEL_RE, Recipe, load_recipe
+
+__all__ = ["BUILTIN_MODEL_RE", "Recipe", "load_recipe"]

@@ -1,0 +1,204 @@
+"""Run a sweep: start its variants as ordinary runs through the launcher, ``parallel`` at a time, and wait for them.
+
+Locally each variant is a detached training process; with a cluster each is a Ray job (Ray also queues a job until
+its resources are free). Either way the sweep keeps at most ``parallel`` variants active, polls them every second,
+prints one line per change (a live table), applies the optional early stop (:mod:`trainers.sweeps.early_stop`) and
+ends with a table of every variant. Exit code: 0 when no variant failed, 1 if one did, 130 on Ctrl-C (the active
+variants are asked to stop; the rest are not started).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from trainers.errors import WorkbenchError
+from trainers.runs import launcher
+from trainers.runs.status import ACTIVE_STATUSES, write_status
+from trainers.sweeps.early_stop import EarlyStopper
+from trainers.sweeps.sweep_file import SWEEPS_DIR, Sweep, Variant, load_sweep, record
+
+UI_SWEEPS_DIR = ".ui-sweeps"  # <runs root>/.ui-sweeps/<name>.yaml and .log: sweeps started from the UI
+DEFAULT_PARALLEL = 1  # locally: one training process at a time unless asked
+DEFAULT_PARALLEL_CLUSTER = 4  # Ray queues the rest; a job queued over RAY_JOB_START_TIMEOUT_SECONDS (900 s) fails
+POLL_S = 1.0
+_drivers: list[Any] = []  # `workbench sweep` processes started by start_detached, polled so they are reaped
+
+
+def sweep_command(
+    path: str | Path,
+    root: Path,
+    *,
+    cluster: str | None = None,
+    name: str | None = None,
+    parallel: int | None = None,
+    cpus: float | str | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """``workbench sweep SWEEP.yaml``: check everything first (exit 2, one line), then run the sweep."""
+    sweep = load_sweep(path, root=root, name=name, parallel=parallel)
+    if cluster is not None:
+        from trainers.runs.backends.ray import cpus_request
+        from trainers.runs.backends.ray_cluster import check_reachable
+
+        check_reachable(cluster)
+        cpus = cpus_request(cpus)
+    n = sweep.parallel or (DEFAULT_PARALLEL_CLUSTER if cluster else DEFAULT_PARALLEL)
+    return run_sweep(sweep, root, parallel=n, cluster=cluster, cpus=cpus, out=out or sys.stdout)
+
+
+def start_detached(doc: dict[str, Any], root: Path, name: str, cluster: str | None = None) -> Path:
+    """Check a sweep (as the CLI would), then run ``workbench sweep`` for it in a detached process (the UI's Start).
+
+    The sweep file goes to ``<root>/.ui-sweeps/<name>.yaml`` and the sweep's own output (its live table) to
+    ``<name>.log`` next to it; the variants are ordinary runs, each with its own folder, listed as they start.
+
+    Raises:
+        SweepError: As ``workbench sweep`` would (one line naming the key); nothing is started.
+        ClusterError: If ``cluster`` is unreachable.
+    """
+    import subprocess
+
+    import yaml
+
+    from trainers.runs.backends.local import child_env
+
+    folder = Path(root) / UI_SWEEPS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    try:
+        load_sweep(path, root=root, name=name)
+        if cluster is not None:
+            from trainers.runs.backends.ray_cluster import check_reachable
+
+            check_reachable(cluster)
+    except WorkbenchError:
+        path.unlink(missing_ok=True)
+        raise
+    cmd = [sys.executable, "-m", "trainers.cli", "sweep", str(path), "--runs-dir", str(root), "--name", name]
+    cmd += ["--cluster", cluster] if cluster else []
+    _drivers[:] = [p for p in _drivers if p.poll() is None]
+    with open(folder / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, env=child_env(), start_new_session=True, close_fds=True,
+        )  # fmt: skip
+    _drivers.append(proc)
+    return path
+
+
+def short_keys(grid: dict[str, Any]) -> dict[str, str]:
+    """Grid key -> the shortest trailing part of it that no other key shares (``backbone_ratio``, ``train.lr0``)."""
+    out = {}
+    for key in grid:
+        parts = key.split(".")
+        for i in range(len(parts) - 1, -1, -1):
+            tail = ".".join(parts[i:])
+            if sum(k == tail or k.endswith("." + tail) for k in grid) == 1:
+                out[key] = tail
+                break
+        else:
+            out[key] = key
+    return out
+
+
+def _metric(status: dict[str, Any]) -> str:
+    best = status.get("best_metric") or {}
+    value = best.get("value")
+    if not isinstance(value, (int, float)):
+        return "-"
+    name = str(best.get("name") or "best").removeprefix("metrics/").removesuffix("(B)")
+    return f"{name} {value:.4f}"
+
+
+def line(v: Variant, status: dict[str, Any], short: dict[str, str]) -> str:
+    """One row of the live table: run, status, epoch, best metric, the variant's values."""
+    state = str(status.get("status", "?"))
+    if status.get("early_stop") and state == "stopped":
+        state = "stopped (early)"
+    elif status.get("ray_status") == "PENDING" and state == "starting":
+        state = "queued"
+    epoch = f"{status.get('epoch') or 0}/{status.get('epochs') or '?'}"
+    values = " ".join(f"{short[k]}={val}" for k, val in v.values.items())
+    return f"{v.run:<{len(v.run) + 2}}{state:<16}{epoch:<8}{_metric(status):<18}{values}"
+
+
+def run_sweep(
+    sweep: Sweep, root: Path, *, parallel: int, cluster: str | None = None, cpus: Any = None, out: TextIO = sys.stdout
+) -> int:
+    """Start the variants, ``parallel`` at a time, until all have ended; print the live table. Returns the exit code."""
+    folder = record(sweep, root, cluster, parallel)
+    short = short_keys(sweep.grid)
+    where = f"on {cluster}" if cluster else "on this machine"
+    grid = ", ".join(f"{k} ({len(v)})" for k, v in sweep.grid.items())
+    print(f"sweep {sweep.name}: {len(sweep.variants)} variants of {sweep.base.name}, {parallel} at a time {where}; "
+          f"grid: {grid}", file=out, flush=True)  # fmt: skip
+    stopper = EarlyStopper(sweep.early_stop.epoch, sweep.early_stop.keep) if sweep.early_stop else None
+    pending, active = list(sweep.variants), {}
+    final: dict[str, dict[str, Any]] = {}
+    shown: dict[str, str] = {}
+    try:
+        while pending or active:
+            while pending and len(active) < parallel:
+                v = pending.pop(0)
+                try:
+                    run_dir = launcher.start_run(
+                        folder / f"{v.run}.yaml", root, name=v.run, cluster=cluster, cpus=cpus,
+                        extra_status={"sweep": sweep.name, "sweep_values": v.values},
+                    )  # fmt: skip
+                except WorkbenchError as e:
+                    final[v.run] = {"status": "failed", "error": str(e)}
+                    print(f"{v.run}  failed to start: {e}", file=out, flush=True)
+                    continue
+                active[v.run] = (v, run_dir)
+            for run, (v, run_dir) in list(active.items()):
+                status = launcher.refresh_status(run_dir)
+                if stopper is not None and status.get("status") in ACTIVE_STATUSES:
+                    _early_stop(stopper, run_dir, out)
+                    status = launcher.refresh_status(run_dir)
+                row = line(v, status, short)
+                if shown.get(run) != row:
+                    shown[run] = row
+                    print(row, file=out, flush=True)
+                if status.get("status") not in ACTIVE_STATUSES:
+                    final[run] = status
+                    del active[run]
+            if pending or active:
+                time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        print(f"workbench: stopping sweep {sweep.name}: asking {len(active)} running variants to stop, "
+              f"{len(pending)} not started", file=sys.stderr)  # fmt: skip
+        for _v, run_dir in active.values():
+            try:
+                launcher.stop_run(run_dir)
+            except WorkbenchError:
+                pass
+        return 130
+    return _summary(sweep, final, short, out)
+
+
+def _early_stop(stopper: EarlyStopper, run_dir: Path, out: TextIO) -> None:
+    decision = stopper.observe(run_dir)
+    if decision is None or decision[0]:
+        return
+    why = decision[1]
+    try:
+        launcher.stop_run(run_dir)
+    except WorkbenchError:
+        return  # it ended by itself meanwhile
+    write_status(run_dir, early_stop=why)
+    print(f"{run_dir.name}  early stop: {why}", file=out, flush=True)
+
+
+def _summary(sweep: Sweep, final: dict[str, dict[str, Any]], short: dict[str, str], out: TextIO) -> int:
+    counts: dict[str, int] = {}
+    print(f"sweep {sweep.name} done ({Path(SWEEPS_DIR) / sweep.name} in the runs root):", file=out)
+    for v in sweep.variants:
+        status = final.get(v.run, {"status": "?"})
+        counts[status.get("status", "?")] = counts.get(status.get("status", "?"), 0) + 1
+        print("  " + line(v, status, short) + (f"  {status['error']}" if status.get("error") else ""), file=out)
+    print("  " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=out, flush=True)
+    return 1 if counts.get("failed") else 0

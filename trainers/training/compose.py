@@ -1,0 +1,79 @@
+"""Compose a trainer class from a recipe: the right Ultralytics base, the enabled customizations in one order.
+
+The MRO, outermost first, is::
+
+    TelemetryMixin  ->  customizations by rank (trainers/customizations, each row's `rank` and `why`)
+                    ->  WorkbenchBase  ->  DetectionTrainer | RTDETRTrainer
+
+``TelemetryMixin`` is outermost so it records what every customization produced (F1 table, chosen metric, group
+names); ``WorkbenchBase`` is innermost, right above ultralytics: the recipe, measured clipping, atomic and portable
+checkpoints. Each mixin calls ``super()``, so an outer one sees what the inner ones did. docs/recipe.md prints the
+table's ranks with their reasons.
+
+The class is built with ``type()`` and carries its settings as class attributes (the typed recipe among them), which
+survive ultralytics' cloudpickle of the trainer class for multi-GPU workers; nothing is registered twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainers import customizations as table
+from trainers.recipe import Recipe
+
+
+def base_trainer(family: str) -> type:
+    """The Ultralytics trainer class for a model family ('yolo' or 'rtdetr')."""
+    if family == "rtdetr":
+        from ultralytics.models.rtdetr.train import RTDETRTrainer
+
+        return RTDETRTrainer
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    return DetectionTrainer
+
+
+def composed_rows(recipe: Recipe) -> list[table.Customization]:
+    """The table rows of the recipe's enabled customizations, in composition order (outermost first)."""
+    return [row for row in table.by_rank() if row.key in recipe.customizations]
+
+
+def build_trainer_class(
+    recipe: Recipe | dict[str, Any],
+    family: str | None = None,
+    *,
+    telemetry_path: str | None = None,
+    run_dir: str | None = None,
+    step_stride: int = 1,
+    step_offset: int = 0,
+) -> type:
+    """Build the trainer class for ``recipe``.
+
+    Args:
+        recipe: The recipe (or its dict form).
+        family: 'yolo' or 'rtdetr'; defaults to what the recipe's model name says ('yolo' if it cannot tell).
+        telemetry_path: JSON-lines file for events; None disables telemetry.
+        run_dir: Run directory whose status.json is updated each epoch.
+        step_stride: Log every n-th optimizer step.
+        step_offset: Steps already logged by an earlier process of the same run (resume).
+    """
+    from trainers.training.base import WorkbenchBase
+    from trainers.training.telemetry_mixin import TelemetryMixin
+
+    recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)
+    family = family or recipe.family or "yolo"
+    base = base_trainer(family)
+    rows = composed_rows(recipe)
+    tag = "".join(row.key.title().replace("_", "") for row in rows) or "Stock"
+    attrs = {
+        "__module__": __name__,
+        "__doc__": f"{base.__name__} composed with: {', '.join(r.key for r in rows) or 'nothing'}.",
+        "recipe": recipe,
+        "family": family,
+        "telemetry_path": telemetry_path,
+        "run_dir": run_dir,
+        "step_stride": int(step_stride),
+        "step_offset": int(step_offset),
+    }
+    mixins = [row.mixin for row in rows]
+    return type(f"Workbench{tag}{base.__name__}", (TelemetryMixin, *mixins, WorkbenchBase, base), attrs)
