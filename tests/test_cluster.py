@@ -327,7 +327,7 @@ def test_something_else_on_the_port_is_named():
 def test_without_ray_installed_the_error_says_how_to_install(tmp_path):
     code = (
         "import sys; sys.modules['ray'] = None\n"  # as if ray were not installed
-        "from trainers import cluster\n"
+        "from trainers.runs.backends import ray_cluster as cluster\n"
         "try:\n    cluster.check_reachable('http://127.0.0.1:9')\n"
         "except cluster.ClusterError as e:\n    print(e)\n"
     )

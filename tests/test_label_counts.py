@@ -127,11 +127,11 @@ def test_no_boxes_is_fine_unless_labels_are_required(tmp_path):
     assert str(tmp_path.resolve() / "labels/train/a.txt") in msg and "\n" not in msg
 
 
-DATASET_MODULES = ["data_yaml", "dataset_files", "label_counts", "dataset_summary", "corrupt_images"]
+DATASET_MODULES = ["data_yaml", "files", "label_counts", "summary", "corrupt_images"]
 
 
 def test_module_stays_light_for_the_ui_process():
-    imports = ", ".join(f"trainers.{m}" for m in [*DATASET_MODULES, "weights"])
+    imports = ", ".join(f"trainers.datasets.{m}" for m in [*DATASET_MODULES, "class_weights"])
     code = f"import sys, {imports}; print(sorted({{'torch', 'ultralytics', 'PIL'}} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -140,6 +140,6 @@ def test_module_stays_light_for_the_ui_process():
 @pytest.mark.parametrize("module", DATASET_MODULES)
 def test_each_dataset_module_imports_first_without_a_cycle(module):
     # Imported alone in a fresh process, a module caught in an import cycle fails on a half-initialised partner.
-    code = f"import trainers.{module} as m; print(m.__file__)"
+    code = f"import trainers.datasets.{module} as m; print(m.__file__)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == str(REPO / "trainers" / f"{module}.py")
+    assert out.stdout.strip() == str(REPO / "trainers" / "datasets" / f"{module}.py")

@@ -7,4 +7,10 @@ process.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+# The folder holding the ``trainers`` and ``app`` packages: child processes get it on PYTHONPATH so that
+# ``python -m trainers.cli`` imports this same copy, whatever their working directory.
+SOURCE_ROOT = Path(__file__).resolve().parent.parent

@@ -22,11 +22,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainers import SOURCE_ROOT
 from trainers.cli import cluster as cluster_commands
 from trainers.cli.reports import cmd_compare, cmd_counts, cmd_doctor, cmd_export, cmd_runs
 from trainers.errors import RunError, WorkbenchError
 
-APP_SCRIPT = Path(__file__).resolve().parent.parent / "app" / "main.py"
+APP_SCRIPT = SOURCE_ROOT / "app" / "main.py"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 

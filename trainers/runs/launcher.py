@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trainers import SOURCE_ROOT
 from trainers.errors import RunError
 from trainers.runs.backends import local as local_processes
 from trainers.runs.backends import ray as ray_runs
@@ -45,7 +46,7 @@ from trainers.runs.folder import (
 from trainers.runs.folder import runs_root as resolve_runs_root
 from trainers.runs.status import ACTIVE_STATUSES, STATUS_FILE, read_status, update_status, write_status
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = SOURCE_ROOT
 # A run left in "starting" with no pid (or Ray job) this long after its last update lost its launcher before the spawn.
 STARTING_GRACE_S = 60.0
 

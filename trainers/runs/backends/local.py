@@ -16,10 +16,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from trainers import SOURCE_ROOT
 from trainers.runs.folder import CONSOLE_FILE, TELEMETRY_FILE, end_run
 from trainers.runs.status import ACTIVE_STATUSES, now_iso, process_alive, update_status, write_status
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = SOURCE_ROOT
 # Never passed to a local training process: it would read as "--cluster" to a `workbench` it runs (the UI sets it).
 CLUSTER_ENV = "WORKBENCH_CLUSTER"
 

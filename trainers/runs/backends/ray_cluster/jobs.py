@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainers import SOURCE_ROOT
 from trainers.runs.backends.ray_cluster.client import CLUSTER_ENV, ClusterError, call_job_api, is_not_found, short_error
 
 PYTHON_ENV = "WORKBENCH_CLUSTER_PYTHON"  # the interpreter on the cluster's nodes (default: this one's path)
@@ -33,7 +34,7 @@ UNKNOWN = "UNKNOWN"  # the cluster does not know the job id (404): a restarted h
 FORWARD_PREFIXES = ("WORKBENCH_", "YOLO_")
 FORWARD_EXCLUDE = (CLUSTER_ENV, JOB_ID_ENV)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = SOURCE_ROOT
 
 
 # ---- the job's command and environment -----------------------------------------------------------------------------
