@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
-from trainers.customizations.table import Customization, Settings
+from trainers.customizations.table import Customization, RecipeView, Settings
 from trainers.errors import Problem
 from trainers.metrics import F1_KEY, mean_f1, per_class_table
-
-if TYPE_CHECKING:
-    from trainers.recipe import Recipe
 
 METRICS = {  # recipe name -> ultralytics metrics key
     "fitness": "fitness",
@@ -58,7 +55,7 @@ class BestMetric(Settings):
         return direction(self.metric, self.mode)
 
 
-def check(settings: BestMetric, recipe: Recipe) -> Iterator[Problem]:
+def check(settings: BestMetric, recipe: RecipeView) -> Iterator[Problem]:
     family = recipe.family
     if settings.metric.startswith("val/") and family is not None and settings.metric not in VAL_LOSSES[family]:
         yield Problem(

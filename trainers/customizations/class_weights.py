@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
-from trainers.customizations.table import Customization, Settings
+from trainers.customizations.table import Customization, RecipeView, Settings
 from trainers.datasets.class_weights import NORMALIZATIONS, SCHEME_LABELS, SCHEMES, ZERO_COUNT, compute_weights
 from trainers.errors import Problem, RecipeError
-
-if TYPE_CHECKING:
-    from trainers.recipe import Recipe
 
 
 class ClassWeights(Settings):
@@ -83,7 +80,7 @@ class ClassWeights(Settings):
         return {k: getattr(self, k) for k in ("power", "beta", "cap", "normalize", "zero_count")}
 
 
-def check(settings: ClassWeights, recipe: Recipe) -> Iterator[Problem]:
+def check(settings: ClassWeights, recipe: RecipeView) -> Iterator[Problem]:
     if float(recipe.train.get("cls_pw") or 0) > 0:
         yield Problem(
             "customizations.class_weights",

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
-from trainers.customizations.table import Customization, Settings
+from trainers.customizations.table import Customization, RecipeView, Settings
 from trainers.errors import Problem
 from trainers.train_args import train_value
-
-if TYPE_CHECKING:
-    from trainers.recipe import Recipe
 
 ALWAYS_FROZEN = ".dfl"  # ultralytics keeps the DFL integral layer frozen (YOLO11 has one; YOLO26 has none)
 
@@ -37,7 +34,7 @@ class Freeze(Settings):
         return v
 
 
-def check(settings: Freeze, recipe: Recipe) -> Iterator[Problem]:
+def check(settings: Freeze, recipe: RecipeView) -> Iterator[Problem]:
     epochs = train_value(recipe.train, "epochs")
     if settings.frozen_epochs is not None and settings.frozen_epochs >= epochs:
         yield Problem(

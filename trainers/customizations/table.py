@@ -11,15 +11,30 @@ table on every rerun. Mixins import what they need inside their methods.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-if TYPE_CHECKING:
-    from trainers.errors import Problem
-    from trainers.recipe import Recipe
+from trainers.errors import Problem
+
+
+class RecipeView(Protocol):
+    """What a customization reads of the recipe: :class:`trainers.recipe.Recipe` has this shape.
+
+    The recipe is built from this table, so it sits above the customizations in the layers (pyproject.toml's
+    import-linter contracts): they name it by its shape, never by importing it.
+    """
+
+    @property
+    def train(self) -> Mapping[str, Any]: ...
+
+    @property
+    def family(self) -> str | None: ...
+
+    @property
+    def customizations(self) -> Any: ...
 
 
 class Settings(BaseModel):
@@ -51,7 +66,7 @@ class Customization:
     help: str
     settings: type[Settings]
     mixin: type
-    check: Callable[[Any, Recipe], Iterable[Problem]] | None = None
+    check: Callable[[Any, RecipeView], Iterable[Problem]] | None = None
 
 
 _ROWS: dict[str, Customization] = {}
