@@ -34,7 +34,7 @@ def cluster_of(args: argparse.Namespace) -> str | None:
     """
     if getattr(args, "existing", False):
         return None
-    from trainers.runs.backends.ray_cluster import resolve_address
+    from trainers.runs.placement import resolve_address
 
     return resolve_address(args.cluster)
 
@@ -45,14 +45,14 @@ def check_claim(run_dir: Path) -> bool:
     Raises:
         RunError: The job is stale (stopped while queued, or the run was resumed under another job).
     """
-    from trainers.runs.backends import ray as ray_runs
+    from trainers.runs import placement
     from trainers.runs.status import read_status
 
     status = read_status(run_dir)
-    refusal = ray_runs.claim_refusal(run_dir, status)
+    refusal = placement.claim_refusal(run_dir, status)
     if refusal:
         raise RunError(refusal)
-    return ray_runs.owns_run_here(status)
+    return placement.owns_run_here(status)
 
 
 def resumes_on_cluster(args: argparse.Namespace, run_dir: Path) -> bool:
@@ -73,9 +73,9 @@ def train_on_cluster(args: argparse.Namespace, root: Path, address: str) -> int:
 
 def resume_on_cluster(args: argparse.Namespace, run_dir: Path) -> int:
     """``workbench resume RUN`` for a cluster run: a new job for it, followed from the output it adds."""
-    from trainers.runs.backends.ray_cluster import normalize_address
     from trainers.runs.follow import console_size, follow
     from trainers.runs.launcher import resume_run_detached
+    from trainers.runs.placement import normalize_address
 
     offset = console_size(run_dir)
     resume_run_detached(run_dir, cluster=normalize_address(args.cluster) if args.cluster else None, cpus=args.cpus)

@@ -172,7 +172,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     env = {**os.environ, RUNS_DIR_ENV: str(root)}
     address = cluster_commands.cluster_of(args)
     if address is not None:  # fail now, in one line, rather than at the first Start
-        from trainers.runs.backends.ray_cluster import CLUSTER_ENV, check_reachable
+        from trainers.runs.placement import CLUSTER_ENV, check_reachable
 
         check_reachable(address)
         env[CLUSTER_ENV] = address  # the New run page offers it, and the launcher submits there

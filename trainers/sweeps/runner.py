@@ -40,8 +40,7 @@ def sweep_command(
     """``workbench sweep SWEEP.yaml``: check everything first (exit 2, one line), then run the sweep."""
     sweep = load_sweep(path, root=root, name=name, parallel=parallel)
     if cluster is not None:
-        from trainers.runs.backends.ray import cpus_request
-        from trainers.runs.backends.ray_cluster import check_reachable
+        from trainers.runs.placement import check_reachable, cpus_request
 
         check_reachable(cluster)
         cpus = cpus_request(cpus)
@@ -63,7 +62,7 @@ def start_detached(doc: dict[str, Any], root: Path, name: str, cluster: str | No
 
     import yaml
 
-    from trainers.runs.backends.local import child_env
+    from trainers.runs.placement import child_env
 
     folder = Path(root) / UI_SWEEPS_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,7 +71,7 @@ def start_detached(doc: dict[str, Any], root: Path, name: str, cluster: str | No
     try:
         load_sweep(path, root=root, name=name)
         if cluster is not None:
-            from trainers.runs.backends.ray_cluster import check_reachable
+            from trainers.runs.placement import check_reachable
 
             check_reachable(cluster)
     except WorkbenchError:
