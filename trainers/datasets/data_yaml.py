@@ -15,12 +15,12 @@ Path rules (they differ from ultralytics on purpose):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from trainers.datasets.dataset import Dataset
 from trainers.datasets.files import IMAGE_SUFFIXES, has_images
 from trainers.errors import DatasetError
 
@@ -28,29 +28,6 @@ __all__ = ["Dataset", "load_dataset", "resolved_data_dict"]
 
 REQUIRED_SPLITS = ("train", "val")
 OPTIONAL_SPLITS = ("test",)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A validated ``data.yaml`` with every path resolved.
-
-    Attributes:
-        yaml_path: Absolute path of the ``data.yaml``.
-        root: Resolved absolute dataset root (the YAML's ``path:``).
-        names: Class names in id order.
-        splits: Split name (``train``, ``val``, optional ``test``) to the absolute image folders or image-list
-            ``.txt`` files given for it in the YAML.
-    """
-
-    yaml_path: Path
-    root: Path
-    names: list[str]
-    splits: dict[str, list[Path]]
-
-    @property
-    def nc(self) -> int:
-        """Number of classes."""
-        return len(self.names)
 
 
 def load_dataset(path: str | Path) -> Dataset:

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 from trainers.errors import DatasetError
 
-if TYPE_CHECKING:  # typing only: data_yaml imports this module to check that splits hold images
-    from trainers.datasets.data_yaml import Dataset
+if TYPE_CHECKING:
+    from trainers.datasets.dataset import Dataset
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainers.datasets.data_yaml import Dataset
+from trainers.datasets.dataset import Dataset
 from trainers.datasets.files import image_file_strs, label_file_str, read_label_files
 from trainers.errors import DatasetError
 

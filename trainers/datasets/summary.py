@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainers.datasets.data_yaml import Dataset
+from trainers.datasets.dataset import Dataset
 from trainers.datasets.files import image_file_strs, label_file_str, orphan_label_files, read_label_files
 from trainers.datasets.label_counts import ClassCounts, count_label_contents
 from trainers.errors import DatasetError
