@@ -112,7 +112,7 @@ class TelemetryMixin:
 
     def write_run_status(self, **fields: Any) -> None:
         """Merge ``fields`` into status.json from a helper thread (rank 0): an fsync right after a checkpoint save
-        waits for the checkpoints' data to reach the disk, and training need not (run_status.StatusWriter)."""
+        waits for the checkpoints' data to reach the disk, and training need not (trainers.runs.status.StatusWriter)."""
         if self.run_dir and RANK in {-1, 0}:
             if self._status_writer is None:
                 from trainers.runs.status import StatusWriter
