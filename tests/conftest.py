@@ -18,8 +18,21 @@ from trainers.offline import apply_offline_env  # noqa: E402
 apply_offline_env(Path(os.environ.get("WORKBENCH_TEST_CONFIG", "/tmp/workbench-test-yolo-config")))
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
-# One private Ray head for the whole session, shared by every test that asks for it (started on first use only).
+# The markers (slow, browser, cluster) and their guard; one private Ray head for the whole session, shared by every
+# test that asks for it (started on first use only).
+from tests import markers  # noqa: E402
 from tests.ray_cluster import ray_head, ray_head_process  # noqa: E402, F401
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: a test that uses a Ray head is deselected by "not cluster"
+def pytest_collection_modifyitems(items):
+    markers.mark_by_fixtures(items)
+
+
+@pytest.hookimpl(tryfirst=True)  # before fixtures are set up: the head fixture itself checks the test's marker
+def pytest_runtest_setup(item):
+    markers.now_running(item)
+
 
 NAMES = ["disc", "block", "ring"]
 

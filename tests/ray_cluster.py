@@ -182,6 +182,9 @@ def start_head(
     Raises:
         RuntimeError: If the head exits or its job API does not answer in time (with the tail of its output).
     """
+    from tests.markers import require
+
+    require("cluster", "starts a Ray head")
     owns_temp_dir = temp_dir is None or len(str(temp_dir)) > MAX_TEMP_DIR_LEN
     if owns_temp_dir:
         temp_dir = tempfile.mkdtemp(prefix="rayh-")

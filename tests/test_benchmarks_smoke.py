@@ -159,7 +159,7 @@ def test_ui_benchmark_uses_the_dashboards_refresh_interval():
     assert float(interval) == bench.DASHBOARD_REFRESH_S
 
 
-@pytest.mark.slow
+@pytest.mark.browser  # the fake live source only: nothing trains
 def test_ui_benchmark_in_chromium(tmp_path):
     bench = load("bench_ui")
     r = bench.run_benchmark(paint_repeats=1, live=("fake",), window=6.0, tabs=2, workdir=tmp_path)

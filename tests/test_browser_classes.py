@@ -17,7 +17,7 @@ from PIL import Image
 from tests.conftest import REPO, TINY_TRAIN, wait_for
 from tests.ui_server import WorkbenchUI, chart_boxes, chromium_page
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]  # trains a model, in Chromium
 CLASSES = 80
 
 

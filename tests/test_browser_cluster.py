@@ -16,7 +16,7 @@ from tests.conftest import wait_for
 from tests.ui_server import WorkbenchUI, chromium_page
 from trainers.runs.backends import ray_cluster as cluster
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]  # trains a model, in Chromium
 
 
 @pytest.mark.timeout(420)

@@ -21,7 +21,7 @@ from trainers.runs.folder import TELEMETRY_FILE
 from trainers.runs.status import write_status
 from trainers.telemetry.events import TelemetryWriter
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.browser  # synthetic runs: nothing trains
 REFRESH_S = 2.0  # app/app_pages/dashboard.py REFRESH_S (a Streamlit page: not imported here)
 
 

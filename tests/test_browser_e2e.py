@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import REPO, step_rows, wait_for
 from tests.ui_server import WorkbenchUI, chromium_page, points, trace_names
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]  # trains a model, in Chromium
 SCREENSHOT = REPO / "assets" / "screenshots" / "dashboard.png"
 
 

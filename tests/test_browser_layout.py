@@ -24,7 +24,7 @@ from tests.test_browser_classes import many_class_dataset
 from tests.ui_server import WorkbenchUI, chromium_page
 from trainers.runs.status import write_status
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.browser  # synthetic runs: nothing trains
 WIDTH, HEIGHT = 1400, 900
 # Two GPUs with long names (a fake nvidia-smi): the device box must show them too, not only "auto" and "cpu".
 FAKE_GPUS = ["NVIDIA GeForce RTX 4090", "NVIDIA RTX 6000 Ada Generation"]

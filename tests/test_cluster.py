@@ -216,7 +216,6 @@ def test_our_address_wins_over_ray_address_env(ray_head, monkeypatch):
     assert os.environ["RAY_ADDRESS"] == f"http://127.0.0.1:{refused}"  # restored
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_stop_while_pending_is_reported_only_when_the_job_gets_its_turn(ray_head, tmp_path):
     """A Ray quirk the launcher must handle: stop_job on a queued job returns True but leaves it PENDING until it
@@ -240,7 +239,7 @@ def test_stop_while_pending_is_reported_only_when_the_job_gets_its_turn(ray_head
     assert settle(cluster.job_info(ray_head, queued), run).fields["status"] == "stopped"
 
 
-@pytest.mark.slow
+@pytest.mark.cluster  # a second head of its own
 @pytest.mark.timeout(60)
 def test_head_fixture_starts_and_leaves_nothing(tmp_path):
     from tests.ray_cluster import group_pids, marked_pids, start_head, stop_head
@@ -255,6 +254,7 @@ def test_head_fixture_starts_and_leaves_nothing(tmp_path):
     assert head.started_s < 30 and took < 15, (head.started_s, took)
 
 
+@pytest.mark.cluster  # runs `ray start`
 @pytest.mark.timeout(60)
 def test_head_that_cannot_start_fails_with_its_output(tmp_path):
     from tests.ray_cluster import start_head

@@ -44,6 +44,11 @@ def port_served(port: int) -> bool:
 
 
 def chromium_path() -> str:
+    """Debian's Chromium; under pytest the running test must be marked ``browser`` (tests/markers.py)."""
+    if "pytest" in sys.modules:  # a benchmark script may run this without pytest installed
+        from tests.markers import require
+
+        require("browser", "starts Chromium")
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     assert path, "chromium not found: apt-get install -y chromium (or run bash .ci/run)"
     return path
