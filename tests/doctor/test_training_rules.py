@@ -56,6 +56,20 @@ def test_a_zero_loss_in_the_first_epoch_is_floored_not_a_baseline():
     assert t.LOSS_GROWTH * t.LOSS_FLOOR > 3.0
 
 
+def test_a_zero_loss_floored_still_diverges_past_the_floor_times_the_growth():
+    start = {"box_loss": (0.0, 2.4), "cls_loss": (1.0, 1.2)}
+    near = {"box_loss": (2.0, 0.99 * t.LOSS_GROWTH * t.LOSS_FLOOR), "cls_loss": (1.0, 1.2)}
+    assert "training.divergence" not in ids(diagnose(log([epoch(1, loss=start), epoch(2, loss=near)])))
+    boom = {"box_loss": (2.0, t.LOSS_GROWTH * t.LOSS_FLOOR), "cls_loss": (1.0, 1.2)}
+    f = only(diagnose(log([epoch(1, loss=start), epoch(2, loss=boom)])), "training.divergence")
+    assert f.numbers["box_loss_baseline"] == t.LOSS_FLOOR and f.epochs == (2,)
+
+
+def test_later_epochs_never_lower_the_baseline():
+    low_later = [epoch(1, grad=(200.0, 900.0)), epoch(2, grad=(0.5, 900.0)), epoch(3, grad=(300.0, 1e5))]
+    assert "training.divergence" not in ids(diagnose(log(low_later)))
+
+
 def test_divergence_with_auto_optimizer_and_clipping_on_has_no_recipe_change():
     epochs = [epoch(1, max_norm=10.0, clipped=1.0), epoch(2, grad=(1e3, 1e6), max_norm=10.0, clipped=1.0)]
     f = only(diagnose(log(epochs)), "training.divergence")

@@ -2,7 +2,8 @@
 stays frozen, overfitting and the loss jump after an unfreeze.
 
 Every rule reads the epoch events' ``steps`` summaries and ``metrics`` (docs/telemetry.md), never the step store.
-Thresholds are the module constants below; docs/doctor.md gives the reason for each.
+Thresholds are the module constants below (divergence's are the detector's, :mod:`trainers.doctor.divergence`, which
+the live doctor asks too); docs/doctor.md gives the reason for each.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from trainers.doctor.divergence import GRAD_NORM, GRAD_NORM_GROWTH, LOSS_FLOOR, LOSS_GROWTH, Divergence
 from trainers.doctor.finding import Finding
 from trainers.doctor.registry import Context, epochs_text, fmt, metric, nice, num, rule, step_range
 from trainers.train_args import train_default
 
-GRAD_NORM_GROWTH = 1e3  # peak pre-clip norm / the first epoch's smallest: three orders of magnitude
-LOSS_GROWTH = 100.0  # peak of a loss component / its first-epoch minimum: two orders of magnitude
-LOSS_FLOOR = 0.1  # a first-epoch minimum below this counts as this (a batch without boxes has a box loss of 0)
 LR_CUT = 0.1  # a diverging run's suggested lr0 is this times its lr0
 CLIP_EPOCHS = 3  # clipping rules look at the last this many epochs with steps
 CLIP_SATURATED = 0.9  # share of those epochs' steps clipped for "clipping saturates"
@@ -39,26 +38,43 @@ def _losses(epoch: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return (epoch.get("steps") or {}).get("loss") or {}
 
 
+def _finite(columns: dict[str, list[Any]], epochs: list[int]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-series columns of numbers (one per epoch, None where there is none) as the detector takes them: the finite
+    values, and the epoch of each."""
+    series, at = {}, {}
+    for name, column in columns.items():
+        values = np.array(column, dtype=np.float64)
+        keep = np.isfinite(values)
+        series[name], at[name] = values[keep], np.resize(np.asarray(epochs), values.size)[keep]
+    return series, at
+
+
 def _growth(ctx: Context) -> dict[str, Any] | None:
-    """The first epoch where the grad norm or a loss grew past its threshold, with the numbers; None if none did."""
+    """The first epoch where the grad norm or a loss grew past its threshold, with the numbers; None if none did.
+
+    The detector gets every stepped epoch's finite minimum and maximum of each series, in one chunk.
+    """
     stepped = ctx.stepped
     if not stepped:
         return None
-    first = stepped[0]
-    base = num(first["steps"]["grad_norm"].get("min"))
-    loss_base = {n: max(num(s.get("min")) or 0.0, LOSS_FLOOR) for n, s in _losses(first).items()}
-    for e in stepped:
-        peak = num(e["steps"]["grad_norm"].get("max"))
-        grew = {}
-        if base and peak is not None and peak >= GRAD_NORM_GROWTH * base:
-            grew["grad_norm"] = (base, peak)
-        for name, stats in _losses(e).items():
-            value = num(stats.get("max"))
-            if name in loss_base and value is not None and value >= LOSS_GROWTH * loss_base[name]:
-                grew[name] = (loss_base[name], value)
-        if grew:
-            return {"epoch": e, "grew": grew, "first_epoch": first["epoch"]}
-    return None
+    stats = {GRAD_NORM: [e["steps"]["grad_norm"] for e in stepped]}
+    for name in dict.fromkeys(n for e in stepped for n in _losses(e)):
+        stats[name] = [_losses(e).get(name) for e in stepped]  # None in an epoch without it
+    columns = {}
+    for name, column in stats.items():
+        # a loss with no finite value in the first epoch gets the floor as its baseline (0 stands in for it)
+        empty = None if name == GRAD_NORM else 0.0
+        lows = [None if s is None else (num(s.get("min")) if num(s.get("min")) is not None else empty) for s in column]
+        columns[name] = lows + [None if s is None else num(s.get("max")) for s in column]
+    series, epochs = _finite(columns, [e["epoch"] for e in stepped])
+    found = Divergence().growth(series, epochs)
+    if not found:
+        return None
+    at = {b.series: int(epochs[b.series][b.over].min()) for b in found}
+    e = next(x for x in stepped if x["epoch"] == min(at.values()))
+    peak = {GRAD_NORM: e["steps"]["grad_norm"], **_losses(e)}
+    grew = {b.series: (b.baseline, num(peak[b.series].get("max"))) for b in found if at[b.series] == e["epoch"]}
+    return {"epoch": e, "grew": grew, "first_epoch": stepped[0]["epoch"]}
 
 
 def calm_down(ctx: Context, what: str) -> tuple[str, dict[str, Any] | None]:
@@ -122,23 +138,33 @@ def divergence(ctx: Context) -> Finding | None:
     )  # fmt: skip
 
 
+def _unfinished(epochs: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The epochs' watched values as the detector takes them, one per series and epoch: a step summary keeps the count
+    of a series' non-finite values, not the values, so a NaN stands for them (a 0 for none); a validation loss the
+    writer nulled (it turns NaN and inf into null) is a NaN again."""
+    nan = float("nan")
+    steps = [e.get("steps") or {} for e in epochs]
+    metrics = [e.get("metrics") or {} for e in epochs]
+    counts = {"step grad norm": [s.get("grad_norm") or {} for s in steps]}
+    for name in dict.fromkeys(n for s in steps for n in s.get("loss") or {}):
+        counts[f"step {name}"] = [(s.get("loss") or {}).get(name) or {} for s in steps]
+    columns = {name: [nan if (c.get("nonfinite") or 0) > 0 else 0.0 for c in col] for name, col in counts.items()}
+    for key in dict.fromkeys(k for m in metrics for k in m if k.endswith("_loss")):
+        columns[key] = [nan if key in m and m[key] is None else 0.0 for m in metrics]
+    series = {name: np.array(column, dtype=np.float64) for name, column in columns.items()}
+    return series, {name: np.array([e["epoch"] for e in epochs]) for name in series}
+
+
 @rule(
     "training.nonfinite", "critical", "NaN or infinite losses or gradient norms", {},
     "Any non-finite loss or norm means the weights are (or are about to be) NaN: nothing after it is meaningful.",
     live=True,
 )  # fmt: skip
 def nonfinite(ctx: Context) -> Finding | None:
-    hits: dict[str, list[int]] = {}
-    for e in ctx.epochs:
-        steps = e.get("steps") or {}
-        if ((steps.get("grad_norm") or {}).get("nonfinite") or 0) > 0:
-            hits.setdefault("step grad norm", []).append(e["epoch"])
-        for name, stats in (steps.get("loss") or {}).items():
-            if (stats.get("nonfinite") or 0) > 0:
-                hits.setdefault(f"step {name}", []).append(e["epoch"])
-        for key, value in (e.get("metrics") or {}).items():
-            if value is None and key.endswith("_loss"):  # the writer turns NaN and inf into null
-                hits.setdefault(key, []).append(e["epoch"])
+    series, epochs = _unfinished(ctx.epochs)
+    found = Divergence.nonfinite(series)
+    hits = {b.series: sorted({int(x) for x in epochs[b.series][b.over]}) for b in found}
+    hits = dict(sorted(hits.items(), key=lambda kv: kv[1][0]))  # in the order they first went non-finite
     if not hits:
         return None
     first = min(min(v) for v in hits.values())
