@@ -185,8 +185,11 @@ def fake_last_pt(run_dir: Path) -> Path:
     return path
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy (returned) or fail after ``timeout`` seconds."""
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy (returned) or fail after ``timeout`` seconds.
+
+    A deadline, not a delay: it returns as soon as the condition holds, so the default is generous for a loaded
+    2-core machine (a Python process that imports the trainer can take 10 s there to get going)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

@@ -9,6 +9,7 @@ cluster) run without Ray installed too, except the ones that talk to a port.
 from __future__ import annotations
 
 import http.server
+import importlib
 import os
 import shlex
 import signal
@@ -17,6 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,7 +49,7 @@ with open(out, "w") as f:
 """
 
 
-def wait_status(address: str, job_id: str, states, timeout: float = 20.0) -> tuple[str, float]:
+def wait_status(address: str, job_id: str, states, timeout: float = 60.0) -> tuple[str, float]:
     t0 = time.monotonic()
     status = wait_for(
         lambda: (s := cluster.job_status(address, job_id)) in states and s, timeout, 0.05, f"job {job_id} in {states}"
@@ -60,12 +64,49 @@ def start_trap(address: str, tmp_path: Path, clean_s: float = 2.0, env=None) -> 
     out = tmp_path / "clean-stop"
     job = cluster.submit(address, tmp_path, [cluster.cluster_python(), str(script), str(out), str(clean_s)], env=env)
     pid_file = Path(str(out) + ".pid")
-    wait_for(pid_file.is_file, 20, 0.02, "the trap script to start")
+    wait_for(pid_file.is_file, 60, 0.02, "the trap script to start")
     return job, out, int(pid_file.read_text().split()[0])
 
 
+# Holds every CPU of the head (2) until its release file exists: a queue that lasts as long as the test needs, however
+# slow the machine. Exits 1 after 120 s so that a failed test cannot leave it holding the head.
+HOLD = r"""
+import os, sys, time
+deadline = time.monotonic() + 120
+while not os.path.exists(sys.argv[1]):
+    if time.monotonic() > deadline:
+        sys.exit("never released")
+    time.sleep(0.05)
+"""
+
+
+@contextmanager
+def holding_cpus(address: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Run :data:`HOLD` on both CPUs of the head; yield (its job id, the file that releases it) once it runs.
+
+    Released on the way out whatever happened, so that a failing test does not leave the next ones queued."""
+    script, release = tmp_path / "hold.py", tmp_path / "release-cpus"
+    script.write_text(HOLD)
+    job = cluster.submit(address, tmp_path, [cluster.cluster_python(), str(script), str(release)], num_cpus=2)
+    try:
+        wait_status(address, job, ("RUNNING",))
+        yield job, release
+    finally:
+        release.touch()
+
+
+def observe_status(address: str, job_id: str, seconds: float) -> set[str]:
+    """Every status Ray reports for the job while polling it for ``seconds`` (an observation window, not a wait)."""
+    seen, end = set(), time.monotonic() + seconds
+    while time.monotonic() < end:
+        seen.add(cluster.job_status(address, job_id))
+        time.sleep(0.1)
+    return seen
+
+
 # ---- against the real head -----------------------------------------------------------------------------------------
-@pytest.mark.timeout(60)
+# Time limits of 180 s: the first test to ask for the session's head also waits for it to start (up to 90 s).
+@pytest.mark.timeout(180)
 def test_trivial_job_succeeds_with_our_python_and_checkout(ray_head, tmp_path):
     probe = (
         "import os, sys, trainers; print(sys.executable, trainers.__file__, os.getcwd(), os.environ[sys.argv[1]],"
@@ -83,10 +124,10 @@ def test_trivial_job_succeeds_with_our_python_and_checkout(ray_head, tmp_path):
     assert grace == str(cluster.STOP_WAIT_S)  # the stop grace is set per job
     assert cuda == "''"  # no GPU reserved: none visible (Ray itself would leave them all visible)
     assert job.startswith(f"workbench-{tmp_path.name}-")
-    assert elapsed < 15, f"a trivial job took {elapsed:.1f} s"
+    assert elapsed < 45, f"a trivial job took {elapsed:.1f} s"  # 2-3 s here; generous for a loaded machine
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_workbench_cli_imports_in_a_job(ray_head, tmp_path):
     job = cluster.submit(ray_head, tmp_path, [cluster.cluster_python(), "-m", "trainers.cli", "--help"])
     status, _ = wait_status(ray_head, job, cluster.RAY_TERMINAL)
@@ -94,7 +135,7 @@ def test_workbench_cli_imports_in_a_job(ray_head, tmp_path):
     assert "usage: workbench" in cluster.logs_tail(ray_head, job, lines=200)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_bare_python_is_the_nodes_not_ours(ray_head, tmp_path):
     """Why the entrypoint names the interpreter: a bare `python` is the first on the node's PATH (the raylet's)."""
     c = cluster.client(ray_head)
@@ -111,7 +152,7 @@ def test_bare_python_is_the_nodes_not_ours(ray_head, tmp_path):
     assert cluster.logs_tail(ray_head, job).splitlines()[-1] == str(Path(venv_bin) / "python")
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_arguments_are_never_interpreted_by_the_shell(ray_head, tmp_path):
     marker = tmp_path / "pwned"
     evil = f"$(touch {marker}); `touch {marker}` 'quote\" ; touch {marker} # $HOME"
@@ -125,35 +166,41 @@ def test_arguments_are_never_interpreted_by_the_shell(ray_head, tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_stop_reaches_the_clean_sigterm_path(ray_head, tmp_path):
+    """The stop's SIGTERM reaches the trainer at once, it finishes its 2 s clean stop, and Ray says STOPPED when it
+    exits. The bounds separate that from the failures they guard against, with room for a loaded machine: SIGTERM
+    or STOPPED only at the end of the 120 s grace (a shell between Ray and the trainer), or a SIGKILL (no file)."""
     job, out, _pid = start_trap(ray_head, tmp_path, clean_s=2.0)
     t0 = time.time()
     assert cluster.stop(ray_head, job) is True
-    status, took = wait_status(ray_head, job, cluster.RAY_TERMINAL, timeout=30)
+    status, took = wait_status(ray_head, job, cluster.RAY_TERMINAL)
     assert status == "STOPPED"
     sig, got_at, done_at = out.read_text().split()  # written after the 2 s clean stop: not SIGKILLed before
     assert int(sig) == signal.SIGTERM
-    assert float(got_at) - t0 < 1.0, "SIGTERM reached the process late"
+    assert float(got_at) - t0 < 20, "SIGTERM reached the process late"  # 0.1 s here
     assert float(done_at) - float(got_at) >= 2.0
-    assert took < 2.0 + 3.0, f"STOPPED only {took:.1f} s after the stop"
-    assert cluster.stop(ray_head, job) is False  # already ended
+    assert took < 2.0 + 30, f"STOPPED only {took:.1f} s after the stop"  # 2.15 s here; the grace is 120 s
+    assert cluster.stop(ray_head, job) is False  # Ray reports it ended: never stopped again
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_stop_grace_is_per_job_then_sigkill(ray_head, tmp_path):
-    """RAY_JOB_STOP_WAIT_TIME_S in the job's env_vars is what its supervisor waits before SIGKILL."""
-    job, out, _pid = start_trap(ray_head, tmp_path, clean_s=30.0, env={"RAY_JOB_STOP_WAIT_TIME_S": "1"})
+    """RAY_JOB_STOP_WAIT_TIME_S in the job's env_vars is what its supervisor waits before SIGKILL.
+
+    A 6 s grace against Ray's default of 3 s and the job's own 60 s clean stop: STOPPED no sooner than 6 s after the
+    stop (a lower bound, which load can only make longer) and no file (SIGKILLed before its clean stop ended)."""
+    job, out, _pid = start_trap(ray_head, tmp_path, clean_s=60.0, env={"RAY_JOB_STOP_WAIT_TIME_S": "6"})
     t0 = time.monotonic()
-    cluster.stop(ray_head, job)
-    status, _ = wait_status(ray_head, job, cluster.RAY_TERMINAL, timeout=20)
+    assert cluster.stop(ray_head, job) is True
+    status, _ = wait_status(ray_head, job, cluster.RAY_TERMINAL)
     took = time.monotonic() - t0
     assert status == "STOPPED"
-    assert 0.9 < took < 4.0, f"STOPPED after {took:.2f} s with a 1 s grace"
-    assert not out.exists()  # killed in the middle of its 30 s clean stop
+    assert took >= 6.0, f"STOPPED after {took:.2f} s with a 6 s grace"
+    assert not out.exists()  # killed in the middle of its 60 s clean stop
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_sigkilled_entrypoint_is_failed_within_10s(ray_head, tmp_path):
     job, _out, pid = start_trap(ray_head, tmp_path)
     assert cluster.job_status(ray_head, job) == "RUNNING"
@@ -172,7 +219,7 @@ def test_sigkilled_entrypoint_is_failed_within_10s(ray_head, tmp_path):
     )
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_failed_job_message_names_the_error(ray_head, tmp_path):
     argv = [cluster.cluster_python(), "-c", "import sys; print('working'); sys.exit('workbench: error: data.yaml: no')"]
     job = cluster.submit(ray_head, tmp_path, argv)
@@ -183,7 +230,7 @@ def test_failed_job_message_names_the_error(ray_head, tmp_path):
     assert s.fields["error"] == f"Ray job {job} failed (exit code 1): workbench: error: data.yaml: no"
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_run_dir_the_node_cannot_see_fails_at_once_with_a_hint(ray_head, tmp_path):
     job = cluster.submit(ray_head, tmp_path / "not-there", [cluster.cluster_python(), "-c", "print(1)"])
     assert wait_status(ray_head, job, cluster.RAY_TERMINAL)[0] == "FAILED"
@@ -191,7 +238,7 @@ def test_run_dir_the_node_cannot_see_fails_at_once_with_a_hint(ray_head, tmp_pat
     assert "not-there" in line and "same path" in line
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_duplicate_job_id_is_refused_in_one_line(ray_head, tmp_path):
     job = cluster.submit(ray_head, tmp_path, ["true"])
     with pytest.raises(ClusterError) as e:
@@ -199,14 +246,14 @@ def test_duplicate_job_id_is_refused_in_one_line(ray_head, tmp_path):
     assert str(e.value).startswith(f"the Ray cluster at {ray_head} refused job {job}: ") and "\n" not in str(e.value)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_unknown_job(ray_head):
     assert cluster.job_status(ray_head, "workbench-no-such-job") == cluster.UNKNOWN
     assert cluster.stop(ray_head, "workbench-no-such-job") is False
     assert cluster.logs_tail(ray_head, "workbench-no-such-job") == ""
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_our_address_wins_over_ray_address_env(ray_head, monkeypatch):
     """Inside a Ray job RAY_ADDRESS is set (to the GCS); JobSubmissionClient would use it instead of ours."""
     (refused,) = free_ports(1)
@@ -216,31 +263,27 @@ def test_our_address_wins_over_ray_address_env(ray_head, monkeypatch):
     assert os.environ["RAY_ADDRESS"] == f"http://127.0.0.1:{refused}"  # restored
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)
 def test_stop_while_pending_is_reported_only_when_the_job_gets_its_turn(ray_head, tmp_path):
     """A Ray quirk the launcher must handle: stop_job on a queued job returns True but leaves it PENDING until it
     can be scheduled; then Ray starts the entrypoint, signals it at once, and reports STOPPED - or FAILED, when the
     entrypoint exits before the supervisor looks it up (``psutil.NoSuchProcess`` in JobSupervisor.run, measured
     with ``true``). The entrypoint may get far enough to run (seen with ``touch``), so a trainer must check that
     status.json still names its job. stop_requested in status.json makes the run ``stopped`` either way."""
-    hog = [cluster.cluster_python(), "-c", "import time; time.sleep(3)"]
-    hog_job = cluster.submit(ray_head, tmp_path, hog, num_cpus=2)  # the head has 2 CPUs
-    wait_status(ray_head, hog_job, ("RUNNING",))
-    queued = cluster.submit(ray_head, tmp_path, ["true"], num_cpus=2)
-    time.sleep(0.5)
-    assert cluster.job_status(ray_head, queued) == "PENDING"
-    assert cluster.stop(ray_head, queued) is True
-    time.sleep(1.0)
-    assert cluster.job_status(ray_head, queued) == "PENDING"  # still: the stop waits for the job's turn
-    status, _ = wait_status(ray_head, queued, cluster.RAY_TERMINAL, timeout=30)
+    with holding_cpus(ray_head, tmp_path) as (hog_job, _release):
+        queued = cluster.submit(ray_head, tmp_path, ["true"], num_cpus=2)
+        assert cluster.job_status(ray_head, queued) == "PENDING"
+        assert cluster.stop(ray_head, queued) is True
+        assert observe_status(ray_head, queued, seconds=1.0) == {"PENDING"}  # still: the stop waits for its turn
+    status, _ = wait_status(ray_head, queued, cluster.RAY_TERMINAL)
     assert status in ("STOPPED", "FAILED"), cluster.job_info(ray_head, queued)
-    assert cluster.job_status(ray_head, hog_job) == "SUCCEEDED"  # it got its turn only once the hog was done
+    assert cluster.job_status(ray_head, hog_job) == "SUCCEEDED"  # it got its turn only once the hog was released
     run = {"status": "starting", "job_id": queued, "stop_requested": "2026-01-01T00:00:00+00:00"}
     assert settle(cluster.job_info(ray_head, queued), run).fields["status"] == "stopped"
 
 
 @pytest.mark.cluster  # a second head of its own
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_head_fixture_starts_and_leaves_nothing(tmp_path):
     from tests.ray_cluster import group_pids, marked_pids, start_head, stop_head
 
@@ -251,11 +294,11 @@ def test_head_fixture_starts_and_leaves_nothing(tmp_path):
     finally:
         took = stop_head(head)
     assert not group_pids(head.pgid) and not marked_pids(head.marker)
-    assert head.started_s < 30 and took < 15, (head.started_s, took)
+    assert head.started_s < 60 and took < 30, (head.started_s, took)  # 5-6 s and 2-3 s here; room for load
 
 
 @pytest.mark.cluster  # runs `ray start`
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_head_that_cannot_start_fails_with_its_output(tmp_path):
     from tests.ray_cluster import start_head
 
@@ -263,7 +306,7 @@ def test_head_that_cannot_start_fails_with_its_output(tmp_path):
     with pytest.raises(RuntimeError) as e:
         start_head(tmp_path / "h", extra_args=["--no-such-option"])
     assert "ray start exited with code" in str(e.value) and "no-such-option" in str(e.value)
-    assert time.monotonic() - t0 < 30
+    assert time.monotonic() - t0 < 60  # fails at once, not at start_head's 90 s deadline
 
 
 # ---- no head needed ------------------------------------------------------------------------------------------------
@@ -345,6 +388,33 @@ def test_importing_the_module_does_not_import_ray():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=20)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+class EndedJobLiveSupervisor:
+    """A job API in the moment after the job's supervisor recorded its end and before the supervisor actor exited:
+    Ray's ``stop_job`` answers True then (it checks the actor, not the job), as it did once on a loaded machine."""
+
+    def __init__(self, status: str):
+        self.status, self.stops = status, []
+
+    def get_job_info(self, job_id):
+        return types.SimpleNamespace(status=self.status, message="", driver_exit_code=0, start_time=1, end_time=None)
+
+    def stop_job(self, job_id):
+        self.stops.append(job_id)
+        return True
+
+
+@pytest.mark.parametrize(
+    ("status", "stopped"),
+    [("STOPPED", False), ("SUCCEEDED", False), ("FAILED", False), ("PENDING", True), ("RUNNING", True)],
+)
+def test_stop_never_stops_a_job_ray_reports_ended(monkeypatch, status, stopped):
+    address = cluster.normalize_address("http://127.0.0.1:9")
+    api = EndedJobLiveSupervisor(status)
+    monkeypatch.setitem(importlib.import_module("trainers.runs.backends.ray_cluster.client")._clients, address, api)
+    assert cluster.stop(address, "workbench-r-1") is stopped
+    assert api.stops == (["workbench-r-1"] if stopped else [])
 
 
 @pytest.mark.parametrize(

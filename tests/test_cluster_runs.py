@@ -18,6 +18,7 @@ import yaml
 
 from tests.conftest import DEMO_BASE, DEMO_DATA, REPO, recipe_for, wait_for
 from tests.ray_cluster import free_ports
+from tests.test_cluster import holding_cpus
 from trainers.errors import RunError
 from trainers.runs import launcher
 from trainers.runs.backends import ray as ray_runs
@@ -142,15 +143,14 @@ def test_a_killed_job_is_failed_within_10s_and_resume_works(ray_head, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_stop_while_queued_is_stopped_at_once_and_the_late_job_does_not_train(ray_head, tmp_path):
-    hog = cluster.submit(ray_head, tmp_path, [cluster.cluster_python(), "-c", "import time; time.sleep(6)"], num_cpus=2)
-    wait_for(lambda: cluster.job_status(ray_head, hog) == "RUNNING", 20, 0.1, "the hog to run")
-    run_dir = launcher.start_run(demo_recipe(tmp_path, 1), tmp_path / "runs", name="q", cluster=ray_head, cpus=2)
-    status = until(run_dir, lambda s: s.get("ray_status") == "PENDING", timeout=10)
-    assert status["status"] == "starting"
-    assert launcher.stop_run(run_dir) == status["job_id"]
-    assert read_status(run_dir)["status"] == "stopped"  # settled here: Ray would say so only once it got its turn
+    with holding_cpus(ray_head, tmp_path):  # queued for as long as the test needs, however loaded the machine
+        run_dir = launcher.start_run(demo_recipe(tmp_path, 1), tmp_path / "runs", name="q", cluster=ray_head, cpus=2)
+        status = until(run_dir, lambda s: s.get("ray_status") == "PENDING", timeout=60)
+        assert status["status"] == "starting"
+        assert launcher.stop_run(run_dir) == status["job_id"]
+        assert read_status(run_dir)["status"] == "stopped"  # settled here: Ray says so only once it gets its turn
     job = status["job_id"]
     wait_for(lambda: cluster.job_status(ray_head, job) in cluster.RAY_TERMINAL, 60, 0.2, "the late job to end")
     assert launcher.refresh_status(run_dir)["status"] == "stopped"
@@ -181,7 +181,7 @@ def test_unreachable_cluster_exits_2_with_one_line_naming_the_address(command, t
     assert result.returncode == 2, result
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("workbench: error: cannot reach the Ray job API")
     assert address in result.stderr
-    assert time.monotonic() - t0 < 15
+    assert time.monotonic() - t0 < 30  # no waiting on the refused port (a few seconds here: starting Python and Ray)
     if command == "resume":
         assert read_status(runs / "r")["status"] == "stopped"  # nothing changed
     else:

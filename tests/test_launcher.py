@@ -176,7 +176,7 @@ def test_stop_before_the_trainer_handles_signals_ends_as_stopped_not_crashed(tmp
     )
     run_dir = launcher.start_run(tmp_path / "demo.yaml", tmp_path / "runs", name="early")
     launcher.stop_run(run_dir)
-    wait_for(status_is(run_dir, "stopped", "failed"), timeout=5.0)
+    wait_for(status_is(run_dir, "stopped", "failed"))
     status = read_status(run_dir)
     assert status["status"] == "stopped" and status["error"] is None and status["exit_code"] == -signal.SIGTERM
     end = events_of(run_dir)[-1]

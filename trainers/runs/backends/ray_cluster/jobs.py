@@ -267,9 +267,17 @@ def job_status(address: str, job_id: str) -> str:
 def stop(address: str, job_id: str) -> bool:
     """Ask Ray to stop the job: SIGTERM to the training process (and its children), SIGKILL after the grace.
 
+    Ray's ``stop_job`` answers whether the job's supervisor actor is still alive, not whether the job still runs:
+    the supervisor records STOPPED (or SUCCEEDED, FAILED) a moment before it exits, and a stop in that moment returns
+    True (seen under load: True for a job that ``job_info`` had just reported STOPPED). So the status is asked first,
+    and a job that Ray already reports ended is never stopped again.
+
     Returns:
-        True if Ray accepted the stop; False if the job had already ended or is unknown.
+        True if Ray did not report the job ended and accepted the stop (a job that ends between the two calls was
+        still running when asked); False if Ray already reports it ended, or does not know it.
     """
+    if job_info(address, job_id).terminal:
+        return False
 
     def go(c):
         try:
