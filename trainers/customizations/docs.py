@@ -40,7 +40,8 @@ def table_markdown() -> str:
     lines.append("| - | telemetry | outermost: records what every customization produced |")
     lines += [f"| {row.rank} | `{row.key}` | {row.why} |" for row in table.by_rank()]
     lines.append(
-        "| - | base | innermost, above ultralytics: the recipe, measured clipping, atomic portable checkpoints |"
+        "| - | base | innermost, above ultralytics: the recipe, the records the mixins share, stock clipping measured "
+        "(at 10 unless `grad_clip` sets the threshold), atomic portable checkpoints |"
     )
     return "\n".join(lines) + "\n"
 

@@ -1,12 +1,12 @@
-"""Gradient clipping with a threshold of your choice (stock ultralytics clips the total norm at a fixed 10.0)."""
+"""Gradient clipping with a threshold of your choice. Off, the trainer clips as stock ultralytics does: the total
+norm at a fixed 10 (``trainers.train_args.STOCK_MAX_NORM``)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
 from trainers.customizations.table import Customization, Settings
-
-STOCK_MAX_NORM = 10.0  # ultralytics 8.4 hard-codes this in BaseTrainer.optimizer_step
+from trainers.train_args import STOCK_MAX_NORM
 
 
 class GradClip(Settings):
@@ -17,7 +17,8 @@ class GradClip(Settings):
 
 
 class GradClipMixin:
-    """Supplies the threshold that the base mixin's measured ``optimizer_step`` clips the total gradient norm to."""
+    """Owns the clipping threshold: the base mixin's measured ``optimizer_step`` clips the total gradient norm to
+    :meth:`clip_threshold`, which is ultralytics' stock 10 unless this mixin is composed in."""
 
     def clip_threshold(self) -> float:
         return self.recipe.customizations.grad_clip.max_norm
@@ -28,7 +29,7 @@ ROW = Customization(
     rank=70,
     why="only supplies a threshold to the base mixin's measured optimizer step; nothing depends on it",
     title="Gradient clipping",
-    help="Clip the total gradient norm before each optimizer step (0 disables clipping).",
+    help="Clip the total gradient norm at a threshold of your choice (0: no clipping). Off: stock (clips at 10).",
     settings=GradClip,
     mixin=GradClipMixin,
 )

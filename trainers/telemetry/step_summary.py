@@ -5,7 +5,7 @@ epoch ends, so the doctor, the CLI and the Runs page can reason about every step
 alone, without opening the step store. Pure numpy; the UI imports it.
 
 Step columns are named ``step``, ``epoch``, ``t``, ``grad_norm`` (pre-clip total), ``grad_norm/<group>``,
-``lr/<group>``, ``loss/<name>``, ``clipped`` (0/1) and ``max_norm`` (NaN when clipping is off).
+``lr/<group>``, ``loss/<name>``, ``clipped`` (0/1) and ``max_norm`` (NaN with no clipping: grad_clip.max_norm 0).
 """
 
 from __future__ import annotations

@@ -1,17 +1,34 @@
-"""Base mixin of every composed trainer: the recipe, an event hook, measured clipping, portable atomic checkpoints."""
+"""Base mixin of every composed trainer: the recipe, an event hook, stock clipping measured, portable atomic
+checkpoints."""
 
 from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from ultralytics.utils.torch_utils import unwrap_model
 
-from trainers.customizations.grad_clip import STOCK_MAX_NORM
 from trainers.recipe import Recipe
+from trainers.train_args import STOCK_MAX_NORM
+
+
+@dataclass(slots=True)
+class GradNorms:
+    """One optimizer step's gradient norms before clipping, as tensors (converted in batches: no host sync per step).
+
+    Attributes:
+        total: The total norm over every gradient (what clipping compares with the threshold).
+        groups: One norm per optimizer parameter group, in group order.
+        max_norm: The threshold this step was clipped to; 0 when it was not clipped.
+    """
+
+    total: torch.Tensor
+    groups: torch.Tensor
+    max_norm: float
 
 
 class WorkbenchBase:
@@ -26,6 +43,9 @@ class WorkbenchBase:
 
     recipe: Recipe
     family: str = "yolo"
+    last_grad_norms: GradNorms | None = None  # the latest optimizer step's, read by the telemetry
+    _param_slots: tuple[Any, list[tuple[torch.Tensor, int]], int] | None = None  # (layout key, slots, group count)
+    _group_index: tuple[tuple[tuple[int, ...], str], torch.Tensor] | None = None  # (key, index of each gradient)
 
     # ---- hooks other mixins override ---------------------------------------------------------------------------
     def emit_event(self, event: str, **fields: Any) -> dict[str, Any] | None:
@@ -50,7 +70,10 @@ class WorkbenchBase:
             self.stop_reason = reason
 
     def clip_threshold(self) -> float:
-        """Gradient-clipping threshold used by :meth:`optimizer_step`; 0 disables clipping."""
+        """Gradient-clipping threshold used by :meth:`optimizer_step`; 0 disables clipping.
+
+        Ultralytics' fixed stock threshold; the grad_clip customization, which owns the choice, overrides it.
+        """
         return STOCK_MAX_NORM
 
     def run_state(self) -> dict[str, Any]:
@@ -159,69 +182,93 @@ class WorkbenchBase:
         return result
 
     def optimizer_step(self):
-        """Stock optimizer step, with the pre-clip gradient norm measured per group and a configurable threshold.
+        """Stock ultralytics' optimizer step, with the pre-clip gradient norm measured in total and per optimizer
+        group, and the threshold a hook (:meth:`clip_threshold`).
 
-        One fused norm over every gradient (``torch._foreach_norm``, the kernel stock clipping uses) gives the
-        per-tensor norms; the total is their norm, as in stock ``clip_grad_norm_``, and each group's norm is summed
-        from them with one ``index_add_``; the clip is one fused multiply by the same clamped coefficient as
-        ``clip_grads_with_norm_``. So measuring costs no extra pass over the gradients and a handful of small ops.
-        Norms stay tensors (no host sync per step); telemetry converts them in batches.
+        At the stock threshold (grad_clip off) the update is stock's bit for bit: the gradients are taken in
+        ``model.parameters()`` order, as ``clip_grad_norm_`` takes them, their per-tensor norms come from the same
+        fused kernel (``torch._foreach_norm``), the total is the norm of those norms, and the clip is one fused
+        multiply by the same clamped coefficient as ``clip_grads_with_norm_`` (tests/customizations/test_grad_clip.py
+        compares the two step by step). Each group's norm is summed from the same per-tensor norms with one
+        ``index_add_``, so measuring costs no extra pass over the gradients and a handful of small ops; and the
+        parameter list is cached, where stock walks the module tree every step. Norms stay tensors (no host sync
+        per step); telemetry converts them in batches.
         """
         self.scaler.unscale_(self.optimizer)
         max_norm = float(self.clip_threshold())
-        grads: list[torch.Tensor] = []
-        counts: list[int] = []  # gradients per optimizer group
-        for g in self.optimizer.param_groups:
-            n = len(grads)
-            grads.extend(p.grad for p in g["params"] if p.grad is not None)
-            counts.append(len(grads) - n)
+        grads, groups, n_groups = self._grads()
         try:
-            total, group_norms = self._fused_grad_norms(grads, counts)
+            total, group_norms = self._fused_grad_norms(grads, groups, n_groups)
             fused = True
-        except RuntimeError:  # gradients on several devices (or a kind foreach kernels refuse): one group at a time
-            total, group_norms = self._grad_norms_per_group(grads, counts)
+        except RuntimeError:  # gradients on several devices or of several dtypes: stock's own functions, per group
+            total, group_norms = self._grad_norms_per_group(grads, groups, n_groups)
             fused = False
         if max_norm > 0 and grads:
-            coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
             if fused:
-                torch._foreach_mul_(grads, coef)
+                torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
             else:
-                for grad in grads:
-                    grad.mul_(coef.to(grad.device))
-        self.last_grad_norms = (total.detach(), group_norms.detach(), max_norm)
+                params = [p for p, _ in self._slots()[0] if p.grad is not None]
+                torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+        self.last_grad_norms = GradNorms(total.detach(), group_norms.detach(), max_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad()
         if self.ema:
             self.ema.update(self.model)
 
-    def _fused_grad_norms(self, grads: list[torch.Tensor], counts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Total and per-group norms (float32) from one fused per-tensor norm; raises RuntimeError for mixed devices."""
+    def _slots(self) -> tuple[list[tuple[torch.Tensor, int]], int]:
+        """Every parameter in ``model.parameters()`` order with its optimizer group (the group count for one that is
+        in none), and the number of groups; rebuilt when the model, the optimizer or its groups change."""
+        groups = self.optimizer.param_groups
+        key = (self.model, self.optimizer, tuple(len(g["params"]) for g in groups))
+        cached = self._param_slots
+        if cached is None or cached[0][0] is not key[0] or cached[0][1] is not key[1] or cached[0][2] != key[2]:
+            group_of = {id(p): i for i, g in enumerate(groups) for p in g["params"]}
+            slots = [(p, group_of.get(id(p), len(groups))) for p in self.model.parameters()]
+            cached = self._param_slots = (key, slots, len(groups))
+        return cached[1], cached[2]
+
+    def _grads(self) -> tuple[list[torch.Tensor], list[int], int]:
+        """The gradients in stock's order, the optimizer group of each, and the number of groups."""
+        slots, n_groups = self._slots()
+        grads: list[torch.Tensor] = []
+        groups: list[int] = []
+        for p, group in slots:
+            if p.grad is not None:
+                grads.append(p.grad)
+                groups.append(group)
+        return grads, groups, n_groups
+
+    def _fused_grad_norms(
+        self, grads: list[torch.Tensor], groups: list[int], n_groups: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Total norm (stock's arithmetic) and per-group norms (float32) from one fused per-tensor norm; raises
+        RuntimeError for gradients on several devices or of several dtypes."""
         if not grads:
-            zeros = torch.zeros(len(counts), device=self.device)
+            zeros = torch.zeros(n_groups, device=self.device)
             return zeros.sum(), zeros
-        norms = torch.stack(torch._foreach_norm(grads)).float()
-        squares = norms.square()
-        index = self._group_index(counts, norms.device)
-        group_norms = squares.new_zeros(len(counts)).index_add_(0, index, squares).sqrt_()
+        norms = torch.stack(torch._foreach_norm(grads))
+        squares = norms.float().square()
+        index = self._group_index_for(groups, norms.device)
+        group_norms = squares.new_zeros(n_groups + 1).index_add_(0, index, squares).sqrt_()[:n_groups]
         return torch.linalg.vector_norm(norms), group_norms
 
-    def _grad_norms_per_group(self, grads: list[torch.Tensor], counts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _grad_norms_per_group(
+        self, grads: list[torch.Tensor], groups: list[int], n_groups: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         device = grads[0].device if grads else self.device
-        norms, start = [], 0
-        for c in counts:
-            part = grads[start : start + c]
+        norms = []
+        for i in range(n_groups):
+            part = [g for g, k in zip(grads, groups, strict=True) if k == i]
             norms.append(torch.nn.utils.get_total_norm(part).to(device) if part else torch.zeros((), device=device))
-            start += c
-        group_norms = torch.stack(norms).float()
-        return torch.linalg.vector_norm(group_norms), group_norms
+        total = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=device)
+        return total, torch.stack(norms).float()
 
-    def _group_index(self, counts: list[int], device) -> torch.Tensor:
+    def _group_index_for(self, groups: list[int], device) -> torch.Tensor:
         """The group of each gradient, as a tensor on ``device``; cached: it changes only when gradients appear or
         disappear (an unfreeze), and building it on a GPU each step would be a host-to-device copy."""
-        key = (tuple(counts), str(device))
-        cached = getattr(self, "_group_index_cache", None)
+        key = (tuple(groups), str(device))
+        cached = self._group_index
         if cached is None or cached[0] != key:
-            index = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long))
-            cached = self._group_index_cache = (key, index.to(device))
+            cached = self._group_index = (key, torch.tensor(groups, dtype=torch.long).to(device))
         return cached[1]

@@ -10,6 +10,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from trainers.metrics import mean_f1, per_class_table
 from trainers.telemetry.step_summary import EpochSteps
+from trainers.training.base import GradNorms
 from trainers.training.system_readings import EpochClock
 
 STEP_FLUSH_EVERY = 32  # step events are buffered as tensors and converted in one host sync ...
@@ -48,6 +50,18 @@ def _on_fit_epoch_end(trainer) -> None:
 
 def _on_train_end(trainer) -> None:
     trainer.close_telemetry()
+
+
+@dataclass(slots=True)
+class PendingStep:
+    """One recorded optimizer step, buffered until the next flush (its norms and losses still tensors)."""
+
+    epoch: int
+    step: int
+    lrs: list[float]  # per optimizer group, in group order
+    norms: GradNorms
+    losses: dict[str, Any]  # loss name -> detached tensor (or a number)
+    t: float
 
 
 CALLBACKS = (
@@ -86,7 +100,7 @@ class TelemetryMixin:
         self._step_writer = None
         self._status_writer = None
         self._steps_failed = False
-        self._pending_steps: list[tuple] = []
+        self._pending_steps: list[PendingStep] = []
         self._last_flush = time.monotonic()
         self._global_step = int(self.step_offset)
         self._in_final_eval = False
@@ -169,16 +183,13 @@ class TelemetryMixin:
         self.epoch_steps.taken += 1
         if self._telemetry_out() is None or self._global_step % max(int(self.step_stride), 1):
             return
-        total, group_norms, max_norm = self.last_grad_norms
         loss = self.loss_items if isinstance(self.loss_items, dict) else {}
         self._pending_steps.append(
-            (
+            PendingStep(
                 self.epoch + 1,
                 self._global_step,
                 [g["lr"] for g in self.optimizer.param_groups],
-                total,
-                group_norms,
-                max_norm,
+                self.last_grad_norms,
                 {k: v.detach() if torch.is_tensor(v) else v for k, v in loss.items()},
                 time.time(),
             )
@@ -197,26 +208,26 @@ class TelemetryMixin:
         self._write_steps(columns)
         self.on_steps(columns)
 
-    def _step_columns(self, steps: list[tuple]) -> dict[str, np.ndarray]:
+    def _step_columns(self, steps: list[PendingStep]) -> dict[str, np.ndarray]:
         """The buffered steps as named columns (see :mod:`trainers.telemetry.step_summary`)."""
         names = self.param_group_names()
-        loss_keys = list(steps[-1][6])
+        loss_keys = list(steps[-1].losses)
         try:
             packed = self._pack_by_column(steps, loss_keys)
         except (KeyError, TypeError, RuntimeError, AttributeError, IndexError):  # ragged or odd steps: one at a time
             packed = self._pack_by_step(steps, loss_keys)
         ng = len(names)
-        max_norm = np.array([s[5] if s[5] > 0 else np.nan for s in steps], dtype=np.float32)
+        max_norm = np.array([s.norms.max_norm if s.norms.max_norm > 0 else np.nan for s in steps], dtype=np.float32)
         total = packed[:, 0]
         columns: dict[str, np.ndarray] = {
-            "step": np.array([s[1] for s in steps], dtype=np.int64),
-            "epoch": np.array([s[0] for s in steps], dtype=np.int32),
-            "t": np.array([s[7] for s in steps], dtype=np.float64),
+            "step": np.array([s.step for s in steps], dtype=np.int64),
+            "epoch": np.array([s.epoch for s in steps], dtype=np.int32),
+            "t": np.array([s.t for s in steps], dtype=np.float64),
             "grad_norm": total,
             "clipped": (np.nan_to_num(max_norm, nan=np.inf) < total).astype(np.uint8),
             "max_norm": max_norm,
         }
-        lrs = np.array([s[2] for s in steps], dtype=np.float64)
+        lrs = np.array([s.lrs for s in steps], dtype=np.float64)
         for i, name in enumerate(names):
             columns[f"lr/{name}"] = lrs[:, i]
             columns[f"grad_norm/{name}"] = packed[:, 1 + i]
@@ -225,36 +236,36 @@ class TelemetryMixin:
         return columns
 
     @staticmethod
-    def _pack_by_column(steps: list[tuple], loss_keys: list[str]) -> np.ndarray:
+    def _pack_by_column(steps: list[PendingStep], loss_keys: list[str]) -> np.ndarray:
         """``[total, group norms..., losses...]`` per step as one float32 array, in one host transfer.
 
         A handful of ops per flush, whatever the number of steps: one stack per column (every step has the same
         groups and the same loss tensors), then one concatenation and one copy to the host.
         """
-        parts = [torch.stack([s[3] for s in steps]).float().reshape(len(steps), 1)]
-        parts.append(torch.stack([s[4] for s in steps]).float().reshape(len(steps), -1))
+        parts = [torch.stack([s.norms.total for s in steps]).float().reshape(len(steps), 1)]
+        parts.append(torch.stack([s.norms.groups for s in steps]).float().reshape(len(steps), -1))
         for key in loss_keys:
-            parts.append(torch.stack([s[6][key] for s in steps]).float().reshape(len(steps), 1))
+            parts.append(torch.stack([s.losses[key] for s in steps]).float().reshape(len(steps), 1))
         return torch.cat(parts, dim=1).cpu().numpy()
 
     @staticmethod
-    def _pack_by_step(steps: list[tuple], loss_keys: list[str]) -> np.ndarray:
+    def _pack_by_step(steps: list[PendingStep], loss_keys: list[str]) -> np.ndarray:
         """The same array for steps that cannot be stacked by column (a loss key missing or a plain float)."""
         return (
             torch.stack(
                 [
                     torch.cat(
                         [
-                            s[3].reshape(1).float(),
-                            s[4].reshape(-1).float(),
+                            s.norms.total.reshape(1).float(),
+                            s.norms.groups.reshape(-1).float(),
                             torch.stack(
                                 [
-                                    torch.as_tensor(s[6].get(k, float("nan")), device=s[3].device).float()
+                                    torch.as_tensor(s.losses.get(k, float("nan")), device=s.norms.total.device).float()
                                     for k in loss_keys
                                 ]
                             )
                             if loss_keys
-                            else s[3].new_zeros(0),
+                            else s.norms.total.new_zeros(0),
                         ]
                     )
                     for s in steps
