@@ -7,11 +7,15 @@ import torch
 
 from tests.conftest import recipe_for, run_trainer
 from tests.customizations.helpers import events, results
+from trainers.customizations.records import ChosenMetric, Validation
 from trainers.recipe import Recipe
 
 
 class _StockValidate:
-    """Stands in for BaseTrainer.validate: raises best_fitness with the stock (mAP) fitness, as 8.4 does."""
+    """Stands in for BaseTrainer.validate: raises best_fitness with the stock (mAP) fitness, as 8.4 does (and for
+    the base mixin's ``validation`` record, which best_metric fills)."""
+
+    validation = Validation(per_class=[])
 
     def __init__(self, per_epoch, metric: str = "mAP50"):
         self.per_epoch, self.epoch, self.best_fitness = per_epoch, 0, None
@@ -115,7 +119,7 @@ def test_best_pt_and_early_stopping_follow_the_chosen_metric_not_stock_fitness(c
     assert saved == expected_saves
     assert max(e for e in range(n) if saved[e]) == chosen_best  # the last write of best.pt: the chosen metric's best
     assert trainer.best_fitness == sign * values[chosen_best]
-    assert trainer.chosen_metric == {"name": metric, "value": values[-1]}
+    assert trainer.validation.chosen == ChosenMetric(metric, values[-1])
     assert stopper.best_epoch == chosen_best + 1  # early stopping follows the same number
     assert stopped_at == expected_stop
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field, field_validator
 
+from trainers.customizations.records import ChosenMetric
 from trainers.customizations.table import Customization, RecipeView, Settings
 from trainers.errors import Problem
-from trainers.metrics import F1_KEY, mean_f1, per_class_table
+from trainers.metrics import F1_KEY, mean_f1
 
 METRICS = {  # recipe name -> ultralytics metrics key
     "fitness": "fitness",
@@ -77,7 +79,8 @@ class BestMetricMixin:
     with the stock mAP fitness, so a metric that sits below mAP50-95 (or any loss) never equals ``best_fitness``
     and best.pt is written at the wrong epoch or never. Here the previous best (on our scale) is remembered
     before the parent runs and restored, then compared with the chosen metric. ultralytics writes best.pt when
-    ``best_fitness == fitness`` and feeds ``fitness`` to early stopping, so both follow the same number.
+    ``best_fitness == fitness`` and feeds ``fitness`` to early stopping, so both follow the same number. The chosen
+    metric and its value go into the trainer's ``validation`` record (``chosen``) for the telemetry.
     """
 
     def validate(self):
@@ -89,7 +92,7 @@ class BestMetricMixin:
         value = self.metric_value(settings.metric, metrics, fitness)
         score = value if settings.direction == "max" else -value
         self.best_fitness = better(score, previous_best)
-        self.chosen_metric = {"name": settings.metric, "value": value}
+        self.validation = replace(self.validation, chosen=ChosenMetric(settings.metric, value))
         return metrics, score
 
     def metric_value(self, name: str, metrics: dict, fitness: float) -> float:
@@ -97,7 +100,7 @@ class BestMetricMixin:
         if name == "fitness":
             return float(fitness)
         if name == "f1" and F1_KEY not in metrics:  # per_class_f1 off: compute it the same way
-            return mean_f1(per_class_table(self.validator, self.data["names"]))
+            return mean_f1(self.validation.per_class)
         key = METRICS.get(name, name)
         if key not in metrics:
             raise KeyError(

@@ -98,6 +98,8 @@ class ClassWeightsMixin:
     a plain attribute of the stock model class, so it is saved in checkpoints and copied to the EMA.
     """
 
+    class_weights_used: list[float] | None = None  # the weights set, one per class id (run_start's class_weights)
+
     def set_class_weights(self):
         super().set_class_weights()
         import torch
@@ -123,7 +125,7 @@ class ClassWeightsMixin:
         )
 
     def run_state(self) -> dict:
-        return {**super().run_state(), "class_weights": getattr(self, "class_weights_used", None)}
+        return {**super().run_state(), "class_weights": self.class_weights_used}
 
 
 ROW = Customization(

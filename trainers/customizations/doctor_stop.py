@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from trainers.customizations.records import FindingView, LiveDoctor
 from trainers.customizations.table import Customization, Settings
 
 
@@ -18,44 +19,41 @@ class DoctorStop(Settings):
 
 
 class DoctorStopMixin:
-    """Runs the doctor's live rules on each batch of steps (``on_steps``) and on each epoch event
+    """Runs the doctor's live checks on each batch of steps (``on_steps``) and on each epoch event
     (``on_epoch_logged``), and asks for a clean stop (``request_stop``) on the first finding severe enough.
+
+    The checks are the trainer's ``live_doctor`` (:class:`~trainers.customizations.records.LiveDoctor`), which the
+    training layer sets on the composed class (the doctor sits above the customizations, so this module never imports
+    it), built from this attempt's ``run_start`` event as the telemetry wrote it (``on_run_start``).
 
     The stop reason is ``doctor: <title> (<rule id>)``; a ``doctor_stop`` event with the whole finding is written
     first. Under DDP (world size > 1) it only reports: stopping rank 0 alone would leave the other ranks waiting in
     their next all-reduce.
     """
 
+    doctor: LiveDoctor | None = None  # this process' live checks, from its run_start event (rank 0 only)
+
+    def on_run_start(self, event: dict[str, Any]) -> None:
+        super().on_run_start(event)
+        self.doctor = self.live_doctor(event, self.recipe.customizations.doctor_stop.severity)
+
     def on_steps(self, steps: dict[str, Any]) -> None:
         super().on_steps(steps)
-        if getattr(self, "stop_reason", None):
+        if self.doctor is None or self.stop_reason:
             return
-        from trainers.doctor.live import StepWatch
-
-        watch = self.__dict__.setdefault("_doctor_watch", StepWatch())
-        finding = watch.check(steps)
+        finding = self.doctor.check_steps(steps)
         if finding is not None:
             self.doctor_stop(finding)
 
     def on_epoch_logged(self, event: dict[str, Any]) -> None:
         super().on_epoch_logged(event)
-        if event.get("final_eval") or getattr(self, "stop_reason", None):
+        if self.doctor is None or event.get("final_eval") or self.stop_reason:
             return
-        from trainers.doctor.diagnose import diagnose
-        from trainers.telemetry.run_log import RunLog
+        finding = self.doctor.check_epoch(event)
+        if finding is not None:
+            self.doctor_stop(finding)
 
-        log = self.__dict__.get("_doctor_log")
-        if log is None:
-            start = {"event": "run_start", "recipe": self.recipe.to_dict(), "names": list(self.data["names"].values()),
-                     "param_groups": self.param_group_names(), "start_epoch": self.start_epoch + 1}  # fmt: skip
-            log = self.__dict__.setdefault("_doctor_log", RunLog.from_events([start]))
-        log.extend([event])
-        severity = self.recipe.customizations.doctor_stop.severity
-        findings = diagnose(log, live_only=True, min_severity=severity)
-        if findings:
-            self.doctor_stop(findings[0])
-
-    def doctor_stop(self, finding) -> None:
+    def doctor_stop(self, finding: FindingView) -> None:
         """Record ``finding`` and stop the run on it (single process only, see the class docstring)."""
         from ultralytics.utils import LOGGER
 

@@ -92,6 +92,9 @@ class FreezeMixin:
     is kept in eval for every ``_BatchNorm`` (stock checks only ``nn.BatchNorm2d`` and misses SyncBatchNorm).
     """
 
+    frozen_layers: list[int]  # set by set_model_attributes, before anything reads it
+    _freeze_reported: bool = False  # the freeze event is written once, at the first epoch's start
+
     def set_model_attributes(self):
         super().set_model_attributes()
         self.frozen_layers = layer_indices(self.recipe.customizations.freeze.layers, self.model)
@@ -131,7 +134,7 @@ class FreezeMixin:
                 # re-freezes args.freeze in every process) but nothing changes: its run_start already says so.
                 if self.epoch == frozen_epochs:
                     self.emit_event("unfreeze", epoch=self.epoch + 1, layers=self.frozen_layers, params=thawed)
-        elif self.epoch == 0 and not getattr(self, "_freeze_reported", False):
+        elif self.epoch == 0 and not self._freeze_reported:
             self._freeze_reported = True
             frozen = sum(p.numel() for n, p in model.named_parameters() if any(x in n for x in prefixes))
             self.emit_event("freeze", epoch=self.epoch + 1, layers=self.frozen_layers, params=frozen)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trainers.customizations.table import Customization, Settings
-from trainers.metrics import F1_KEY, mean_f1, per_class_table
+from trainers.metrics import F1_KEY, mean_f1
 
 
 class PerClassF1(Settings):
@@ -14,7 +14,8 @@ class PerClassF1Mixin:
     """Adds ``metrics/F1(B)`` (mean over validation classes, zeros included) to the epoch metrics.
 
     Metrics added inside ``validate()`` land in results.csv and in the checkpoint's ``train_metrics``.
-    The per-class table is kept on ``self.per_class`` for telemetry and logged to the console.
+    The per-class table is the trainer's ``validation`` record's (read once per validation by the base mixin, which
+    the telemetry writes too); it is logged to the console.
     """
 
     def validate(self):
@@ -23,9 +24,8 @@ class PerClassF1Mixin:
             return metrics, fitness
         from ultralytics.utils import LOGGER
 
-        table = per_class_table(self.validator, self.data["names"])
+        table = self.validation.per_class
         metrics[F1_KEY] = mean_f1(table)
-        self.per_class = table
         LOGGER.info(
             f"F1 mean {metrics[F1_KEY]:.3f} | "
             + ", ".join(f"{r['name']} {r['f1']:.3f}" + ("" if r["present"] else " (not in val)") for r in table)

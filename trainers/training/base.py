@@ -1,5 +1,5 @@
-"""Base mixin of every composed trainer: the recipe, an event hook, stock clipping measured, portable atomic
-checkpoints."""
+"""Base mixin of every composed trainer: the recipe, the records the mixins share, the hooks they extend, stock
+clipping measured, portable atomic checkpoints."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from ultralytics.utils.torch_utils import unwrap_model
 
+from trainers.customizations.records import LiveDoctor, Validation
+from trainers.metrics import per_class_table
 from trainers.recipe import Recipe
 from trainers.train_args import STOCK_MAX_NORM
 
@@ -39,11 +41,24 @@ class WorkbenchBase:
         recipe: the validated recipe; each customization reads its typed settings from
             ``self.recipe.customizations.<key>``.
         family: 'yolo' or 'rtdetr'.
+        live_doctor: the doctor's live checks (``trainers.doctor.live.LiveDoctor``) for the ``doctor_stop``
+            customization, which sits below the doctor and so is handed them (None in a class built by hand).
+
+    Records the mixins share, declared here with their defaults (the filler replaces them per event):
+        validation: the latest validation's results (:class:`~trainers.customizations.records.Validation`): the
+            per-class table (this class, once per validation) and the chosen metric (``best_metric``).
+        last_grad_norms: the latest optimizer step's :class:`GradNorms` (this class), read by the telemetry.
+        stop_reason: why the run asked to stop (:meth:`request_stop`), None while it has not.
     """
 
     recipe: Recipe
     family: str = "yolo"
-    last_grad_norms: GradNorms | None = None  # the latest optimizer step's, read by the telemetry
+    live_doctor: type[LiveDoctor] | None = None
+    validation: Validation = Validation()
+    last_grad_norms: GradNorms | None = None
+    stop_reason: str | None = None
+    _rename_thread: threading.Thread | None = None
+    _rename_error: BaseException | None = None
     _param_slots: tuple[Any, list[tuple[torch.Tensor, int]], int] | None = None  # (layout key, slots, group count)
     _group_index: tuple[tuple[tuple[int, ...], str], torch.Tensor] | None = None  # (key, index of each gradient)
 
@@ -57,6 +72,9 @@ class WorkbenchBase:
         numpy arrays, see :mod:`trainers.telemetry.step_summary`), at most every 32 steps or 1 s, on rank 0.
         Customizations that watch the steps (the doctor's stop rule) extend it and call ``super()``."""
 
+    def on_run_start(self, event: dict[str, Any]) -> None:
+        """Called with this attempt's ``run_start`` event as written (rank 0). Extend it and call ``super()``."""
+
     def on_epoch_logged(self, event: dict[str, Any]) -> None:
         """Called with each ``epoch`` event as written (rank 0). Extend it and call ``super()``."""
 
@@ -66,7 +84,7 @@ class WorkbenchBase:
         The training process' stop check turns it into the same clean stop as SIGTERM (status ``stopped``,
         ``run_end.stop_reason``); last.pt is the last finished epoch's, so the run can be resumed or started again.
         """
-        if not getattr(self, "stop_reason", None):
+        if not self.stop_reason:
             self.stop_reason = reason
 
     def clip_threshold(self) -> float:
@@ -75,6 +93,15 @@ class WorkbenchBase:
         Ultralytics' fixed stock threshold; the grad_clip customization, which owns the choice, overrides it.
         """
         return STOCK_MAX_NORM
+
+    def record_validation(self) -> Validation:
+        """Read the validator's per-class results into a new :attr:`validation` record and return it.
+
+        Called once per validation: by :meth:`validate`, and by the telemetry for the final evaluation (ultralytics
+        validates best.pt there without ``validate()``) or before any validation ran in this process.
+        """
+        self.validation = Validation(per_class=per_class_table(self.validator, self.data["names"]))
+        return self.validation
 
     def run_state(self) -> dict[str, Any]:
         """Fields for this attempt's ``run_start`` event; customizations add theirs (frozen layers, class weights)."""
@@ -90,6 +117,13 @@ class WorkbenchBase:
         return names
 
     # ---- ultralytics hooks ------------------------------------------------------------------------------------
+    def validate(self):
+        """Stock validation, then the per-class table read once into :attr:`validation` for the mixins outside."""
+        metrics, fitness = super().validate()
+        if metrics is not None:
+            self.record_validation()
+        return metrics, fitness
+
     def set_model_attributes(self):
         """Record the recipe on the model so best.pt/last.pt say how they were trained.
 
@@ -160,11 +194,11 @@ class WorkbenchBase:
 
     def finish_checkpoints(self, raise_error: bool = True) -> None:
         """Wait for the last save's renames; raise the error one of them hit (unless ``raise_error`` is False)."""
-        thread = getattr(self, "_rename_thread", None)
+        thread = self._rename_thread
         if thread is not None:
             thread.join()
             self._rename_thread = None
-        error, self._rename_error = getattr(self, "_rename_error", None), None
+        error, self._rename_error = self._rename_error, None
         if error is not None and raise_error:
             raise error
 

@@ -5,13 +5,15 @@ The MRO, outermost first, is::
     TelemetryMixin  ->  customizations by rank (trainers/customizations, each row's `rank` and `why`)
                     ->  WorkbenchBase  ->  DetectionTrainer | RTDETRTrainer
 
-``TelemetryMixin`` is outermost so it records what every customization produced (F1 table, chosen metric, group
-names); ``WorkbenchBase`` is innermost, right above ultralytics: the recipe, measured clipping, atomic and portable
-checkpoints. Each mixin calls ``super()``, so an outer one sees what the inner ones did. docs/recipe.md prints the
-table's ranks with their reasons.
+``TelemetryMixin`` is outermost so it records what every customization produced (the ``validation`` record with its
+per-class table and chosen metric, group names); ``WorkbenchBase`` is innermost, right above ultralytics: the recipe,
+the records the mixins share, stock clipping measured, atomic and portable checkpoints. Each mixin calls ``super()``,
+so an outer one sees what the inner ones did. docs/recipe.md prints the table's ranks with their reasons.
 
 The class is built with ``type()`` and carries its settings as class attributes (the typed recipe among them), which
-survive ultralytics' cloudpickle of the trainer class for multi-GPU workers; nothing is registered twice.
+survive ultralytics' cloudpickle of the trainer class for multi-GPU workers; nothing is registered twice. The doctor's
+live checks are one of them (``live_doctor``): the ``doctor_stop`` customization sits below the doctor in the layers,
+so the training layer hands them to it here (a class of an importable module, so it pickles by reference).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def build_trainer_class(
         step_stride: Log every n-th optimizer step.
         step_offset: Steps already logged by an earlier process of the same run (resume).
     """
+    from trainers.doctor.live import LiveDoctor
     from trainers.training.base import WorkbenchBase
     from trainers.training.telemetry_mixin import TelemetryMixin
 
@@ -74,6 +77,7 @@ def build_trainer_class(
         "run_dir": run_dir,
         "step_stride": int(step_stride),
         "step_offset": int(step_offset),
+        "live_doctor": LiveDoctor,
     }
     mixins = [row.mixin for row in rows]
     return type(f"Workbench{tag}{base.__name__}", (TelemetryMixin, *mixins, WorkbenchBase, base), attrs)

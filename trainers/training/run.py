@@ -123,7 +123,7 @@ def execute(
         )
 
         def check_stop(trainer_) -> None:
-            if stop.is_set() or getattr(trainer_, "stop_reason", None):
+            if stop.is_set() or trainer_.stop_reason:
                 raise StopRequested
 
         # Registered on this instance only (not in the class), so a DDP worker never gets it twice.
@@ -201,12 +201,12 @@ def _finish(run_dir: Path, trainer: Any, outcome: dict[str, Any]) -> None:
     best, stop_reason = None, None
     if trainer is not None:
         if outcome["status"] == "stopped":
-            stop_reason = getattr(trainer, "stop_reason", None)  # e.g. a critical doctor finding (doctor_stop)
+            stop_reason = trainer.stop_reason  # e.g. a critical doctor finding (doctor_stop)
         try:
             trainer.close_telemetry()  # buffered steps to the step store; the status write in flight finished
         except Exception:  # never let telemetry hide the real outcome
             pass
-        best = getattr(trainer, "best_record", None)
+        best = trainer.best_record
     run_folder.end_run(
         run_dir,
         outcome["status"],

@@ -18,7 +18,8 @@ import torch
 from ultralytics.utils import RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
-from trainers.metrics import mean_f1, per_class_table
+from trainers.customizations.records import ChosenMetric
+from trainers.metrics import mean_f1
 from trainers.telemetry.step_summary import EpochSteps
 from trainers.training.base import GradNorms
 from trainers.training.system_readings import EpochClock
@@ -142,7 +143,7 @@ class TelemetryMixin:
 
         if self.args.resume and self.run_dir and RANK in {-1, 0}:
             self.best_record = self._saved_best()
-        self.emit_event(
+        record = self.emit_event(
             "run_start",
             recipe=self.recipe.to_dict(),
             names=[str(n) for n in self.data["names"].values()],
@@ -163,6 +164,8 @@ class TelemetryMixin:
             argv=sys.argv,
             **self.run_state(),
         )
+        if record is not None:
+            self.on_run_start(record)
         self.write_run_status(status="running", pid=os.getpid(), epoch=self.start_epoch, epochs=self.epochs)
 
     def _saved_best(self) -> dict[str, Any]:
@@ -333,7 +336,9 @@ class TelemetryMixin:
     def emit_epoch(self) -> None:
         self.flush_steps()
         final = self._in_final_eval
-        table = per_class_table(self.validator, self.data["names"])
+        if final or self.validation.per_class is None:  # final_eval validates best.pt without validate()
+            self.record_validation()
+        table = self.validation.per_class
         metrics = {k: float(v) for k, v in (self.metrics or {}).items()}
         if self.tloss is not None:
             metrics.update(self.label_loss_items(self.tloss, prefix="train"))
@@ -345,7 +350,7 @@ class TelemetryMixin:
             else:
                 frozen += p.numel()
         epoch = self.epoch + (0 if final else 1)  # final_eval has already advanced self.epoch by one
-        chosen = getattr(self, "chosen_metric", None) or {"name": "fitness", "value": self.fitness}
+        chosen = (self.validation.chosen or ChosenMetric("fitness", self.fitness)).to_dict()
         best_saved = not final and self.fitness is not None and self.best_fitness == self.fitness
         if best_saved:
             self.best_record = {"epoch": epoch, "name": chosen["name"], "value": chosen["value"]}
