@@ -1,5 +1,5 @@
-"""The ``workbench`` command line: train, resume, list, stop, sweep, count labels, diagnose and compare runs, and
-start the UI.
+"""The ``workbench`` command line: train, resume, list, stop, sweep, count labels, import datasets
+(:mod:`~trainers.cli.dataset_import`), diagnose and compare runs, and start the UI.
 
 ``--cluster ADDRESS`` (or ``$WORKBENCH_CLUSTER``) on train, sweep and ui runs training as Ray jobs on that cluster
 (:mod:`trainers.runs.backends.ray`); train and resume then follow the job's output until it ends
@@ -24,6 +24,7 @@ from typing import Any
 
 from trainers import SOURCE_ROOT
 from trainers.cli import cluster as cluster_commands
+from trainers.cli import dataset_import
 from trainers.cli.reports import cmd_compare, cmd_counts, cmd_doctor, cmd_export, cmd_runs
 from trainers.errors import RunError, WorkbenchError
 
@@ -170,6 +171,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
         raise WorkbenchError(f"UI script {APP_SCRIPT} not found; run from a full checkout of the workbench")
     root = runs_root(args.runs_dir)
     env = {**os.environ, RUNS_DIR_ENV: str(root)}
+    from trainers.datasets.datasets_dir import DATASETS_DIR_ENV, datasets_root
+
+    env[DATASETS_DIR_ENV] = str(datasets_root(args.datasets_dir))  # New run and Class weights list its datasets
     address = cluster_commands.cluster_of(args)
     if address is not None:  # fail now, in one line, rather than at the first Start
         from trainers.runs.placement import CLUSTER_ENV, check_reachable
@@ -261,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(~0.03-0.3 ms per image)",
     )  # fmt: skip
     p.set_defaults(func=cmd_counts)
+    dataset_import.add_parser(sub)
 
     p = sub.add_parser("doctor", help="what looks wrong in a run, with the numbers and the fix (docs/doctor.md)")
     p.add_argument("run", metavar="RUN", help="run name under the runs root, or path to a run folder")
@@ -280,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: local only)")
     p.add_argument("--runs-dir", help=runs_dir_help)
     p.add_argument("--cluster", metavar="ADDRESS", help="offer this Ray cluster on New run ($WORKBENCH_CLUSTER)")
+    p.add_argument("--datasets-dir", metavar="D", help=dataset_import.DATASETS_DIR_HELP)
     p.set_defaults(func=cmd_ui)
     return parser
 
