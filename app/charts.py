@@ -36,22 +36,14 @@ from app.chart_style import (
     scatter,
     step_marks,
 )
+from trainers.metrics import DETECTION, FITNESS, MEAN_F1
 from trainers.telemetry.run_log import RunLog, as_log
 from trainers.telemetry.step_data import MAX_POINTS
 
-# Ultralytics' metric names (verbatim, as written into epoch.metrics) and how the charts label them.
-DETECTION_METRICS = {
-    "metrics/mAP50(B)": "mAP50",
-    "metrics/mAP50-95(B)": "mAP50-95",
-    "metrics/precision(B)": "precision",
-    "metrics/recall(B)": "recall",
-}
+# Ultralytics' box metrics (keys as written into epoch.metrics) -> how the charts label them (trainers.metrics).
+DETECTION_METRICS = {m.key: m.label for m in DETECTION}
 # Values a compare chart can overlay: label -> how to read it from an epoch event.
-COMPARE_METRICS = {
-    **{label: key for key, label in DETECTION_METRICS.items()},
-    "mean F1": "mean_f1",
-    "fitness": "fitness",
-}
+COMPARE_METRICS = {m.label: m.key for m in (*DETECTION, MEAN_F1, FITNESS)}
 
 
 def _values(log: RunLog, key: str) -> np.ndarray:

@@ -24,6 +24,7 @@ from app.chart_style import (
     heatmap,
     scatter,
 )
+from trainers.metrics import MEAN_F1
 from trainers.telemetry import per_class
 from trainers.telemetry.run_log import RunLog, as_log
 
@@ -48,8 +49,8 @@ def f1_figure(
     fig.add_trace(
         scatter(
             x=epochs,
-            y=np.array([np.nan if v is None else v for v in log.epoch_metric("mean_f1")], dtype=float),
-            name="mean F1",
+            y=np.array([np.nan if v is None else v for v in log.epoch_metric(MEAN_F1.key)], dtype=float),
+            name=MEAN_F1.label,
             mode=mode,
             line={"color": "black", "dash": "dot"},
         )

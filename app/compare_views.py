@@ -1,7 +1,7 @@
 """What the Compare page shows (no Streamlit): the recipe settings that differ between runs and where each run ended
 up, as tables, from :func:`trainers.runs.compare.compare_runs` (the comparison ``workbench compare`` prints).
 
-The diff itself is the library's (:func:`trainers.runs.compare.recipe_diff`); this module only lays it out.
+The diff itself is the library's (:func:`trainers.recipe.dotted.diff`); this module only lays it out.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import plotly.graph_objects as go
 
 from app.class_charts import compare_classes_figure
 from app.run_views import format_metric
+from trainers.metrics import MAP50, MAP50_95, MEAN_F1
+from trainers.run_files import RECIPE_FILE, STATUS_FILE, TELEMETRY_FILE
 from trainers.runs.compare import Comparison
-from trainers.runs.folder import RECIPE_FILE, TELEMETRY_FILE
-from trainers.runs.status import STATUS_FILE
 from trainers.telemetry.run_log import RunLog
 
 VERSION_FILES = (STATUS_FILE, RECIPE_FILE, TELEMETRY_FILE)  # what compare_runs reads: a change in one changes it
+RESULT_METRICS = (MAP50.label, MAP50_95.label, MEAN_F1.label)  # the last epoch's metrics in the results table
 
 
 def files_version(run_dirs: Sequence[str | os.PathLike[str]]) -> tuple[tuple[int, int], ...]:
@@ -72,14 +73,14 @@ def results_table(comparison: Comparison) -> pd.DataFrame:
                 "epochs": f"{r.epochs_done}/{r.epochs_planned or '?'}",
                 "best epoch": r.best_epoch,
                 "best": format_metric(r.best_metric),
-                "mAP50": _rounded(r.map50),
-                "mAP50-95": _rounded(r.map50_95),
-                "mean F1": _rounded(r.mean_f1),
+                MAP50.label: _rounded(r.map50),
+                MAP50_95.label: _rounded(r.map50_95),
+                MEAN_F1.label: _rounded(r.mean_f1),
                 "stop reason": r.stop_reason or "",
             }
             for r in comparison.results
         ],
-        columns=["run", "status", "epochs", "best epoch", "best", "mAP50", "mAP50-95", "mean F1", "stop reason"],
+        columns=["run", "status", "epochs", "best epoch", "best", *RESULT_METRICS, "stop reason"],
     )
     return table.astype({"best epoch": "Int64"})  # an integer column with gaps, not 5.0
 

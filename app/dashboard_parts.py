@@ -16,6 +16,8 @@ import streamlit as st
 from app import charts, class_charts, dataset_info, doctor_views, exports, run_views
 from app.chart_style import LEGEND_MAX, Mark
 from trainers.doctor import Finding, severity_count
+from trainers.run_files import DATA_FILE, RECIPE_FILE
+from trainers.statuses import Severity
 from trainers.telemetry import per_class
 from trainers.telemetry.run_log import RunLog
 from trainers.telemetry.run_reader import RunReader
@@ -49,19 +51,18 @@ def forget_figures(keep_prefix: str) -> None:
 
 def train_counts(run_dir: Path, n_classes: int) -> list[int] | None:
     """Train label counts per class from the run's own data.yaml (cached by the dataset inspector), if readable."""
-    info = dataset_info.inspect_dataset(run_dir / "data.yaml", splits=("train",))
+    info = dataset_info.inspect_dataset(run_dir / DATA_FILE, splits=("train",))
     counts = info.counts.get("train") if not info.error else None
     return list(counts.instances) if counts is not None and len(counts.instances) == n_classes else None
 
 
-MARK_COLORS = {"critical": "#d62728", "warning": "#ff7f0e"}
 APPLY_HELP = "open New run with this run's recipe and this fix (this run stays as it is)"
 
 
 def marks(found: list[Finding]) -> tuple[Mark, ...]:
     """The doctor's findings as chart marks (critical and warning ones that say where they start)."""
     return tuple(
-        Mark(f.id.rsplit(".", 1)[-1].replace("_", " "), MARK_COLORS[f.severity], f.epoch, f.steps)
+        Mark(f.id.rsplit(".", 1)[-1].replace("_", " "), Severity(f.severity).chart_colour, f.epoch, f.steps)
         for f in doctor_views.chart_marks(found)
     )
 
@@ -74,18 +75,18 @@ def findings_section(log: RunLog, reader: RunReader, name: str, run_dir: Path) -
     )
     if not with_dataset:  # the dataset scan is still running: diagnose again on the next refresh
         st.session_state["_dash_figures"].pop(f"{name}/findings", None)
-    counts = {s: sum(f.severity == s for f in found) for s in doctor_views.SEVERITY_COLORS}
+    counts = {s: sum(f.severity == s for f in found) for s in Severity}
     head = ", ".join(severity_count(s, n) for s, n in counts.items() if n) or "nothing to report so far"
     note = "" if with_dataset else " (checking the dataset...)"
-    serious = [f for f in found if f.severity != "info"]
+    serious = [f for f in found if f.severity != Severity.INFO]
     with st.expander(f"Doctor: {head}{note}", expanded=bool(serious), icon=":material/stethoscope:"):
         for f in found:
             slug = f.id.replace(".", "_")
             box = st.container(border=True, key=f"finding_{slug}")
             text, action = box.columns([5, 1])
+            severity = Severity(f.severity)
             text.markdown(
-                f":{doctor_views.SEVERITY_COLORS[f.severity]}-badge[{f.severity}] **{f.title}**  \n{f.evidence}  \n"
-                f"**Fix:** {f.fix}"
+                f":{severity.colour}-badge[{severity.label}] **{f.title}**  \n{f.evidence}  \n**Fix:** {f.fix}"
             )
             if f.recipe_change:
                 if action.button("Apply fix", key=f"apply_fix_{slug}", icon=":material/build:", help=APPLY_HELP):
@@ -207,7 +208,7 @@ def console_and_files(run_dir: Path, name: str, failed: bool) -> None:
     """The console tail, the recipe and the downloads."""
     with st.expander("Console (last lines)", expanded=failed):
         st.code(run_views.console_tail(run_dir) or "(empty)", language="text")
-    recipe_file = run_dir / "recipe.yaml"
+    recipe_file = run_dir / RECIPE_FILE
     if recipe_file.is_file():
         with st.expander("Recipe"):
             st.code(recipe_file.read_text(encoding="utf-8"), language="yaml")

@@ -21,12 +21,10 @@ from app.recipe_prefill import form_for_recipe
 from trainers.doctor import DatasetFacts, Finding, apply_fix, dataset_facts_for_run, diagnose
 from trainers.errors import WorkbenchError
 from trainers.recipe import load_recipe
-from trainers.runs.compare import recipe_diff
-from trainers.runs.folder import RECIPE_FILE
+from trainers.recipe.dotted import diff as recipe_diff
+from trainers.run_files import RECIPE_FILE
+from trainers.statuses import Severity
 from trainers.telemetry.run_log import RunLog
-
-SEVERITY_COLORS = {"critical": "red", "warning": "orange", "info": "blue"}
-SEVERITY_ICONS = {"critical": ":material/error:", "warning": ":material/warning:", "info": ":material/info:"}
 
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset-facts")
 _SCANS: dict[str, Future] = {}
@@ -101,4 +99,4 @@ def change_text(changes: list[tuple[str, Any, Any]]) -> str:
 
 def chart_marks(found: list[Finding], limit: int = 3) -> list[Finding]:
     """The findings marked on the charts: critical and warning ones with an epoch, the first ``limit``."""
-    return [f for f in found if f.severity != "info" and f.epoch is not None][:limit]
+    return [f for f in found if f.severity != Severity.INFO and f.epoch is not None][:limit]

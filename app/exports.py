@@ -10,14 +10,14 @@ from typing import Any
 
 import yaml
 
-from trainers.runs.folder import TELEMETRY_FILE
+from trainers.run_files import BEST_CHECKPOINT, LAST_CHECKPOINT, RECIPE_FILE, RESULTS_FILE, TELEMETRY_FILE
 
-ARTIFACTS = (
-    ("best.pt", "weights/best.pt", "application/octet-stream"),
-    ("last.pt", "weights/last.pt", "application/octet-stream"),
-    ("recipe.yaml", "recipe.yaml", "application/x-yaml"),
-    ("telemetry.jsonl", TELEMETRY_FILE, "application/x-ndjson"),
-    ("results.csv", "results.csv", "text/csv"),
+ARTIFACTS = (  # (label, path in the run folder, mime type)
+    (Path(BEST_CHECKPOINT).name, BEST_CHECKPOINT, "application/octet-stream"),
+    (Path(LAST_CHECKPOINT).name, LAST_CHECKPOINT, "application/octet-stream"),
+    (RECIPE_FILE, RECIPE_FILE, "application/x-yaml"),
+    (TELEMETRY_FILE, TELEMETRY_FILE, "application/x-ndjson"),
+    (RESULTS_FILE, RESULTS_FILE, "text/csv"),
 )
 
 

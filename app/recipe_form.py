@@ -22,8 +22,9 @@ from app.settings_form import FieldSpec, field_specs
 from trainers import customizations as table
 from trainers.errors import Problem, RecipeError, RunError
 from trainers.recipe import Recipe
+from trainers.run_files import UI_RECIPES_DIR
 from trainers.runs import checkpoint_check, launcher
-from trainers.runs.folder import UI_RECIPES_DIR, ensure_name_free, validate_run_name
+from trainers.runs.folder import ensure_name_free, validate_run_name
 from trainers.train_args import train_default
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -24,12 +24,9 @@ from trainers.doctor import (
     read_run_log,
     severity_count,
 )
-from trainers.doctor.dataset_facts import CACHE_FILE
 from trainers.errors import WorkbenchError
-from trainers.runs.folder import TELEMETRY_FILE
-from trainers.runs.status import STATUS_FILE
-
-BADGE_COLORS = {"critical": "red", "warning": "orange", "info": "gray"}
+from trainers.run_files import DATA_FILE, DATASET_CHECK_FILE, STATUS_FILE, TELEMETRY_FILE
+from trainers.statuses import Severity
 
 
 @dataclass(frozen=True)
@@ -45,7 +42,7 @@ class FindingsCount:
 
     def badges(self) -> str:
         """``:red-badge[1 critical] :orange-badge[2 warnings]`` (severities with none left out), or ``no findings``."""
-        shown = [f":{BADGE_COLORS.get(s, 'gray')}-badge[{severity_count(s, n)}]" for s, n in self.counts.items() if n]
+        shown = [f":{Severity.colour_of(s)}-badge[{severity_count(s, n)}]" for s, n in self.counts.items() if n]
         return " ".join(shown) or ":green-badge[no findings]"
 
 
@@ -76,9 +73,9 @@ def _facts(run_dir: Path) -> tuple[DatasetFacts | None, bool]:
     with _LOCK:
         if key in _SCANNED:
             return _SCANNED[key], True
-    if not (run_dir / "data.yaml").is_file():
+    if not (run_dir / DATA_FILE).is_file():
         return None, True  # no dataset recorded (the run failed before training): the telemetry rules alone
-    if (run_dir / CACHE_FILE).is_file():
+    if (run_dir / DATASET_CHECK_FILE).is_file():
         return dataset_facts_for_run(run_dir), True  # the cached scan: a small JSON
     with _LOCK:
         if key not in _QUEUED:
@@ -126,7 +123,7 @@ def version(run_dir: str | os.PathLike[str]) -> tuple:
             stamps.append((0, 0))
     with _LOCK:
         scanned = str(run_dir.resolve()) in _SCANNED
-    return (*stamps, scanned or (run_dir / CACHE_FILE).is_file())
+    return (*stamps, scanned or (run_dir / DATASET_CHECK_FILE).is_file())
 
 
 def findings_count(run_dir: str | os.PathLike[str]) -> FindingsCount | None:

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.charts import DETECTION_METRICS
 from trainers.errors import WorkbenchError
+from trainers.metrics import metric_label
+from trainers.run_files import CONSOLE_FILE
 from trainers.runs import launcher
-from trainers.runs.folder import CONSOLE_FILE, list_runs, resume_refusal
-from trainers.runs.status import ACTIVE_STATUSES, read_status
+from trainers.runs.folder import list_runs, resume_refusal
+from trainers.runs.status import read_status
+from trainers.statuses import ACTIVE_STATUSES
 from trainers.telemetry.run_log import RunLog
 from trainers.telemetry.run_reader import RunReader
 
@@ -154,13 +156,8 @@ def format_duration(seconds: float | None) -> str:
     return f"{s}s"
 
 
-def metric_label(name: str | None) -> str:
-    """How a metric is named on screen: ``metrics/mAP50-95(B)`` -> ``mAP50-95``; a recipe name as it is."""
-    return DETECTION_METRICS.get(str(name or ""), str(name or ""))
-
-
 def format_metric(best: Mapping[str, Any] | None) -> str:
-    """``{"name": "metrics/mAP50-95(B)", "value": 0.41}`` -> ``mAP50-95 0.410``."""
+    """``{"name": "mAP50-95", "value": 0.41}`` -> ``mAP50-95 0.410`` (the label of :func:`metric_label`)."""
     if not best or best.get("value") is None:
         return "-"
     return f"{metric_label(best.get('name'))} {float(best['value']):.3f}"

@@ -12,6 +12,7 @@ import streamlit as st
 
 from app.recipe_form import FormValues, customization_state
 from trainers.errors import Problem, WorkbenchError
+from trainers.metrics import MAP50_95
 from trainers.runs.folder import runs_root
 
 # Class-weight calculator widgets (key -> default): its scheme fields are the New run form's class_weights widgets
@@ -32,7 +33,7 @@ OTHER_DEFAULTS: dict[str, Any] = {
     "dash_lr_log": False,
     "dash_gn_log": False,
     "dash_live": True,
-    "cmp_metric": "mAP50-95",
+    "cmp_metric": MAP50_95.label,
 }
 # Value widgets whose state must survive page switches (Streamlit drops the state of widgets it did not render).
 # Buttons, download buttons and data editors cannot be written to, so they never use these prefixes/keys.

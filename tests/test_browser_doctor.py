@@ -17,7 +17,7 @@ from tests.doctor.runs import make_run
 from tests.doctor.synthetic import epoch
 from tests.test_doctor_ui import DIVERGING
 from tests.ui_server import WorkbenchUI, chromium_page
-from trainers.runs.folder import TELEMETRY_FILE
+from trainers.run_files import TELEMETRY_FILE
 from trainers.runs.status import write_status
 from trainers.telemetry.events import TelemetryWriter
 

@@ -16,8 +16,8 @@ from tests.doctor.synthetic import epoch
 from tests.test_app_pages import charts_by_key, open_page
 from trainers.doctor import Finding, read_run_log
 from trainers.recipe import Recipe, load_recipe
+from trainers.run_files import RECIPE_FILE
 from trainers.runs.compare import recipe_diff
-from trainers.runs.folder import RECIPE_FILE
 
 DIVERGING = {
     "model": str(recipe_form.DEMO_MODEL),

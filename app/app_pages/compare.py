@@ -59,7 +59,7 @@ st.subheader("Final metrics")
 metric_format = st.column_config.NumberColumn(format="%.4f")
 st.dataframe(
     compare_views.results_table(compared), hide_index=True, key="cmp_summary",
-    column_config={"mAP50": metric_format, "mAP50-95": metric_format, "mean F1": metric_format},
+    column_config=dict.fromkeys(compare_views.RESULT_METRICS, metric_format),
 )  # fmt: skip
 
 logs = {name: run_views.run_events(root / name).poll() for name in ss.cmp_runs}

@@ -16,10 +16,9 @@ from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
 from trainers.runs import launcher
 from trainers.runs.folder import resume_refusal
-from trainers.runs.status import ACTIVE_STATUSES
+from trainers.statuses import ACTIVE_STATUSES, RunStatus
 
 REFRESH_S = 2.0
-STATUS_COLORS = {"starting": "blue", "running": "blue", "completed": "green", "stopped": "orange", "failed": "red"}
 
 init_state()
 root = current_runs_root()
@@ -93,7 +92,7 @@ def dashboard() -> None:
     # ---- header: status, progress, controls -------------------------------------------------------------------
     cols = st.columns([1.0, 1.5, 1.5, 1.4, 1.2, 1.3, 1.3])  # epoch, ETA: room for "307/350" (test_browser_layout)
     cols[0].markdown("**Status**")
-    cols[0].badge(state, color=STATUS_COLORS.get(state, "gray"))
+    cols[0].badge(state, color=RunStatus.colour_of(state))
     now = run_views.progress(st_now, log)
     epochs, best_epoch, best = now.epochs, now.best_epoch, now.best_metric
     cols[1].metric("Epoch", f"{now.epoch}/{epochs or '?'}")
@@ -126,13 +125,13 @@ def dashboard() -> None:
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])
 
-    failure = log.failure or ({"error": st_now.get("error")} if state == "failed" else None)
+    failure = log.failure or ({"error": st_now.get("error")} if state == RunStatus.FAILED else None)
     if failure:
         st.error(f"**Run failed:** {failure.get('error') or 'no error message recorded'}", icon=":material/error:")
         if failure.get("traceback"):
             with st.expander("Traceback"):
                 st.code("\n".join(failure["traceback"]), language="text")
-    elif state == "stopped":
+    elif state == RunStatus.STOPPED:
         st.info(f"Stopped after epoch {now.epoch}. Resume continues from the last checkpoint.", icon=":material/pause:")
     if not log.n_events:
         st.info(
@@ -144,7 +143,7 @@ def dashboard() -> None:
     dashboard_parts.per_class_section(log, reader, name, run_dir, mark)
     dashboard_parts.training_charts(log, reader, name, ss.dash_lr_log, ss.dash_gn_log, mark)
     dashboard_parts.system_panel(log)
-    dashboard_parts.console_and_files(run_dir, name, state == "failed")
+    dashboard_parts.console_and_files(run_dir, name, state == RunStatus.FAILED)
 
 
 dashboard()

@@ -12,9 +12,9 @@ from app import exports, run_findings, run_views
 from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
 from trainers.runs import launcher
+from trainers.statuses import RunStatus
 
 REFRESH_S = 3.0
-STATUS_COLORS = {"starting": "blue", "running": "blue", "completed": "green", "stopped": "orange", "failed": "red"}
 
 init_state()
 root = current_runs_root()
@@ -89,7 +89,7 @@ def run_list() -> None:
                 name_col.caption(" · ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in row.sweep_values.items()))
             if row.where == "ray":
                 name_col.caption(":material/cloud: on the Ray cluster")
-            status_col.badge(row.status, color=STATUS_COLORS.get(row.status, "gray"))
+            status_col.badge(row.status, color=RunStatus.colour_of(row.status))
             epochs = row.epochs or "?"
             progress_col.progress(row.progress, text=f"epoch {row.epoch}/{epochs}")
             eta_col.metric(

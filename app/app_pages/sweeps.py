@@ -20,7 +20,7 @@ from app import run_views
 from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
 from trainers.runs.folder import new_run_name
-from trainers.runs.status import ACTIVE_STATUSES
+from trainers.statuses import ACTIVE_STATUSES, RunStatus
 from trainers.sweeps.runner import start_detached
 from trainers.sweeps.sweep_file import read_records
 
@@ -111,7 +111,7 @@ def sweep_tables() -> None:
             r = by_name.get(v["run"])
             shown = {"run": v["run"], "status": "waiting", "epoch": "-", "best": "-"}
             if r is not None:
-                early = " (early)" if r.status == "stopped" and r.early_stop else ""
+                early = " (early)" if r.status == RunStatus.STOPPED and r.early_stop else ""
                 shown.update(status=r.status + early, epoch=f"{r.epoch}/{r.epochs or '?'}", best=r.best)
             table.append({**shown, **{k.rsplit(".", 1)[-1]: str(x) for k, x in v["values"].items()}})
         st.dataframe(pd.DataFrame(table), hide_index=True, key=f"sweeps_table_{record['name']}")

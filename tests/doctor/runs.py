@@ -6,7 +6,8 @@ from pathlib import Path
 
 from tests.doctor.synthetic import epoch, run_start
 from trainers.recipe import Recipe
-from trainers.runs.folder import RECIPE_FILE, TELEMETRY_FILE, create_run_dir, end_run
+from trainers.run_files import RECIPE_FILE, TELEMETRY_FILE
+from trainers.runs.folder import create_run_dir, end_run
 from trainers.telemetry.events import TelemetryWriter
 
 

@@ -101,16 +101,16 @@ def ids(findings) -> list[str]:
 
 def check_fix(finding, rec: dict[str, Any]):
     """Apply the finding's fix to ``rec``: the result validates and differs from it in exactly the changed keys."""
-    from trainers.doctor import apply_fix, flatten, recipe_leaves
-    from trainers.runs.compare import recipe_diff
+    from trainers.doctor import apply_fix
+    from trainers.recipe.dotted import diff, flatten, leaves
     from trainers.train_args import train_default
 
     assert finding.evidence and finding.fix and finding.recipe_change
     old = Recipe.from_dict(rec)
     new = apply_fix(old, finding)
-    before = recipe_leaves(old.to_dict())
+    before = leaves(old)
     missing = lambda k: train_default(k[6:]) if k.startswith("train.") else None  # noqa: E731
     expected = {k for k, v in flatten(finding.recipe_change).items() if before.get(k, missing(k)) != v}
     assert expected, "the fix changes nothing"
-    assert set(recipe_diff({"old": old, "new": new})) == expected
+    assert set(diff({"old": old, "new": new})) == expected
     return new

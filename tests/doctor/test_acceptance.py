@@ -15,8 +15,8 @@ import yaml
 
 from tests.conftest import DEMO_BASE, DEMO_DATA
 from trainers.doctor import apply_fix, diagnose_run, read_run_log
-from trainers.doctor.fixes import flatten
 from trainers.recipe import Recipe, load_recipe
+from trainers.recipe.dotted import flatten
 from trainers.runs.compare import recipe_diff
 
 pytestmark = pytest.mark.slow

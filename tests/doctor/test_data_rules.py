@@ -9,7 +9,7 @@ from tests.conftest import make_dataset
 from tests.doctor.synthetic import check_fix, epoch, facts, ids, log, recipe, run_start
 from trainers.doctor import data as d
 from trainers.doctor import dataset_facts_for_run, diagnose, scan_dataset
-from trainers.doctor.dataset_facts import CACHE_FILE
+from trainers.run_files import DATASET_CHECK_FILE
 
 
 def only(findings, rule_id):
@@ -98,8 +98,8 @@ def test_a_real_scan_finds_the_orphan_and_the_truncated_image(tmp_path):
     run.mkdir()
     (run / "data.yaml").write_text(data.read_text())
     first = dataset_facts_for_run(run)
-    assert first.splits == facts_.splits and (run / CACHE_FILE).is_file()
-    cached = json.loads((run / CACHE_FILE).read_text())
+    assert first.splits == facts_.splits and (run / DATASET_CHECK_FILE).is_file()
+    cached = json.loads((run / DATASET_CHECK_FILE).read_text())
     assert cached["splits"]["train"]["n_dropped"] == 1
     image.unlink()  # the cache is the run's dataset as it was: a later change does not show ...
     assert dataset_facts_for_run(run) == first

@@ -7,10 +7,11 @@ import json
 import pytest
 
 from tests.doctor.synthetic import recipe
-from trainers.doctor import Finding, apply_fix, count_by_severity, flatten, recipe_leaves, set_dotted, sort_findings
+from trainers.doctor import Finding, apply_fix, count_by_severity, sort_findings
 from trainers.doctor.registry import nice
 from trainers.errors import RecipeError, WorkbenchError
 from trainers.recipe import Recipe
+from trainers.recipe.dotted import flatten, leaves, put
 from trainers.runs.compare import recipe_diff
 
 
@@ -64,8 +65,8 @@ def test_apply_fix_refuses_a_finding_without_a_change_and_an_invalid_change():
 def test_dotted_keys():
     d = {"train": {}, "customizations": {"per_class_f1": {}, "grad_clip": {"max_norm": 5.0}}}
     assert flatten(d) == {"train": {}, "customizations.per_class_f1": {}, "customizations.grad_clip.max_norm": 5.0}
-    assert "train" not in recipe_leaves(d)
-    assert set_dotted({}, "a.b.c", [1]) == {"a": {"b": {"c": [1]}}}
+    assert "train" not in leaves(d)
+    assert put({}, "a.b.c", [1]) == {"a": {"b": {"c": [1]}}}
 
 
 def test_the_doctor_and_the_comparison_are_light():

@@ -71,8 +71,8 @@ def _device(args: argparse.Namespace) -> dict[str, str]:
 def cmd_train(args: argparse.Namespace) -> int:
     """``workbench train RECIPE``: cheap checks on the name, then train in this process (trainers.training.run), or
     submit it to ``--cluster`` and follow it there."""
+    from trainers.run_files import STATUS_FILE
     from trainers.runs.folder import ensure_name_free, runs_root, validate_run_name
-    from trainers.runs.status import STATUS_FILE
 
     root = runs_root(args.runs_dir)
     address = cluster_commands.cluster_of(args)
@@ -123,7 +123,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     """``workbench rerun RUN``: a new run with RUN's recipe, trained in this process (RUN itself is untouched)."""
-    from trainers.runs.folder import RECIPE_FILE, ensure_name_free, new_run_name, rerun_stem, resolve_run, runs_root
+    from trainers.run_files import RECIPE_FILE
+    from trainers.runs.folder import ensure_name_free, new_run_name, rerun_stem, resolve_run, runs_root
 
     root = runs_root(args.runs_dir)
     source = resolve_run(root, args.run)

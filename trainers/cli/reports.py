@@ -44,7 +44,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     """``workbench runs``: one row per run, newest first; live runs are checked for a dead process first."""
     from trainers.runs.folder import RunSummary, list_runs, runs_root
     from trainers.runs.launcher import refresh_status
-    from trainers.runs.status import ACTIVE_STATUSES
+    from trainers.statuses import ACTIVE_STATUSES
 
     root = runs_root(args.runs_dir)
     summaries = []

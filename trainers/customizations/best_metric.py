@@ -11,31 +11,20 @@ from pydantic import Field, field_validator
 from trainers.customizations.records import ChosenMetric
 from trainers.customizations.table import Customization, RecipeView, Settings
 from trainers.errors import Problem
-from trainers.metrics import F1_KEY, mean_f1
+from trainers.metrics import F1, F1_KEY, FITNESS, SELECTABLE, VAL_LOSSES, find_metric, mean_f1
 
-METRICS = {  # recipe name -> ultralytics metrics key
-    "fitness": "fitness",
-    "mAP50-95": "metrics/mAP50-95(B)",
-    "mAP50": "metrics/mAP50(B)",
-    "precision": "metrics/precision(B)",
-    "recall": "metrics/recall(B)",
-    "f1": F1_KEY,
-}
-VAL_LOSSES = {
-    "yolo": ("val/box_loss", "val/cls_loss", "val/dfl_loss", "val/l1_loss"),  # YOLO26 has l1, YOLO11 dfl
-    "rtdetr": ("val/giou_loss", "val/cls_loss", "val/l1_loss"),
-}
-METRIC_NAMES = (*METRICS, *dict.fromkeys(x for losses in VAL_LOSSES.values() for x in losses))
+METRIC_NAMES = SELECTABLE  # the catalogue's choices (trainers.metrics: each row's name, key and direction)
 
 
 def direction(metric: str, mode: str | None) -> str:
-    """'max' or 'min': ``mode`` when given, else 'min' for validation losses (``val/*``) and 'max' otherwise."""
-    return mode or ("min" if metric.startswith("val/") else "max")
+    """'max' or 'min': ``mode`` when given, else the catalogue's direction (min for validation losses)."""
+    row = find_metric(metric)
+    return mode or (row.direction if row is not None else "max")
 
 
 class BestMetric(Settings):
     metric: str = Field(
-        "fitness",
+        FITNESS.name,
         description="the validation metric that picks best.pt and drives early stopping",
         json_schema_extra={"choices": list(METRIC_NAMES)},
     )
@@ -97,11 +86,12 @@ class BestMetricMixin:
 
     def metric_value(self, name: str, metrics: dict, fitness: float) -> float:
         """The value of recipe metric ``name`` in this epoch's metrics."""
-        if name == "fitness":
+        if name == FITNESS.name:
             return float(fitness)
-        if name == "f1" and F1_KEY not in metrics:  # per_class_f1 off: compute it the same way
+        if name == F1.name and F1_KEY not in metrics:  # per_class_f1 off: compute it the same way
             return mean_f1(self.validation.per_class)
-        key = METRICS.get(name, name)
+        row = find_metric(name)
+        key = row.key if row is not None else name
         if key not in metrics:
             raise KeyError(
                 f"customizations.best_metric.metric: '{name}' is not among this model's validation metrics "

@@ -21,10 +21,9 @@ from trainers.doctor.finding import (
     severity_count,
     sort_findings,
 )
-from trainers.doctor.fixes import apply_fix, flatten, recipe_leaves, set_dotted
+from trainers.doctor.fixes import apply_fix
 
 __all__ = [
     "SEVERITIES", "DatasetFacts", "Finding", "apply_fix", "count_by_severity", "dataset_facts_for_run", "diagnose",
-    "diagnose_run", "findings_text", "flatten", "read_run_log", "recipe_leaves", "rules", "scan_dataset",
-    "set_dotted", "severity_count", "sort_findings",
+    "diagnose_run", "findings_text", "read_run_log", "rules", "scan_dataset", "severity_count", "sort_findings",
 ]  # fmt: skip

@@ -10,6 +10,7 @@ from typing import Any
 from trainers.customizations.class_weights import ClassWeights
 from trainers.doctor.finding import Finding
 from trainers.doctor.registry import Context, epochs_text, fmt, num, rule, step_range
+from trainers.metrics import MEAN_F1
 
 COLLAPSE_EPOCHS = 3  # a class present in val at F1 0 for the last this many epochs ...
 MEAN_F1_RISE = 0.01  # ... while mean F1 rose by at least this over them
@@ -62,7 +63,7 @@ def rare_collapse(ctx: Context) -> Finding | None:
     window = ctx.epochs[-COLLAPSE_EPOCHS:]
     if len(window) < COLLAPSE_EPOCHS:
         return None
-    first_f1, last_f1 = num(window[0].get("mean_f1")), num(window[-1].get("mean_f1"))
+    first_f1, last_f1 = num(window[0].get(MEAN_F1.key)), num(window[-1].get(MEAN_F1.key))
     if first_f1 is None or last_f1 is None or last_f1 - first_f1 < MEAN_F1_RISE:
         return None
     stuck = None

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-CACHE_FILE = "dataset_check.json"
+from trainers.run_files import DATA_FILE, DATASET_CHECK_FILE, write_json_atomic
+
 CACHE_VERSION = 1
 IMAGE_SCAN_LIMIT = 20_000  # images per split checked for corruption (the first ones); 2-6 s on 2 cores
 LISTED = 10  # paths kept per list (counts stay exact)
@@ -126,7 +127,7 @@ def dataset_facts_for_run(run_dir: str | os.PathLike[str], *, refresh: bool = Fa
     from trainers.errors import WorkbenchError
 
     run_dir = Path(run_dir)
-    cache = run_dir / CACHE_FILE
+    cache = run_dir / DATASET_CHECK_FILE
     if not refresh and cache.is_file():
         try:
             data = json.loads(cache.read_text(encoding="utf-8"))
@@ -135,7 +136,7 @@ def dataset_facts_for_run(run_dir: str | os.PathLike[str], *, refresh: bool = Fa
                 return DatasetFacts.from_dict(data)
         except (OSError, ValueError, KeyError, TypeError):
             pass  # unreadable or from another version: scan again
-    data_yaml = run_dir / "data.yaml"
+    data_yaml = run_dir / DATA_FILE
     if not data_yaml.is_file():
         return None
     try:
@@ -143,8 +144,6 @@ def dataset_facts_for_run(run_dir: str | os.PathLike[str], *, refresh: bool = Fa
     except (WorkbenchError, OSError):
         return None
     try:
-        from trainers.runs.status import write_json_atomic
-
         write_json_atomic(cache, facts.to_dict())
     except OSError:
         pass

@@ -66,8 +66,7 @@ def read_run_log(run_dir: str | os.PathLike[str]) -> RunLog:
         RunError: ``run_dir`` is not a run folder.
     """
     from trainers.errors import RunError
-    from trainers.runs.folder import TELEMETRY_FILE
-    from trainers.runs.status import STATUS_FILE
+    from trainers.run_files import STATUS_FILE, TELEMETRY_FILE
     from trainers.telemetry.events import read_events
 
     run_dir = Path(run_dir)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-Severity = Literal["info", "warning", "critical"]
-SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")  # most severe first: the order findings are listed
+from trainers.statuses import SEVERITIES, Severity  # defined with the run statuses (label, colour); named here too
+
+__all__ = ["SEVERITIES", "Finding", "Severity", "at_least", "count_by_severity", "findings_text", "severity_rank",
+           "severity_count", "sort_findings"]  # fmt: skip
 
 
 def severity_rank(severity: str) -> int:

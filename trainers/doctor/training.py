@@ -15,6 +15,7 @@ import numpy as np
 from trainers.doctor.divergence import GRAD_NORM, GRAD_NORM_GROWTH, LOSS_FLOOR, LOSS_GROWTH, Divergence
 from trainers.doctor.finding import Finding
 from trainers.doctor.registry import Context, epochs_text, fmt, metric, nice, num, rule, step_range
+from trainers.metrics import MAP50
 from trainers.train_args import train_default
 
 LR_CUT = 0.1  # a diverging run's suggested lr0 is this times its lr0
@@ -125,11 +126,11 @@ def divergence(ctx: Context) -> Finding | None:
         parts.append(f"{label} rose from {fmt(base)} (epoch {found['first_epoch']} minimum) to {fmt(peak)} "
                      f"in epoch {e['epoch']} ({fmt(peak / base)}x)")  # fmt: skip
         numbers[f"{name}_baseline"], numbers[f"{name}_peak"], numbers[f"{name}_growth"] = base, peak, peak / base
-    maps = [(x["epoch"], metric(x, "metrics/mAP50(B)")) for x in ctx.epochs]
+    maps = [(x["epoch"], metric(x, MAP50.key)) for x in ctx.epochs]
     maps = [(k, v) for k, v in maps if v is not None]
     best = max(maps, key=lambda kv: kv[1]) if maps else None
     if best is not None and best[1] > maps[-1][1]:
-        parts.append(f"mAP50 {fmt(best[1])} (epoch {best[0]}) -> {fmt(maps[-1][1])} (epoch {maps[-1][0]})")
+        parts.append(f"{MAP50.label} {fmt(best[1])} (epoch {best[0]}) -> {fmt(maps[-1][1])} (epoch {maps[-1][0]})")
         numbers["map50_best"], numbers["map50_last"] = best[1], maps[-1][1]
     fix, change = calm_down(ctx, "The updates are too large")
     return Finding(

@@ -1,9 +1,9 @@
 """Compare runs: the recipe settings that differ between them, as dotted keys, and where each run ended up.
 
 ``workbench compare`` prints it and the Compare page shows it. A setting is a recipe leaf (``train.lr0``,
-``customizations.grad_clip.max_norm``; a customization without settings is one leaf, ``{}`` when on). A training
-argument a recipe leaves out counts as ultralytics' default (what the run used), so ``lr0: 0.01`` written out and
-left out are the same; a customization that is off has ``None`` for each of its settings. Nothing here imports torch.
+``customizations.grad_clip.max_norm``; a customization without settings is one leaf, ``{}`` when on); the diff is
+:func:`trainers.recipe.dotted.diff` (here as ``recipe_diff``): a training argument a recipe leaves out counts as
+ultralytics' default, a customization that is off has ``None`` for each of its settings. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -14,41 +14,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainers.doctor.fixes import recipe_leaves
+from trainers.metrics import MAP50, MAP50_95, MEAN_F1
 from trainers.recipe import Recipe
+from trainers.recipe.dotted import diff as recipe_diff
 from trainers.telemetry.run_log import RunLog
-from trainers.train_args import train_default
 
-FINAL_METRICS = {"map50": "metrics/mAP50(B)", "map50_95": "metrics/mAP50-95(B)", "mean_f1": "mean_f1"}
-
-
-def _leaves(recipe: Recipe | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(recipe, Recipe):
-        return recipe_leaves(recipe.to_dict())
-    try:  # a recorded recipe (run_start, recipe.yaml): normalised so every customization setting is explicit
-        return recipe_leaves(Recipe.from_dict(dict(recipe)).to_dict())
-    except Exception:  # a recipe of an older version that no longer validates: compare it as written
-        return recipe_leaves(dict(recipe))
-
-
-def _missing(key: str) -> Any:
-    return train_default(key.removeprefix("train.")) if key.startswith("train.") else None
-
-
-def recipe_diff(recipes: Mapping[str, Recipe | Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """The settings whose values differ between the recipes: dotted key -> one value per recipe, in input order.
-
-    Keys come in recipe order (model, data, train, customizations) as the recipes first show them; a key whose
-    value is the same everywhere is left out, so two runs that differ in two settings give exactly two keys.
-    """
-    flats = [_leaves(r) for r in recipes.values()]
-    keys = list(dict.fromkeys(k for flat in flats for k in flat))
-    diff = {}
-    for key in keys:
-        values = [flat[key] if key in flat else _missing(key) for flat in flats]
-        if any(v != values[0] for v in values[1:]):
-            diff[key] = values
-    return diff
+FINAL_METRICS = {"map50": MAP50.key, "map50_95": MAP50_95.key, "mean_f1": MEAN_F1.key}  # RunResult field -> key
 
 
 @dataclass(frozen=True)
@@ -149,7 +120,7 @@ def compare_runs(run_dirs: list[str | os.PathLike[str]]) -> Comparison:
         RunError: A folder is not a run folder.
     """
     from trainers.doctor.diagnose import read_run_log
-    from trainers.runs.folder import RECIPE_FILE
+    from trainers.run_files import RECIPE_FILE
     from trainers.runs.status import read_status
 
     logs, recipes, statuses = {}, {}, {}

@@ -17,24 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from trainers.errors import RunError
-from trainers.runs.status import (
-    ACTIVE_STATUSES,
+from trainers.run_files import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    RESULTS_FILE,
     STATUS_FILE,
-    initial_status,
-    process_alive,
-    read_status,
-    update_status,
+    TELEMETRY_FILE,
     write_json_atomic,
 )
+from trainers.runs.status import initial_status, process_alive, read_status, update_status
+from trainers.statuses import ACTIVE_STATUSES, RunStatus
 
 RUNS_DIR_ENV = "WORKBENCH_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
-TELEMETRY_FILE = "telemetry.jsonl"
-CONSOLE_FILE = "console.log"
-RECIPE_FILE = "recipe.yaml"
-LAST_CHECKPOINT = "weights/last.pt"
-BEST_CHECKPOINT = "weights/best.pt"
-UI_RECIPES_DIR = ".ui-recipes"  # in the runs root: the recipe New run wrote for each run it started (one file per run)
 
 NAME_MAX = 100
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}", re.ASCII)
@@ -326,7 +321,7 @@ def end_run(
         best_metric = {"name": chosen["name"], "value": chosen["value"]} if chosen else current.get("best_metric")
         paths = {
             key: str(run_dir / rel) if (run_dir / rel).exists() else None
-            for key, rel in (("best", BEST_CHECKPOINT), ("last", LAST_CHECKPOINT), ("results", "results.csv"))
+            for key, rel in (("best", BEST_CHECKPOINT), ("last", LAST_CHECKPOINT), ("results", RESULTS_FILE))
         }
         extra = {"exit_code": exit_code} if exit_code is not None or source else {}
         try:
@@ -381,11 +376,12 @@ def resume_refusal(run_dir: str | os.PathLike[str], status: dict[str, Any]) -> s
     """Why ``run_dir`` cannot be resumed (one line), or None when it can. See :func:`check_resumable`."""
     run_dir = Path(run_dir)
     state, pid = status.get("status"), status.get("pid")
-    if state == "completed":
+    if state == RunStatus.COMPLETED:
         return f"run {run_dir.name!r} is completed; nothing to resume"
-    if state in ACTIVE_STATUSES and not (state == "starting" and pid in (None, os.getpid())):
+    starting = state == RunStatus.STARTING
+    if state in ACTIVE_STATUSES and not (starting and pid in (None, os.getpid())):
         # A Ray run's pid is on a node: it is alive while status.json (settled through Ray's job status) says so.
-        if status.get("backend") == "ray" or process_alive(pid, status.get("pid_start"))[0] or state == "starting":
+        if status.get("backend") == "ray" or process_alive(pid, status.get("pid_start"))[0] or starting:
             return f"run {run_dir.name!r} is already {state} (pid {pid}); stop it first or wait for it to end"
     if not (run_dir / LAST_CHECKPOINT).is_file():
         return (

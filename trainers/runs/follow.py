@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from trainers.errors import WorkbenchError
+from trainers.run_files import CONSOLE_FILE
 from trainers.runs import launcher
-from trainers.runs.folder import CONSOLE_FILE
-from trainers.runs.status import ACTIVE_STATUSES
+from trainers.statuses import ACTIVE_STATUSES, RunStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -48,9 +48,9 @@ class _Console:
 
 
 def describe_end(name: str, status: dict[str, Any]) -> str:
-    """``run 'x' completed (best metrics/mAP50-95(B)=0.4120)`` / ``run 'x' failed: <error>``."""
+    """``run 'x' completed (best mAP50-95=0.4120)`` (the recipe's name of the metric) / ``run 'x' failed: <error>``."""
     state = status.get("status")
-    if state == "failed":
+    if state == RunStatus.FAILED:
         return f"run {name!r} failed: {status.get('error') or 'see its console.log'}"
     best = status.get("best_metric") or {}
     value = best.get("value")
@@ -77,7 +77,7 @@ def follow(run_dir: str | Path, offset: int = 0, out: TextIO | None = None, poll
                 _wait_job_end(status)
                 console.pump()
                 print(describe_end(run_dir.name, status), file=sys.stderr)
-                return EXIT_FAILED if status.get("status") == "failed" else EXIT_OK
+                return EXIT_FAILED if status.get("status") == RunStatus.FAILED else EXIT_OK
             note = _note(status)
             if note and note not in said:
                 said.add(note)

@@ -28,13 +28,11 @@ from typing import Any
 
 from trainers import SOURCE_ROOT
 from trainers.errors import RunError
+from trainers.run_files import LAST_CHECKPOINT, RECIPE_FILE, STATUS_FILE, UI_RECIPES_DIR
 from trainers.runs.backends import local as local_processes
 from trainers.runs.backends import ray as ray_runs
 from trainers.runs.backends.local import child_env  # noqa: F401  (re-exported: the environment of local runs)
 from trainers.runs.folder import (
-    LAST_CHECKPOINT,
-    RECIPE_FILE,
-    UI_RECIPES_DIR,
     check_resumable,
     create_run_dir,
     end_run,
@@ -44,7 +42,8 @@ from trainers.runs.folder import (
     validate_run_name,
 )
 from trainers.runs.folder import runs_root as resolve_runs_root
-from trainers.runs.status import ACTIVE_STATUSES, STATUS_FILE, read_status, update_status, write_status
+from trainers.runs.status import read_status, update_status, write_status
+from trainers.statuses import ACTIVE_STATUSES, RunStatus
 
 REPO_ROOT = SOURCE_ROOT
 # A run left in "starting" with no pid (or Ray job) this long after its last update lost its launcher before the spawn.
@@ -216,11 +215,12 @@ def mark_failed(
     def owned(current: dict[str, Any]) -> bool:
         if current.get("status") not in ACTIVE_STATUSES:
             return False
-        return owner_pid is None or current.get("status") == "starting" or current.get("pid") == owner_pid
+        return owner_pid is None or current.get("status") == RunStatus.STARTING or current.get("pid") == owner_pid
 
     return end_run(
-        run_dir, "failed", error=error, traceback=traceback, exit_code=exit_code, source="launcher", only_if=owned
-    )
+        run_dir, RunStatus.FAILED, error=error, traceback=traceback, exit_code=exit_code, source="launcher",
+        only_if=owned,
+    )  # fmt: skip
 
 
 def refresh_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -339,7 +339,9 @@ def resume_run_detached(
     def reserve(current: dict[str, Any]) -> dict[str, Any] | None:
         if current.get("status") in ACTIVE_STATUSES:  # another resume got here first
             raise RunError(f"run {run_dir.name!r} is already {current['status']}; stop it first or wait for it to end")
-        fields = dict(status="starting", pid=None, pid_start=None, error=None, exit_code=None, stop_requested=None)
+        fields = dict(
+            status=RunStatus.STARTING, pid=None, pid_start=None, error=None, exit_code=None, stop_requested=None
+        )
         return {**fields, "job_id": None} if address is not None else fields
 
     local_processes.reap()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -17,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from trainers.errors import RunError
-
-STATUS_FILE = "status.json"
-STATUSES = ("starting", "running", "completed", "stopped", "failed")
-ACTIVE_STATUSES = ("starting", "running")  # a process owns the run (or is about to)
+from trainers.run_files import STATUS_FILE, write_json_atomic
+from trainers.statuses import STATUSES, RunStatus
 
 
 def now_iso() -> str:
@@ -129,21 +126,6 @@ def read_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return status
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())  # the rename must not be able to land before the data (power loss)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def update_status(
     run_dir: str | os.PathLike[str], change: Callable[[dict[str, Any]], dict[str, Any] | None]
 ) -> dict[str, Any]:
@@ -209,7 +191,7 @@ def write_status(run_dir: str | os.PathLike[str], **fields: Any) -> dict[str, An
 def initial_status() -> dict[str, Any]:
     now = now_iso()
     return {
-        "status": "starting",
+        "status": RunStatus.STARTING,
         "pid": None,
         "created": now,
         "updated": now,

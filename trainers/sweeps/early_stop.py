@@ -20,7 +20,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from trainers.runs.folder import TELEMETRY_FILE
+from trainers.metrics import FITNESS
+from trainers.run_files import TELEMETRY_FILE
 
 
 def rung_score(events: Iterable[Mapping[str, Any]], rung: int) -> tuple[bool, float | None]:
@@ -34,7 +35,7 @@ def rung_score(events: Iterable[Mapping[str, Any]], rung: int) -> tuple[bool, fl
             continue
         if epoch >= rung:
             reached = True
-        value = e.get("fitness")
+        value = e.get(FITNESS.key)
         if epoch <= rung and isinstance(value, (int, float)) and math.isfinite(value):
             best = value if best is None else max(best, value)
     return reached, best

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from trainers.errors import WorkbenchError
+from trainers.metrics import metric_label
+from trainers.run_files import SWEEPS_DIR, UI_SWEEPS_DIR
 from trainers.runs import launcher
-from trainers.runs.status import ACTIVE_STATUSES, write_status
+from trainers.runs.status import write_status
+from trainers.statuses import ACTIVE_STATUSES, RunStatus
 from trainers.sweeps.early_stop import EarlyStopper
-from trainers.sweeps.sweep_file import SWEEPS_DIR, Sweep, Variant, load_sweep, record
+from trainers.sweeps.sweep_file import Sweep, Variant, load_sweep, record
 
-UI_SWEEPS_DIR = ".ui-sweeps"  # <runs root>/.ui-sweeps/<name>.yaml and .log: sweeps started from the UI
 DEFAULT_PARALLEL = 1  # locally: one training process at a time unless asked
 DEFAULT_PARALLEL_CLUSTER = 4  # Ray queues the rest; a job queued over RAY_JOB_START_TIMEOUT_SECONDS (900 s) fails
 POLL_S = 1.0
@@ -109,17 +111,16 @@ def _metric(status: dict[str, Any]) -> str:
     value = best.get("value")
     if not isinstance(value, (int, float)):
         return "-"
-    name = str(best.get("name") or "best").removeprefix("metrics/").removesuffix("(B)")
-    return f"{name} {value:.4f}"
+    return f"{metric_label(best.get('name') or 'best')} {value:.4f}"
 
 
 def line(v: Variant, status: dict[str, Any], short: dict[str, str]) -> str:
     """One row of the live table: run, status, epoch, best metric, the variant's values."""
     state = str(status.get("status", "?"))
-    if status.get("early_stop") and state == "stopped":
-        state = "stopped (early)"
-    elif status.get("ray_status") == "PENDING" and state == "starting":
-        state = "queued"
+    if status.get("early_stop") and state == RunStatus.STOPPED:
+        state = f"{RunStatus.STOPPED} (early)"
+    elif status.get("ray_status") == "PENDING" and state == RunStatus.STARTING:
+        state = RunStatus.QUEUED
     epoch = f"{status.get('epoch') or 0}/{status.get('epochs') or '?'}"
     values = " ".join(f"{short[k]}={val}" for k, val in v.values.items())
     return f"{v.run:<{len(v.run) + 2}}{state:<16}{epoch:<8}{_metric(status):<18}{values}"
@@ -149,7 +150,7 @@ def run_sweep(
                         extra_status={"sweep": sweep.name, "sweep_values": v.values},
                     )  # fmt: skip
                 except WorkbenchError as e:
-                    final[v.run] = {"status": "failed", "error": str(e)}
+                    final[v.run] = {"status": RunStatus.FAILED, "error": str(e)}
                     print(f"{v.run}  failed to start: {e}", file=out, flush=True)
                     continue
                 active[v.run] = (v, run_dir)
@@ -200,4 +201,4 @@ def _summary(sweep: Sweep, final: dict[str, dict[str, Any]], short: dict[str, st
         counts[status.get("status", "?")] = counts.get(status.get("status", "?"), 0) + 1
         print("  " + line(v, status, short) + (f"  {status['error']}" if status.get("error") else ""), file=out)
     print("  " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=out, flush=True)
-    return 1 if counts.get("failed") else 0
+    return 1 if counts.get(RunStatus.FAILED) else 0

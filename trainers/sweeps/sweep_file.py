@@ -28,14 +28,13 @@ import yaml
 
 from trainers import customizations as table
 from trainers.errors import RecipeError, WorkbenchError
-from trainers.recipe import Recipe, load_recipe
+from trainers.recipe import Recipe, dotted, load_recipe
+from trainers.run_files import SWEEP_RECORD_FILE, SWEEPS_DIR, write_json_atomic
 from trainers.runs.folder import ensure_name_free, new_run_name, validate_run_name
-from trainers.runs.status import now_iso, write_json_atomic
+from trainers.runs.status import now_iso
 
 MAX_VARIANTS = 256
 SWEEP_KEYS = ("base", "grid", "name", "parallel", "early_stop")
-SWEEPS_DIR = ".sweeps"  # <runs root>/.sweeps/<name>/: sweep.json and each variant's recipe
-RECORD_FILE = "sweep.json"
 
 
 class SweepError(WorkbenchError):
@@ -90,29 +89,6 @@ def check_key(key: str) -> str | None:
             return f"unknown key; {parts[1]} has {', '.join(allowed) or 'no settings'}"
         return None
     return "unknown key; use model, data, train.<argument> or customizations.<block>[.<setting>]"
-
-
-def apply(recipe: dict[str, Any], key: str, value: Any) -> None:
-    """Set dotted ``key`` to ``value`` in a recipe dict (a customization block it names is turned on first)."""
-    parts = key.split(".")
-    if len(parts) == 1:
-        recipe[key] = value
-    elif parts[0] == "train":
-        train = recipe.setdefault("train", {})
-        if value is None:
-            train.pop(parts[1], None)  # ultralytics' default
-        else:
-            train[parts[1]] = value
-    else:
-        blocks = recipe.setdefault("customizations", {})
-        if len(parts) == 2:
-            if value is False:
-                blocks.pop(parts[1], None)
-            else:
-                blocks[parts[1]] = value
-        else:
-            block = blocks.get(parts[1])
-            blocks[parts[1]] = {**(block if isinstance(block, dict) else {}), parts[2]: value}
 
 
 # ---- the file ------------------------------------------------------------------------------------------------------
@@ -191,9 +167,7 @@ def _grid(grid: Any, where: str) -> dict[str, list[Any]]:
 
 
 def _variant(base: Recipe, values: dict[str, Any], folder: Path, where: str, n: int) -> Recipe:
-    data = base.to_dict()
-    for key, value in values.items():
-        apply(data, key, value)
+    data = dotted.changed(base.to_dict(), values)  # validated below, to name the grid key a problem comes from
     try:
         return Recipe.from_dict(data, source=where).resolve_paths(folder)
     except RecipeError as e:
@@ -257,14 +231,14 @@ def record(sweep: Sweep, root: Path, cluster: str | None, parallel: int) -> Path
         "early_stop": None if sweep.early_stop is None else vars(sweep.early_stop),
         "variants": [{"run": v.run, "values": v.values} for v in sweep.variants],
     }  # fmt: skip
-    write_json_atomic(folder / RECORD_FILE, json.loads(json.dumps(doc, default=str)))
+    write_json_atomic(folder / SWEEP_RECORD_FILE, json.loads(json.dumps(doc, default=str)))
     return folder
 
 
 def read_records(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every sweep recorded in the runs root, newest first (unreadable records are left out)."""
     records = []
-    for path in (Path(root) / SWEEPS_DIR).glob(f"*/{RECORD_FILE}"):
+    for path in (Path(root) / SWEEPS_DIR).glob(f"*/{SWEEP_RECORD_FILE}"):
         try:
             records.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):

@@ -22,8 +22,6 @@ except ImportError:  # stays correct without it, only slower
 
 SCHEMA_VERSION = 1
 
-RUN_STATUSES = ("completed", "stopped", "failed")  # the values of run_end.status
-
 __all__ = ["SCHEMA_VERSION", "TelemetryTail", "TelemetryWriter", "read_events", "to_json_value"]
 
 

@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 
 from trainers.errors import RunError
+from trainers.metrics import FITNESS, MEAN_F1, PER_CLASS_COLUMNS
+from trainers.run_files import EXPORT_DIR, TELEMETRY_FILE
 from trainers.telemetry.run_log import RunLog
 from trainers.telemetry.run_reader import RunReader
 from trainers.telemetry.step_data import MemorySteps, StoreSteps
@@ -45,7 +47,7 @@ def epoch_table(log: RunLog) -> pa.Table:
     for e in log.epochs:
         row: dict[str, Any] = {"epoch": e.get("epoch"), "step": e.get("step")}
         row.update(e.get("metrics") or {})
-        for key in ("mean_f1", "fitness", "best_fitness", "best_saved", "epoch_time"):
+        for key in (MEAN_F1.key, FITNESS.key, "best_fitness", "best_saved", "epoch_time"):
             row[key] = e.get(key)
         row.update({f"lr/{g}": v for g, v in (e.get("lr") or {}).items()})
         row.update(_flat("steps", e.get("steps") or {}))
@@ -57,7 +59,7 @@ def epoch_table(log: RunLog) -> pa.Table:
 
 def per_class_table(log: RunLog) -> pa.Table:
     """One row per epoch and class: ``epoch``, ``id``, ``name``, the per-class metrics, ``present``."""
-    keys = ("id", "name", "precision", "recall", "f1", "ap50", "ap", "present")
+    keys = ("id", "name", *PER_CLASS_COLUMNS, "present")
     out: dict[str, list] = {"epoch": [], **{k: [] for k in keys}}
     for e in log.epochs:
         for row in e.get("per_class") or []:
@@ -78,10 +80,10 @@ def export_run(
     if fmt not in FORMATS:
         raise RunError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     run_dir = Path(run_dir)
-    if not (run_dir / "telemetry.jsonl").is_file():
-        raise RunError(f"run {run_dir.name!r} has no telemetry.jsonl yet; nothing to export")
+    if not (run_dir / TELEMETRY_FILE).is_file():
+        raise RunError(f"run {run_dir.name!r} has no {TELEMETRY_FILE} yet; nothing to export")
     log = RunReader(run_dir).poll()
-    folder = Path(out) if out is not None else run_dir / "export"
+    folder = Path(out) if out is not None else run_dir / EXPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in (("steps", step_table(log)), ("epochs", epoch_table(log)), ("per_class", per_class_table(log))):

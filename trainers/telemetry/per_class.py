@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trainers.metrics import PER_CLASS_COLUMNS
 from trainers.telemetry.run_log import RunLog
 
-KEYS = ("precision", "recall", "f1", "ap50", "ap")
+KEYS = PER_CLASS_COLUMNS  # the per-class metrics of an epoch event's per_class rows
 SHOWN = 20  # classes drawn by default next to the mean, so a legend stays readable (<= 25 entries)
 CHANGE_EPOCHS = 5  # "change": F1 now minus F1 this many epochs ago
 SORTS = ("f1", "frequency", "change", "id")

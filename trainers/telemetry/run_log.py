@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from trainers.statuses import RunStatus
 from trainers.telemetry.step_data import MemorySteps, StepData
 
 
@@ -252,8 +253,8 @@ class RunLog:
     def status(self) -> str:
         """``running`` (or ``empty`` before anything is written), else the latest run_end's status."""
         if self.run_end is not None:
-            return str(self.run_end.get("status", "failed"))
-        return "running" if self.n_events else "empty"
+            return str(self.run_end.get("status", RunStatus.FAILED))
+        return str(RunStatus.RUNNING if self.n_events else RunStatus.EMPTY)
 
     def per_class(self, key: str = "f1") -> dict[str, list[float | None]]:
         """Class name -> ``key`` (f1, precision, recall, ap50, ap) per standing epoch (None where it has none)."""
@@ -290,7 +291,7 @@ class RunLog:
     @property
     def failure(self) -> dict | None:
         """The failed run_end (with ``error`` and ``traceback``) of the latest attempt, else None."""
-        return self.run_end if self.run_end is not None and self.run_end.get("status") == "failed" else None
+        return self.run_end if self.run_end is not None and self.run_end.get("status") == RunStatus.FAILED else None
 
 
 _CORE_FIELDS = ("epoch", "step", "grad_norm", "clipped", "max_norm")  # of a step event, as step-store columns

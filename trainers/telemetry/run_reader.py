@@ -13,11 +13,9 @@ import os
 import threading
 from pathlib import Path
 
+from trainers.run_files import STEPS_DIR, TELEMETRY_FILE
 from trainers.telemetry.run_log import RunLog
 from trainers.telemetry.step_data import StoreSteps
-
-TELEMETRY_FILE = "telemetry.jsonl"  # as trainers.runs.folder names it (kept here so this module stays import-light)
-STEPS_DIR = "steps"
 
 
 class RunReader:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from trainers.telemetry.events import RUN_STATUSES, SCHEMA_VERSION
+from trainers.metrics import PER_CLASS_COLUMNS
+from trainers.statuses import ENDED
+from trainers.telemetry.events import SCHEMA_VERSION
 
 
 def _is_int(v: Any) -> bool:
@@ -87,11 +89,7 @@ VERSION_KEYS = ("workbench", "ultralytics", "torch", "python")
 PER_CLASS_FIELDS = {
     "id": "int",
     "name": "str",
-    "precision": _NUM_OR_NULL,
-    "recall": _NUM_OR_NULL,
-    "f1": _NUM_OR_NULL,
-    "ap50": _NUM_OR_NULL,
-    "ap": _NUM_OR_NULL,
+    **dict.fromkeys(PER_CLASS_COLUMNS, _NUM_OR_NULL),  # precision, recall, f1, ap50, ap
     "present": "bool",
 }
 
@@ -162,8 +160,8 @@ def validate_event(ev: Any, names: Iterable[str] | None = None) -> list[str]:
                         f"got {len(got)} rows"
                     )
     elif kind == "run_end":
-        if ev.get("status") not in RUN_STATUSES and isinstance(ev.get("status"), str):
-            problems.append(f"run_end.status: must be one of {', '.join(RUN_STATUSES)}, got {ev['status']!r}")
+        if isinstance(ev.get("status"), str) and ev["status"] not in ENDED:
+            problems.append(f"run_end.status: must be one of {', '.join(ENDED)}, got {ev['status']!r}")
         if isinstance(ev.get("best_metric"), dict):
             problems += _check_fields(ev["best_metric"], {"name": "str", "value": _NUM_OR_NULL}, "run_end.best_metric")
         if isinstance(ev.get("paths"), dict):

@@ -20,11 +20,13 @@ from typing import Any
 
 import yaml
 
+from trainers import run_files
 from trainers.errors import RunError
 from trainers.recipe import Recipe, load_recipe
 from trainers.runs import folder as run_folder
 from trainers.runs.preflight import check_last_checkpoint, model_family, prepare
 from trainers.runs.status import read_status, write_status
+from trainers.statuses import SUCCEEDED, RunStatus
 from trainers.train_args import train_value
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -58,7 +60,7 @@ def train_run(
         if not name:
             raise RunError("--existing needs --name of the run directory reserved by the launcher")
         run_dir = run_folder.find_run(root, run_folder.validate_run_name(name))
-        if read_status(run_dir).get("status") != "starting":
+        if read_status(run_dir).get("status") != RunStatus.STARTING:
             raise RunError(f"--existing: run '{name}' is not waiting to start; start a new run instead")
     else:
         name = run_folder.validate_run_name(name) if name else run_folder.new_run_name(Path(recipe_path).stem)
@@ -68,11 +70,12 @@ def train_run(
             run_dir = run_folder.create_run_dir(root, name)
         except OSError as e:
             raise run_folder.unusable_runs_root(root, e) from None
-    (run_dir / run_folder.RECIPE_FILE).write_text(recipe.to_yaml(), encoding="utf-8")
-    (run_dir / "data.yaml").write_text(yaml.safe_dump(resolved_data_dict(ds), sort_keys=False), encoding="utf-8")
+    (run_dir / run_files.RECIPE_FILE).write_text(recipe.to_yaml(), encoding="utf-8")
+    data_yaml = yaml.safe_dump(resolved_data_dict(ds), sort_keys=False)
+    (run_dir / run_files.DATA_FILE).write_text(data_yaml, encoding="utf-8")
     write_status(
         run_dir,
-        status="running",
+        status=RunStatus.RUNNING,
         pid=os.getpid(),
         epoch=0,
         epochs=train_value(recipe.train, "epochs"),
@@ -94,11 +97,12 @@ def resume_run(run_dir: str | Path, device: str | None = None) -> int:
     run_dir = Path(run_dir)
     status = run_folder.check_resumable(run_dir)
     recipe = Recipe.from_yaml(
-        (run_dir / run_folder.RECIPE_FILE).read_text(encoding="utf-8"), source=str(run_dir / run_folder.RECIPE_FILE)
+        (run_dir / run_files.RECIPE_FILE).read_text(encoding="utf-8"), source=str(run_dir / run_files.RECIPE_FILE)
     )
-    check_last_checkpoint(run_dir / run_folder.LAST_CHECKPOINT)
-    log = RunLog.from_events(read_events(run_dir / run_folder.TELEMETRY_FILE)[0])
-    write_status(run_dir, status="running", pid=os.getpid(), error=None, resumes=int(status.get("resumes", 0)) + 1)
+    check_last_checkpoint(run_dir / run_files.LAST_CHECKPOINT)
+    log = RunLog.from_events(read_events(run_dir / run_files.TELEMETRY_FILE)[0])
+    resumes = int(status.get("resumes", 0)) + 1
+    write_status(run_dir, status=RunStatus.RUNNING, pid=os.getpid(), error=None, resumes=resumes)
     stride = int(status.get("step_stride") or 1)
     return execute(run_dir, recipe, resume=True, step_offset=log.completed_steps, step_stride=stride, device=device)
 
@@ -112,11 +116,11 @@ def execute(
 
     apply_offline_env()
     quiet_integrations()
-    console = _tee_console(run_dir / run_folder.CONSOLE_FILE)
+    console = _tee_console(run_dir / run_files.CONSOLE_FILE)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     trainer = None
-    outcome: dict[str, Any] = {"status": "failed", "error": None, "traceback": None}
+    outcome: dict[str, Any] = {"status": RunStatus.FAILED, "error": None, "traceback": None}
     try:
         trainer = make_trainer(
             run_dir, recipe, resume=resume, step_offset=step_offset, step_stride=step_stride, device=device
@@ -130,9 +134,9 @@ def execute(
         for event in ("on_train_batch_end", "on_train_epoch_start", "on_pretrain_routine_end"):
             trainer.add_callback(event, check_stop)
         trainer.train()
-        outcome["status"] = "stopped" if stop.is_set() else "completed"
+        outcome["status"] = RunStatus.STOPPED if stop.is_set() else RunStatus.COMPLETED
     except (StopRequested, KeyboardInterrupt):
-        outcome["status"] = "stopped"
+        outcome["status"] = RunStatus.STOPPED
     except Exception as e:  # recorded for the user; the process exits 1
         outcome["error"] = error_line(e)
         outcome["traceback"] = traceback.format_exc().rstrip().splitlines()[-TRACEBACK_LINES:]
@@ -143,7 +147,7 @@ def execute(
         _finish(run_dir, trainer, outcome)
         if console is not None:
             console.close()
-    return EXIT_OK if outcome["status"] in {"completed", "stopped"} else EXIT_FAILED
+    return EXIT_OK if outcome["status"] in SUCCEEDED else EXIT_FAILED
 
 
 def error_line(e: BaseException) -> str:
@@ -171,12 +175,12 @@ def make_trainer(
     """The composed trainer for a run directory (in-process; also used by tests)."""
     from trainers.training.compose import build_trainer_class
 
-    last = run_dir / run_folder.LAST_CHECKPOINT
+    last = run_dir / run_files.LAST_CHECKPOINT
     family = recipe.family or model_family(last if resume else Path(recipe.model))
     cls = build_trainer_class(
         recipe,
         family,
-        telemetry_path=str(run_dir / run_folder.TELEMETRY_FILE),
+        telemetry_path=str(run_dir / run_files.TELEMETRY_FILE),
         run_dir=str(run_dir),
         step_offset=step_offset,
         step_stride=step_stride,
@@ -184,7 +188,7 @@ def make_trainer(
     overrides = {
         **recipe.train,
         "model": str(last) if resume else recipe.model,
-        "data": str(run_dir / "data.yaml"),
+        "data": str(run_dir / run_files.DATA_FILE),
         "project": str(run_dir.parent),
         "name": run_dir.name,
         "exist_ok": True,
@@ -200,7 +204,7 @@ def _finish(run_dir: Path, trainer: Any, outcome: dict[str, Any]) -> None:
     """Record how this attempt ended, whatever happened (the steps still buffered first)."""
     best, stop_reason = None, None
     if trainer is not None:
-        if outcome["status"] == "stopped":
+        if outcome["status"] == RunStatus.STOPPED:
             stop_reason = trainer.stop_reason  # e.g. a critical doctor finding (doctor_stop)
         try:
             trainer.close_telemetry()  # buffered steps to the step store; the status write in flight finished

@@ -19,7 +19,9 @@ from ultralytics.utils import RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from trainers.customizations.records import ChosenMetric
-from trainers.metrics import mean_f1
+from trainers.metrics import FITNESS, mean_f1
+from trainers.run_files import STEPS_DIR
+from trainers.statuses import RunStatus
 from trainers.telemetry.step_summary import EpochSteps
 from trainers.training.base import GradNorms
 from trainers.training.system_readings import EpochClock
@@ -166,7 +168,7 @@ class TelemetryMixin:
         )
         if record is not None:
             self.on_run_start(record)
-        self.write_run_status(status="running", pid=os.getpid(), epoch=self.start_epoch, epochs=self.epochs)
+        self.write_run_status(status=RunStatus.RUNNING, pid=os.getpid(), epoch=self.start_epoch, epochs=self.epochs)
 
     def _saved_best(self) -> dict[str, Any]:
         """The best epoch an earlier attempt recorded in status.json: a resumed attempt starts from it, so status.json,
@@ -310,7 +312,7 @@ class TelemetryMixin:
         """``<run>/steps``: next to the events log."""
         from pathlib import Path
 
-        return Path(self.telemetry_path).parent / "steps"
+        return Path(self.telemetry_path).parent / STEPS_DIR
 
     def close_telemetry(self) -> None:
         """Flush buffered steps, close the step store (compacting what is left) and wait for the status.json write
@@ -350,7 +352,7 @@ class TelemetryMixin:
             else:
                 frozen += p.numel()
         epoch = self.epoch + (0 if final else 1)  # final_eval has already advanced self.epoch by one
-        chosen = (self.validation.chosen or ChosenMetric("fitness", self.fitness)).to_dict()
+        chosen = (self.validation.chosen or ChosenMetric(FITNESS.name, self.fitness)).to_dict()
         best_saved = not final and self.fitness is not None and self.best_fitness == self.fitness
         if best_saved:
             self.best_record = {"epoch": epoch, "name": chosen["name"], "value": chosen["value"]}
@@ -377,4 +379,6 @@ class TelemetryMixin:
         if not final:
             best = self.best_record
             known = {"best_epoch": best["epoch"], "best_metric": {"name": best["name"], "value": best["value"]}}
-            self.write_run_status(status="running", epoch=epoch, epochs=self.epochs, **(known if best["epoch"] else {}))
+            self.write_run_status(
+                status=RunStatus.RUNNING, epoch=epoch, epochs=self.epochs, **(known if best["epoch"] else {})
+            )

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from trainers import SOURCE_ROOT
-from trainers.runs.folder import CONSOLE_FILE, TELEMETRY_FILE, end_run
-from trainers.runs.status import ACTIVE_STATUSES, now_iso, process_alive, update_status, write_status
+from trainers.run_files import CONSOLE_FILE, TELEMETRY_FILE
+from trainers.runs.folder import end_run
+from trainers.runs.status import now_iso, process_alive, update_status, write_status
+from trainers.statuses import ACTIVE_STATUSES, RunStatus, ended_status
 
 REPO_ROOT = SOURCE_ROOT
 # Never passed to a local training process: it would read as "--cluster" to a `workbench` it runs (the UI sets it).
@@ -117,7 +119,7 @@ def settle_dead(run_dir: Path, status: dict[str, Any], exit_code: int | None = N
             if not still_ours(current):
                 return None
             return {
-                "status": end.get("status") if end.get("status") in ("completed", "stopped", "failed") else "failed",
+                "status": ended_status(end.get("status")),
                 "best_epoch": end.get("best_epoch", current.get("best_epoch")),
                 "best_metric": end.get("best_metric", current.get("best_metric")),
                 "error": end.get("error"),
@@ -128,13 +130,13 @@ def settle_dead(run_dir: Path, status: dict[str, Any], exit_code: int | None = N
     if status.get("stop_requested") and pid is not None:
         # Stopped before the runner could take over the signal (still importing torch, say): the user asked for
         # this end, so it is a stop, not a crash.
-        return end_run(run_dir, "stopped", exit_code=exit_code, source="launcher", only_if=still_ours)
+        return end_run(run_dir, RunStatus.STOPPED, exit_code=exit_code, source="launcher", only_if=still_ours)
     if pid is None:
         error = "training process was never started (the launcher stopped before spawning it)"
     else:
         error = f"training process {pid} exited without a run-end event (killed or out of memory?)"
     return end_run(
-        run_dir, "failed", error=error + describe_exit(exit_code), exit_code=exit_code, source="launcher",
+        run_dir, RunStatus.FAILED, error=error + describe_exit(exit_code), exit_code=exit_code, source="launcher",
         only_if=still_ours,
     )  # fmt: skip
 

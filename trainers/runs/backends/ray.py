@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from trainers.errors import RunError
+from trainers.run_files import CONSOLE_FILE, TELEMETRY_FILE
 from trainers.runs.backends import ray_cluster as cluster
-from trainers.runs.folder import CONSOLE_FILE, TELEMETRY_FILE, end_run
-from trainers.runs.status import ACTIVE_STATUSES, now_iso, read_status, update_status, write_status
+from trainers.runs.folder import end_run
+from trainers.runs.status import now_iso, read_status, update_status, write_status
+from trainers.statuses import ACTIVE_STATUSES, RunStatus
 
 BACKEND = "ray"
 CPUS_ENV = "WORKBENCH_CLUSTER_CPUS"  # default CPU request of a run's job
@@ -74,7 +76,7 @@ def claim_refusal(run_dir: Path, status: Mapping[str, Any]) -> str | None:
     has settled the run as stopped, or the run was resumed under another job. That late job must not train.
     """
     job = os.environ.get(cluster.JOB_ID_ENV)
-    if not job or (status.get("job_id") == job and status.get("status") == "starting"):
+    if not job or (status.get("job_id") == job and status.get("status") == RunStatus.STARTING):
         return None
     return (
         f"run {run_dir.name!r} is no longer waiting for Ray job {job} (status {status.get('status')}, job "
@@ -197,9 +199,9 @@ def stop(run_dir: Path, status: Mapping[str, Any]) -> str:
     if queued:
 
         def still_queued(current: dict[str, Any]) -> bool:
-            return current.get("status") == "starting" and current.get("job_id") == job
+            return current.get("status") == RunStatus.STARTING and current.get("job_id") == job
 
-        end_run(run_dir, "stopped", source="launcher", only_if=still_queued)
+        end_run(run_dir, RunStatus.STOPPED, source="launcher", only_if=still_queued)
         update_status(run_dir, lambda current: {"ray_status": "PENDING"} if current.get("job_id") == job else None)
     return job
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainers.runs.backends.ray_cluster.jobs import JobState, failure_line
+from trainers.statuses import ACTIVE_STATUSES, RunStatus, ended_status
 
-ACTIVE = ("starting", "running")
+ACTIVE = ACTIVE_STATUSES  # kept under its old name: the cluster package re-exports it
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,14 @@ def settle(
     if last_run_end is not None:
         end_status = last_run_end.get("status")
         fields = {
-            "status": end_status if end_status in ("completed", "stopped", "failed") else "failed",
+            "status": ended_status(end_status),
             "best_epoch": last_run_end.get("best_epoch", current.get("best_epoch")),
             "best_metric": last_run_end.get("best_metric", current.get("best_metric")),
             "error": last_run_end.get("error"),
         }
         return Settlement({**fields, **base}, append_run_end=False)
     if current.get("stop_requested") or ray.status == "STOPPED":
-        return Settlement({"status": "stopped", "error": None, **base}, append_run_end=True)
+        return Settlement({"status": RunStatus.STOPPED, "error": None, **base}, append_run_end=True)
     if ray.status == "FAILED":
         code = f" (exit code {ray.exit_code})" if ray.exit_code is not None else ""
         if ray.exit_code is not None and ray.exit_code < 0:  # killed: the log's last line is just progress output
@@ -91,7 +92,7 @@ def settle(
         error = f"Ray job {job} exited 0 without a run-end event"
     else:
         error = f"Ray job {job} is unknown to the cluster (the head restarted, or the job was deleted)"
-    return Settlement({"status": "failed", "error": error, **base}, append_run_end=True)
+    return Settlement({"status": RunStatus.FAILED, "error": error, **base}, append_run_end=True)
 
 
 def _signal_name(number: int) -> str:
