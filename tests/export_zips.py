@@ -62,10 +62,10 @@ def roboflow_zip(
 
 
 def demo_zip(path: Path, top: str = "demo", extra: dict[str, bytes] | None = None) -> Path:
-    """The demo folder zipped as it is (Ultralytics layout, one top folder), label caches included."""
+    """The demo folder zipped as committed (Ultralytics layout, one top folder; label caches are not committed)."""
     with zipfile.ZipFile(path, "w") as z:
         for f in sorted(DEMO.rglob("*")):
-            if f.is_file():
+            if f.is_file() and f.suffix != ".cache":
                 z.write(f, f"{top}/{f.relative_to(DEMO).as_posix()}")
         for name, data in (extra or {}).items():
             z.writestr(name, data)

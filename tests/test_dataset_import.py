@@ -115,8 +115,8 @@ def test_a_coco_json_zip_imports_with_the_counts_of_its_annotations(capsys, tmp_
 
 def test_an_ultralytics_zip_imports_without_its_label_caches(capsys, tmp_path):
     """ultralytics np.load()s labels/*.cache with pickles allowed: an imported dataset never keeps one."""
-    zip_path = demo_zip(tmp_path / "demo.zip")
-    assert any(n.endswith(".cache") for n in zipfile.ZipFile(zip_path).namelist())
+    caches = {"demo/labels/train.cache": b"a pickle ultralytics would load", "demo/labels/val.cache": b"another"}
+    zip_path = demo_zip(tmp_path / "demo.zip", extra=caches)
     result = imported(capsys, zip_path, tmp_path / "ds")
     assert by_name(result) == yolo_counts()
     assert not list(Path(result["folder"]).rglob("*.cache"))
@@ -147,10 +147,12 @@ def test_labels_with_a_class_list_instead_of_a_data_yaml_import(capsys, tmp_path
 def test_a_folder_is_copied_and_left_as_it_was(capsys, tmp_path):
     source = tmp_path / "my data"
     shutil.copytree(DEMO, source)
+    (source / "labels" / "train.cache").write_bytes(b"a pickle")
     before = {p: p.stat().st_mtime_ns for p in source.rglob("*")}
     result = imported(capsys, source, tmp_path / "ds")
     assert result["name"] == "my-data" and by_name(result) == yolo_counts()
-    assert {p: p.stat().st_mtime_ns for p in source.rglob("*")} == before  # caches too: removed from the copy only
+    assert {p: p.stat().st_mtime_ns for p in source.rglob("*")} == before  # the cache too: removed from the copy only
+    assert not list(Path(result["folder"]).rglob("*.cache"))
 
 
 def test_the_import_prints_counts_per_split_and_class_and_progress_lines(capsys, tmp_path):
