@@ -20,7 +20,8 @@ import yaml
 from app.dataset_info import DatasetInfo
 from app.settings_form import FieldSpec, field_specs
 from trainers import customizations as table
-from trainers.errors import Problem, RecipeError, RunError
+from trainers.datasets.datasets_dir import dataset_yaml, datasets_root
+from trainers.errors import Problem, RecipeError, RunError, WorkbenchError
 from trainers.recipe import Recipe
 from trainers.run_files import UI_RECIPES_DIR
 from trainers.runs import checkpoint_check, launcher
@@ -53,8 +54,9 @@ class FormValues:
     builtin: str = "yolo26n.yaml"
     model_path: str = ""
     trust_pt: bool = False
-    data_source: str = "demo"  # demo | path
+    data_source: str = "demo"  # demo | imported | path
     data_path: str = ""
+    data_name: str = ""  # an imported dataset: a folder of the datasets folder (trainers.datasets.datasets_dir)
     epochs: int = 10
     imgsz: int = 128  # the demo images are 128 px
     batch: int = 16
@@ -203,7 +205,7 @@ def model_path(form: FormValues) -> tuple[str | None, list[Problem]]:
 
 
 # The dataset choices of the New run and Class weights pages, as the radio labels them; data_path reads the choice.
-DATA_SOURCES = {"demo": "Bundled demo", "path": "A data.yaml path"}
+DATA_SOURCES = {"demo": "Bundled demo", "imported": "Imported dataset", "path": "A data.yaml path"}
 
 
 def data_path(form: FormValues) -> tuple[str | None, Problem | None]:
@@ -214,11 +216,26 @@ def data_path(form: FormValues) -> tuple[str | None, Problem | None]:
                 "data", f"data: the demo dataset {DEMO_DATA} is missing", "enter the path of a data.yaml"
             )
         return str(DEMO_DATA), None
+    if form.data_source == "imported":
+        return _imported_data(form.data_name.strip())
     raw = form.data_path.strip()
     if not raw:
         return None, Problem("data", "data: enter the path of a data.yaml")
     p = Path(raw).expanduser()
     return str(p.resolve()) if p.exists() else raw, None
+
+
+def _imported_data(name: str) -> tuple[str | None, Problem | None]:
+    fix = "import a zip below, or run 'workbench import ZIP' (--datasets-dir: the folder 'workbench ui' was given)"
+    if not name:
+        return None, Problem("data", "data: choose an imported dataset", fix)
+    try:
+        path = dataset_yaml(datasets_root(), name)
+    except WorkbenchError as e:
+        return None, Problem("data", f"data: {e}")
+    if not path.is_file():
+        return None, Problem("data", f"data: no dataset {name!r} in {path.parent.parent}", fix)
+    return str(path), None
 
 
 def build_recipe(form: FormValues, dataset: DatasetInfo | None = None, runs_root: Path | None = None) -> RecipeDraft:
@@ -325,6 +342,8 @@ def recipe_stem(form: FormValues) -> str:
         return form.name.strip()
     if form.data_source == "demo":
         return "demo"
+    if form.data_source == "imported":
+        return form.data_name.strip() or "run"
     p = Path(form.data_path.strip())
     return (p.parent.name if p.name in ("data.yaml", "data.yml") else p.stem) or "run"
 

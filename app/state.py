@@ -20,6 +20,7 @@ from trainers.runs.folder import runs_root
 CALCULATOR_DEFAULTS: dict[str, Any] = {
     "cw_data_source": "demo",
     "cw_data_path": "",
+    "cw_data_name": "",
     "cw_split": "train",
     "cw_log": False,
     **{

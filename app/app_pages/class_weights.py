@@ -10,7 +10,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app import dataset_charts, dataset_info, exports, recipe_form
+from app import dataset_charts, dataset_info, exports, import_panel, recipe_form
 from app.recipe_form import toggle_key, widget_key
 from app.state import init_state
 from app.widgets import setting_widget
@@ -31,6 +31,8 @@ def _use_in_new_run(names: list[str], weights: list[float], edited: bool) -> Non
     ss[toggle_key("class_weights")] = True
     if ss.cw_data_source == "demo":
         ss.nr_data_source = "demo"
+    elif ss.cw_data_source == "imported":
+        ss.nr_data_source, ss.nr_data_name = "imported", ss.cw_data_name
     else:
         ss.nr_data_source, ss.nr_data_path = "path", ss.cw_data_path
     for spec in SCHEME_FIELDS:  # the same settings, under the New run form's keys
@@ -60,6 +62,7 @@ if ss.pop("weights_go_to_new_run", False):  # set by 'Use in a new run'
 st.title("Class-weight calculator")
 st.caption("Weights are computed from the box count per class; training uses the train split's counts.")
 
+import_panel.settle_choice("cw_data_source", "cw_data_name")
 a, b, c = st.columns([2, 4, 1.2])
 a.radio(
     "Dataset",
@@ -71,9 +74,12 @@ a.radio(
 )
 if ss.cw_data_source == "path":
     b.text_input("data.yaml", key="cw_data_path", placeholder="/path/to/data.yaml", on_change=_reset_edits)
+elif ss.cw_data_source == "imported":
+    with b:
+        import_panel.choose_imported("cw_data_name", on_change=_reset_edits)
 c.selectbox("Split", ["train", "val"], key="cw_split", on_change=_reset_edits)
 
-form = recipe_form.FormValues(data_source=ss.cw_data_source, data_path=ss.cw_data_path)
+form = recipe_form.FormValues(data_source=ss.cw_data_source, data_path=ss.cw_data_path, data_name=ss.cw_data_name)
 path, problem = recipe_form.data_path(form)
 info = dataset_info.inspect_dataset(path) if path else None
 if problem or info is None or info.error:

@@ -15,7 +15,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from app import dataset_info, devices, recipe_form
+from app import dataset_info, devices, import_panel, recipe_form
 from app.recipe_form import FormValues, toggle_key, widget_key
 from app.state import current_runs_root, init_state, show_problems
 from app.widgets import setting_widget
@@ -32,6 +32,7 @@ ss.setdefault("nr_cluster", CLUSTER)
 if ss.pop("new_run_clear_name", False):
     ss.nr_name = ""
 
+import_panel.settle_choice("nr_data_source", "nr_data_name", take_import=True)
 form = FormValues.from_state(ss)
 data_value, data_problem = recipe_form.data_path(form)
 dataset = dataset_info.inspect_dataset(data_value) if data_value and not data_problem else None
@@ -128,6 +129,8 @@ with form_col:
     )
     if ss.nr_data_source == "path":
         st.text_input("data.yaml", key="nr_data_path", placeholder="/path/to/data.yaml")
+    elif ss.nr_data_source == "imported":
+        import_panel.choose_imported("nr_data_name")
     errors_for("data")
     if dataset is not None and not dataset.error:
         parts = [f"**{dataset.nc} classes**: {', '.join(dataset.names)}"]
@@ -143,6 +146,7 @@ with form_col:
                 counts_table[f"{split} instances"] = c.instances
                 counts_table[f"{split} images"] = c.images
             st.dataframe(pd.DataFrame(counts_table), hide_index=True, key="new_run_counts_table")
+    import_panel.upload_section()
 
     # ---- training arguments --------------------------------------------------------------------------------------
     st.subheader("Training")
