@@ -365,3 +365,27 @@ def test_ui_passes_the_datasets_folder_to_the_pages(tmp_path, monkeypatch):
     assert main(["ui", "--runs-dir", str(tmp_path / "r"), "--datasets-dir", str(tmp_path / "d")]) == 0
     assert main(["ui", "--runs-dir", str(tmp_path / "r")]) == 0
     assert [env["WORKBENCH_DATASETS_DIR"] for env in calls] == [str(tmp_path / "d"), str(tmp_path / "datasets")]
+
+
+def test_an_encrypted_entry_is_refused_before_writing(capsys, tmp_path, no_writes):
+    zip_path = tmp_path / "locked.zip"
+    with zipfile.ZipFile(zip_path, "w") as z:
+        z.writestr("export/a.jpg", b"x")
+    raw = bytearray(zip_path.read_bytes())  # zipfile cannot encrypt: set the 'encrypted' flag bit in both headers
+    local, central = raw.find(b"PK\x03\x04"), raw.find(b"PK\x01\x02")
+    raw[local + 6] |= 1
+    raw[central + 8] |= 1
+    zip_path.write_bytes(bytes(raw))
+    message = refused(capsys, zip_path, tmp_path / "ds")
+    assert message == "locked.zip: entry 'export/a.jpg' is encrypted; export the dataset without a password"
+
+
+def test_coco_images_missing_from_the_archive_are_named(capsys, tmp_path):
+    def ghost(split: str, doc: dict) -> None:
+        if split == "val":
+            doc["images"].append({"id": 999, "file_name": "ghost.jpg", "width": 128, "height": 128})
+
+    message = refused(capsys, coco_zip(tmp_path / "c.zip", edit=ghost)[0], tmp_path / "ds")
+    assert message.startswith("c.zip:valid/_annotations.coco.json: 1 of 17 images it lists are not in the archive")
+    assert "(first: ghost.jpg" in message
+    assert not (tmp_path / "ds").exists()
