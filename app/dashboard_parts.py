@@ -67,15 +67,23 @@ def marks(found: list[Finding]) -> tuple[Mark, ...]:
     )
 
 
-def findings_section(log: RunLog, reader: RunReader, name: str, run_dir: Path) -> tuple[Mark, ...]:
-    """What the doctor finds in the run so far, most severe first, each with its evidence, its fix and (when the fix
-    is a recipe setting) Apply fix: New run prefilled with the fixed recipe. Returns the chart marks."""
+def run_findings(log: RunLog, reader: RunReader, name: str, run_dir: Path) -> tuple[list[Finding] | None, bool]:
+    """The doctor's findings so far (None before the first epoch) and whether the dataset rules were part of them;
+    diagnosed again only when the epochs changed, or while the dataset scan is still running."""
     found, with_dataset = cached_figure(
         f"{name}/findings", reader.epochs_version, lambda: doctor_views.findings(log, run_dir)
     )
     if not with_dataset:  # the dataset scan is still running: diagnose again on the next refresh
         st.session_state["_dash_figures"].pop(f"{name}/findings", None)
-    counts = {s: sum(f.severity == s for f in found) for s in Severity}
+    return found, with_dataset
+
+
+def findings_section(
+    found: list[Finding], counts: dict[str, int], with_dataset: bool, run_dir: Path
+) -> tuple[Mark, ...]:
+    """What the doctor finds in the run so far, most severe first, each with its evidence, its fix and (when the fix
+    is a recipe setting) Apply fix: New run prefilled with the fixed recipe. ``counts``: the header's findings by
+    severity (:class:`trainers.runs.facts.RunFacts`). Returns the chart marks."""
     head = ", ".join(severity_count(s, n) for s, n in counts.items() if n) or "nothing to report so far"
     note = "" if with_dataset else " (checking the dataset...)"
     serious = [f for f in found if f.severity != Severity.INFO]

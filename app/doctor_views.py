@@ -18,11 +18,12 @@ from typing import Any
 
 from app.recipe_form import FormValues
 from app.recipe_prefill import form_for_recipe
-from trainers.doctor import DatasetFacts, Finding, apply_fix, dataset_facts_for_run, diagnose
+from trainers.doctor import DatasetFacts, Finding, apply_fix, dataset_facts_for_run
 from trainers.errors import WorkbenchError
 from trainers.recipe import load_recipe
 from trainers.recipe.dotted import diff as recipe_diff
 from trainers.run_files import RECIPE_FILE
+from trainers.runs.facts import findings_of
 from trainers.statuses import Severity
 from trainers.telemetry.run_log import RunLog
 
@@ -48,10 +49,13 @@ def dataset_facts(run_dir: str | os.PathLike[str], wait: float = 0.0) -> tuple[D
         return None, True
 
 
-def findings(log: RunLog, run_dir: str | os.PathLike[str], wait: float = 0.5) -> tuple[list[Finding], bool]:
-    """The run's findings, most severe first, and whether the dataset rules were part of them."""
+def findings(log: RunLog, run_dir: str | os.PathLike[str], wait: float = 0.5) -> tuple[list[Finding] | None, bool]:
+    """The run's findings, most severe first, and whether the dataset rules were part of them; None before the first
+    epoch, as ``workbench runs --json`` counts them (:func:`trainers.runs.facts.findings_of`)."""
+    if not log.epochs:
+        return None, True
     facts, ready = dataset_facts(run_dir, wait)
-    return diagnose(log, facts), ready
+    return findings_of(log, facts), ready
 
 
 @dataclass(frozen=True)

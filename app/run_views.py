@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,10 +17,10 @@ from trainers.errors import WorkbenchError
 from trainers.metrics import metric_label
 from trainers.run_files import CONSOLE_FILE
 from trainers.runs import launcher
+from trainers.runs.facts import Progress, eta_seconds, progress  # noqa: F401 (the header's facts: one place)
 from trainers.runs.folder import list_runs, resume_refusal
 from trainers.runs.status import read_status
 from trainers.statuses import ACTIVE_STATUSES
-from trainers.telemetry.run_log import RunLog
 from trainers.telemetry.run_reader import RunReader
 
 # ---- the event cache -----------------------------------------------------------------------------------------------
@@ -84,56 +83,6 @@ class RunRow:
     @property
     def progress(self) -> float:
         return min(1.0, max(0.0, self.epoch / self.epochs)) if self.epochs else 0.0
-
-
-def eta_seconds(log: RunLog, epochs: int | None, now: float | None = None) -> float | None:
-    """Time left: the mean duration of the last (up to 5) epochs times the epochs left, minus the current one's time.
-
-    Returns:
-        Seconds (>= 0), or None before the first epoch ends or when the epoch count is unknown.
-    """
-    epochs = epochs or log.epochs_planned
-    timed = [e for e in log.epochs if isinstance(e.get("epoch_time"), (int, float)) and e["epoch_time"] > 0]
-    if not epochs or not timed:
-        return None
-    last = log.epochs[-1]
-    left = epochs - int(last.get("epoch", 0))
-    if left <= 0:
-        return 0.0
-    per_epoch = sum(e["epoch_time"] for e in timed[-5:]) / len(timed[-5:])
-    now = time.time() if now is None else now
-    elapsed = max(0.0, now - float(last.get("t", now)))
-    return max(0.0, left * per_epoch - min(elapsed, per_epoch))
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What the dashboard header says: the last finished epoch, the planned epochs, the best epoch and its metric."""
-
-    epoch: int
-    epochs: int | None
-    best_epoch: int | None
-    best_metric: Mapping[str, Any]
-
-
-def progress(status: Mapping[str, Any], log: RunLog) -> Progress:
-    """status.json's progress, unless the run is live and the log already holds a later epoch.
-
-    status.json is right across resumes (it keeps the best of every attempt), but the trainer logs an epoch just
-    before it writes status.json, so a render between the two would show the charts' epoch 3 under a header at 2.
-    """
-    epoch = int(status.get("epoch") or 0)
-    best_epoch, best = status.get("best_epoch") or log.best_epoch, status.get("best_metric") or {}
-    if not best and best_epoch:  # a status.json without it (runs from before it was recorded): the epoch event's
-        saved = [e for e in log.epochs if e.get("epoch") == best_epoch and e.get("best_metric")]
-        best = saved[-1]["best_metric"] if saved else {}
-    last = log.epochs[-1] if log.epochs else {}
-    live = status.get("status") in ACTIVE_STATUSES  # an ended run's status.json is final
-    if live and isinstance(last.get("epoch"), int) and last["epoch"] > epoch and not last.get("final_eval"):
-        epoch = last["epoch"]
-        if last.get("best_saved") and last.get("best_metric"):
-            best_epoch, best = epoch, last["best_metric"]
-    return Progress(epoch, status.get("epochs") or log.epochs_planned, best_epoch, best)
 
 
 def format_count(n: int) -> str:

@@ -215,6 +215,7 @@ class Page:
 
         from app import charts, class_charts, dashboard_parts, doctor_views, exports, run_views
         from trainers.runs import launcher
+        from trainers.runs.facts import run_facts
         from trainers.telemetry import per_class
 
         status = launcher.refresh_status(self.run_dir)
@@ -222,8 +223,7 @@ class Page:
         reader = run_views.run_events(self.run_dir)
         log = reader.poll()
         lap("poll")
-        run_views.eta_seconds(log, status.get("epochs") or log.epochs_planned)
-        log.clip_share()
+        run_facts(status, log)  # the header's facts, as the dashboard computes them
         lap("header (eta, clip share)")
         rows = per_class.class_rows(log)
         picked = list(per_class.default_classes(rows))
@@ -232,7 +232,7 @@ class Page:
         found, _ = self._cached(
             "findings", reader.epochs_version, lambda: doctor_views.findings(log, self.run_dir, wait=0)
         )  # the doctor, as the dashboard runs it (its dataset scan is in a worker thread)
-        mark = dashboard_parts.marks(found)
+        mark = dashboard_parts.marks(found or [])
         lap("doctor")
         ev, sv = (reader.epochs_version, mark), (reader.version, reader.epochs_version, mark)
         builders = {

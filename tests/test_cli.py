@@ -157,7 +157,14 @@ def test_runs_lists_json_and_table_and_settles_dead_runs(root):
         "created",
         "updated",
         "pid",
+        # what the dashboard header shows (trainers/runs/facts.py; tests/test_run_facts.py)
+        "best_epoch",
+        "steps",
+        "clipped_share",
+        "eta_s",
+        "findings",
     }
+    assert by_name["done"]["best_epoch"] == 2
     assert read_events(dead / "telemetry.jsonl")[0][-1]["event"] == "run_end"
 
     table = workbench("runs", "--runs-dir", str(root)).stdout.splitlines()

@@ -88,15 +88,20 @@ def test_resume_keeps_the_best_epoch_and_the_real_unfreeze_everywhere(tmp_path, 
     assert after.run_end["best_epoch"] == best and after.run_end["status"] == "completed"
     listed = json.loads(cli("runs", "--json", "--runs-dir", str(root)).stdout)["runs"]
     (row,) = [r for r in listed if r["name"] == "truth"]
-    assert row["best_metric"] == status["best_metric"]
+    assert row["best_metric"] == status["best_metric"] and row["best_epoch"] == best
+    assert row["steps"] > 0 and row["findings"] is not None
 
-    # The dashboard header shows the best metric, not "-".
+    # The dashboard header shows the best metric, not "-", and every fact as `runs --json` lists it.
     from tests.test_app_pages import open_page
+    from tests.test_run_facts import dashboard_scan_done, header_from, header_shown
 
     monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(root))
+    dashboard_scan_done(run_dir)
     at = open_page("dashboard", query={"run": "truth"})
     header = {m.label: m.value for m in at.metric}
     assert header["Best val/cls_loss"] != "-"
+    shown = header_shown(at)
+    assert {k: shown[k] for k in header_from(row)} == header_from(row)
 
     # One unfreeze, at the epoch it happened in (frozen_epochs 1 -> epoch 2), in the log and in what charts draw.
     assert [e["epoch"] for e in after.unfreezes] == [2]

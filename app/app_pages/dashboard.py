@@ -15,6 +15,7 @@ from app import dashboard_parts, run_views
 from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
 from trainers.runs import launcher
+from trainers.runs.facts import run_facts
 from trainers.runs.folder import resume_refusal
 from trainers.statuses import ACTIVE_STATUSES, RunStatus
 
@@ -90,22 +91,21 @@ def dashboard() -> None:
     log = reader.poll()
 
     # ---- header: status, progress, controls -------------------------------------------------------------------
+    found, with_dataset = dashboard_parts.run_findings(log, reader, name, run_dir)
+    now = run_facts(st_now, log, found)  # what `workbench runs --json` lists for the run, from the same function
     cols = st.columns([1.0, 1.5, 1.5, 1.4, 1.2, 1.3, 1.3])  # epoch, ETA: room for "307/350" (test_browser_layout)
     cols[0].markdown("**Status**")
     cols[0].badge(state, color=RunStatus.colour_of(state))
-    now = run_views.progress(st_now, log)
-    epochs, best_epoch, best = now.epochs, now.best_epoch, now.best_metric
+    epochs, best_epoch, best = now.epochs, now.best_epoch, now.best_metric or {}
     cols[1].metric("Epoch", f"{now.epoch}/{epochs or '?'}")
-    eta = run_views.eta_seconds(log, epochs) if state in ACTIVE_STATUSES else None
-    cols[2].metric("ETA", run_views.format_duration(eta))
+    cols[2].metric("ETA", run_views.format_duration(now.eta_s))
     cols[3].metric(
         f"Best {run_views.metric_label(best.get('name'))}".strip(),
         f"{best['value']:.3f}" if isinstance(best.get("value"), (int, float)) else "-",
         help=f"{run_views.format_metric(best)}, epoch {best_epoch} (best.pt)" if best_epoch else None,
     )
-    share = log.clip_share()
-    cols[4].metric("Steps", run_views.format_count(log.n_steps), help=f"{log.n_steps:,} optimizer steps")
-    cols[5].metric("Clipped", f"{share:.1%}" if share is not None and log.n_steps else "-")
+    cols[4].metric("Steps", run_views.format_count(now.steps), help=f"{now.steps:,} optimizer steps")
+    cols[5].metric("Clipped", f"{now.clipped_share:.1%}" if now.clipped_share is not None else "-")
     with cols[6]:
         if state in ACTIVE_STATUSES:
             st.button("Stop", key="run_stop", on_click=_act, args=("stop",), icon=":material/stop:")
@@ -139,7 +139,7 @@ def dashboard() -> None:
         )
 
     # ---- charts ---------------------------------------------------------------------------------------------
-    mark = dashboard_parts.findings_section(log, reader, name, run_dir) if log.epochs else ()
+    mark = dashboard_parts.findings_section(found, now.findings, with_dataset, run_dir) if found is not None else ()
     dashboard_parts.per_class_section(log, reader, name, run_dir, mark)
     dashboard_parts.training_charts(log, reader, name, ss.dash_lr_log, ss.dash_gn_log, mark)
     dashboard_parts.system_panel(log)

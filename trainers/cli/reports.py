@@ -40,8 +40,23 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     )
 
 
+def _header_facts(run_dir: str) -> dict[str, Any]:
+    """What the run's dashboard header shows (:mod:`trainers.runs.facts`); nothing for a run gone since listed."""
+    from trainers.runs.facts import read_run_facts
+    from trainers.runs.status import read_status
+
+    try:
+        return read_run_facts(run_dir, read_status(run_dir)).to_dict()
+    except (RunError, OSError):
+        return {}
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    """``workbench runs``: one row per run, newest first; live runs are checked for a dead process first."""
+    """``workbench runs``: one row per run, newest first; live runs are checked for a dead process first.
+
+    ``--json`` adds every fact the run's dashboard header shows (best epoch, steps, clipped share, ETA, findings by
+    severity), from the same function; it reads each run's telemetry, where the table reads status.json alone.
+    """
     from trainers.runs.folder import RunSummary, list_runs, runs_root
     from trainers.runs.launcher import refresh_status
     from trainers.statuses import ACTIVE_STATUSES
@@ -56,7 +71,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 pass  # deleted or unreadable since listed: show what we read
         summaries.append(s)
     if args.json:
-        print(json.dumps({"runs_dir": str(root), "runs": [s.to_dict() for s in summaries]}, indent=2))
+        runs = [{**s.to_dict(), **_header_facts(s.path)} for s in summaries]
+        print(json.dumps({"runs_dir": str(root), "runs": runs}, indent=2))
         return 0
     if not summaries:
         print(f"no runs in {root}")
