@@ -180,6 +180,19 @@ def test_runs_on_an_empty_root(tmp_path):
     assert json.loads(workbench("runs", "--json", "--runs-dir", str(tmp_path / "none")).stdout)["runs"] == []
 
 
+def test_every_command_takes_runs_dir_but_the_ones_readme_names():
+    """README: "Every command takes `--runs-dir D` except `counts` and `import`" (they work on a dataset)."""
+    import argparse
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (line,) = re.findall(r"Every command takes `--runs-dir D` except (.+?), which", readme)
+    named = set(re.findall(r"`(\w+)`", line))
+    (sub,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    without = {name for name, p in sub.choices.items() if "--runs-dir" not in p._option_string_actions}
+    assert without == named
+
+
 def test_runs_dir_defaults_to_env_then_cwd(tmp_path):
     create_run_dir(tmp_path / "runs", "here")
     create_run_dir(tmp_path / "envroot", "there")
