@@ -28,6 +28,9 @@ What was measured on Ray 2.60 (a one-node head on loopback, 2 CPUs) and shaped t
   :func:`submit` sets it per job (:data:`STOP_WAIT_S`). The entrypoint ``exec``\\ s the trainer: without ``exec`` the
   shell in between made the job report STOPPED only at the end of the wait (3.0 s for a 2 s clean stop, against
   2.15 s with ``exec``), and a SIGKILLed trainer showed as exit code 137 instead of -9.
+- ``stop_job`` answers whether the job's supervisor actor is alive, not whether the job runs: the supervisor records
+  STOPPED (or SUCCEEDED, FAILED) a moment before it exits, and a stop in that moment returns True (seen once under
+  load). :func:`stop` therefore asks the job's status first.
 - A job whose entrypoint is SIGKILLed shows as FAILED 0.09 s later; a job whose supervisor actor dies (its node
   lost) shows as FAILED 1.8 s later, and the entrypoint is SIGKILLed (no clean stop, no ``run_end``).
 - ``stop_job`` on a PENDING job (waiting for resources) returns True but the job stays PENDING until resources
