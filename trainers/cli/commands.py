@@ -14,11 +14,12 @@ Importing this module is cheap: torch and ultralytics are imported by trainers.t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,47 @@ def _positive_int(text: str) -> int:
 
 def _device(args: argparse.Namespace) -> dict[str, str]:
     return {"device": args.device} if args.device else {}
+
+
+@contextlib.contextmanager
+def _asset_env(args: argparse.Namespace) -> Iterator[None]:
+    """``--weights-dir`` / ``--allow-downloads`` as this command's environment, for the processes it starts too.
+
+    The weights folder is resolved once, here (ultralytics' setting is read before our offline environment points
+    ``YOLO_CONFIG_DIR`` at the workbench's own), so the UI, the launcher and every training process agree. Restored
+    afterwards: tests call :func:`main` in-process.
+    """
+    if not hasattr(args, "weights_dir"):
+        yield
+        return
+    from trainers.runs import model_zoo
+
+    update = {model_zoo.WEIGHTS_DIR_ENV: str(model_zoo.weights_dir(args.weights_dir))}
+    if args.allow_downloads:
+        update[model_zoo.ALLOW_DOWNLOADS_ENV] = "1"
+    before = {k: os.environ.get(k) for k in update}
+    os.environ.update(update)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _add_asset_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights-dir", metavar="D",
+        help="folder of official checkpoints (yolo11n.pt...) (default: $WORKBENCH_WEIGHTS_DIR, else ultralytics' "
+        "weights_dir setting)",
+    )  # fmt: skip
+    p.add_argument(
+        "--allow-downloads", action="store_true",
+        help="download an official checkpoint or ultralytics dataset (coco8.yaml) that is not on disk, before the "
+        "run starts (default: $WORKBENCH_ALLOW_DOWNLOADS; otherwise refuse, offline)",
+    )  # fmt: skip
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -215,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-every", type=_positive_int, default=1, metavar="N",
         help="write a step event every N optimizer steps (default 1; raise it for very long runs)",
     )  # fmt: skip
+    _add_asset_options(p)
     cluster_commands.add_options(p, "train")
     p.set_defaults(func=cmd_train)
 
@@ -253,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="sweep name; variants are runs <name>-1, <name>-2, ... (default: <file>-<time>)")
     p.add_argument("--parallel", type=_positive_int, metavar="N", help="variants at a time (default 1; cluster: 4)")
     p.add_argument("--runs-dir", help=runs_dir_help)
+    _add_asset_options(p)
     cluster_commands.add_options(p, "sweep")
     p.set_defaults(func=cmd_sweep)
 
@@ -287,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help=runs_dir_help)
     p.add_argument("--cluster", metavar="ADDRESS", help="offer this Ray cluster on New run ($WORKBENCH_CLUSTER)")
     p.add_argument("--datasets-dir", metavar="D", help=dataset_import.DATASETS_DIR_HELP)
+    _add_asset_options(p)
     p.set_defaults(func=cmd_ui)
     return parser
 
@@ -295,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (the ``workbench`` console script's entry point)."""
     args = build_parser().parse_args(argv)  # usage errors: argparse prints them and exits 2
     try:
-        return args.func(args)
+        with _asset_env(args):
+            return args.func(args)
     except WorkbenchError as e:
         print(f"workbench: error: {e}", file=sys.stderr)
         return 2

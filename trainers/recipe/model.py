@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from trainers import customizations as table
+from trainers.datasets.ultralytics_datasets import packaged_yaml
 from trainers.errors import Problem, RecipeError
 from trainers.train_args import check_train_args
 
@@ -225,10 +226,14 @@ class Recipe(BaseModel):
     def resolve_paths(self, base_dir: str | Path) -> Recipe:
         """Return a copy whose relative local paths (data, .pt/.yaml model files) are resolved against base_dir.
 
-        Built-in model names (``yolo26n.yaml``) are left as they are: ultralytics resolves them from its package.
+        Built-in model names (``yolo26n.yaml``) and official checkpoint names (``yolo11n.pt``) are left as they are,
+        and so are ultralytics' dataset names (``coco8.yaml``): :mod:`trainers.runs.model_zoo` finds them in the
+        weights and datasets folders. A file of that name next to the recipe wins.
         """
         base = Path(base_dir)
-        data = str((base / self.data).resolve()) if not Path(self.data).is_absolute() else self.data
+        data = self.data
+        if not Path(data).is_absolute() and ((base / data).exists() or packaged_yaml(data) is None):
+            data = str((base / data).resolve())
         model = self.model
         local = base / model
         if not Path(model).is_absolute() and (local.exists() or not BUILTIN_MODEL_RE.match(Path(model).name)):

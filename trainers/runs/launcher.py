@@ -66,10 +66,17 @@ def resume_command(run_dir: Path) -> list[str]:
 
 # ---- start ---------------------------------------------------------------------------------------------------------
 def _check_recipe(recipe: Path):
-    """Fail now, in the UI, on a recipe that the training process would reject a second later; return it."""
-    from trainers.recipe import load_recipe
+    """Fail now, in the UI, on a recipe that the training process would reject a second later; return it.
 
-    return load_recipe(recipe)
+    An official checkpoint or ultralytics dataset it names must be on disk already (New run downloads it first when
+    the server allows): the one-line refusal comes before the run folder exists.
+    """
+    from trainers.recipe import load_recipe
+    from trainers.runs.model_zoo import resolve_assets
+
+    checked = load_recipe(recipe)
+    resolve_assets(checked)
+    return checked
 
 
 def start_run(

@@ -2,7 +2,8 @@
 
 Bad input raises :class:`~trainers.errors.WorkbenchError` (one line naming the field or file) before anything is
 written. The checks run cheapest first; the model's task comes last because it imports ultralytics (and, for a local
-``.pt``, unpickles it).
+``.pt``, unpickles it). Official checkpoint and dataset names (``yolo11n.pt``, ``coco8.yaml``) are turned into files
+before these checks run, by :func:`trainers.runs.model_zoo.resolve_assets`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def check_model(recipe: Recipe) -> None:
     if p.suffix.lower() in {".yaml", ".yml"} and BUILTIN_MODEL_RE.match(name) and builtin_model_exists(name):
         return
     if p.suffix == ".pt" and BUILTIN_MODEL_RE.match(name) and str(p) == name:
-        return  # an official asset name: ultralytics downloads it (needs internet)
+        return  # an official name that the model zoo left as it is (another task): check_model_task refuses it
     raise RecipeError(
         f"model: '{recipe.model}' not found; use a built-in YAML such as yolo26n.yaml, yolo11n.yaml, rtdetr-l.yaml "
         "or the path of a local .pt/.yaml"

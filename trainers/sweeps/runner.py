@@ -41,6 +41,7 @@ def sweep_command(
 ) -> int:
     """``workbench sweep SWEEP.yaml``: check everything first (exit 2, one line), then run the sweep."""
     sweep = load_sweep(path, root=root, name=name, parallel=parallel)
+    fetch_assets(sweep)
     if cluster is not None:
         from trainers.runs.placement import check_reachable, cpus_request
 
@@ -48,6 +49,17 @@ def sweep_command(
         cpus = cpus_request(cpus)
     n = sweep.parallel or (DEFAULT_PARALLEL_CLUSTER if cluster else DEFAULT_PARALLEL)
     return run_sweep(sweep, root, parallel=n, cluster=cluster, cpus=cpus, out=out or sys.stdout)
+
+
+def fetch_assets(sweep: Sweep) -> None:
+    """Every official checkpoint or ultralytics dataset the variants name, on disk before the first variant starts:
+    downloaded now when allowed, else the one-line refusal (exit 2) instead of a sweep of failed starts."""
+    from trainers.runs import model_zoo
+    from trainers.runs.downloads import fetch
+
+    download = fetch if model_zoo.downloads_allowed() else None
+    for v in sweep.variants:
+        model_zoo.resolve_assets(v.recipe, download=download)
 
 
 def start_detached(doc: dict[str, Any], root: Path, name: str, cluster: str | None = None) -> Path:

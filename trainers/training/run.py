@@ -46,13 +46,20 @@ def train_run(
     existing: bool = False,
     step_stride: int = 1,
     device: str | None = None,
+    weights_dir: str | Path | None = None,
+    allow_downloads: bool | None = None,
 ) -> int:
     """Validate ``recipe_path``, create the run directory and train in this process. Returns the exit code.
 
     ``device`` overrides the recipe's ``train.device`` for this process only (recipe.yaml keeps the recipe's): a Ray
-    job gets the GPUs it was granted renumbered from 0.
+    job gets the GPUs it was granted renumbered from 0. An official checkpoint or ultralytics dataset name is looked
+    up in ``weights_dir`` (default :func:`trainers.runs.model_zoo.weights_dir`) and the datasets folder, and
+    downloaded first when ``allow_downloads`` (default: ``--allow-downloads`` / ``$WORKBENCH_ALLOW_DOWNLOADS``), never
+    into a reserved ``existing`` run (the launcher checked it).
     """
     from trainers.datasets.data_yaml import resolved_data_dict
+    from trainers.runs import model_zoo
+    from trainers.runs.downloads import fetch
 
     recipe = load_recipe(recipe_path)
     root = run_folder.runs_root(runs_root)
@@ -64,7 +71,11 @@ def train_run(
             raise RunError(f"--existing: run '{name}' is not waiting to start; start a new run instead")
     else:
         name = run_folder.validate_run_name(name) if name else run_folder.new_run_name(Path(recipe_path).stem)
-    ds = prepare(recipe)
+    # Names to files before anything is written: recipe.yaml keeps the names, the trainer gets the files.
+    allowed = model_zoo.downloads_allowed() if allow_downloads is None else allow_downloads
+    download = fetch if allowed and not existing else None
+    trained = model_zoo.resolve_assets(recipe, model_zoo.weights_dir(weights_dir), download=download)
+    ds = prepare(trained)
     if not existing:
         try:
             run_dir = run_folder.create_run_dir(root, name)
@@ -83,7 +94,7 @@ def train_run(
         resumes=0,
         step_stride=int(step_stride),  # kept for resume
     )
-    return execute(run_dir, recipe, resume=False, step_stride=step_stride, device=device)
+    return execute(run_dir, trained, resume=False, step_stride=step_stride, device=device)
 
 
 def resume_run(run_dir: str | Path, device: str | None = None) -> int:
