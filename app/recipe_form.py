@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from app import model_choices
 from app.dataset_info import DatasetInfo
 from app.settings_form import FieldSpec, field_specs
 from trainers import customizations as table
@@ -50,7 +51,9 @@ class FormValues:
     arguments the form does not choose itself (lr0, seed, patience) start at ultralytics' own defaults.
     """
 
-    model_source: str = "demo"  # demo | builtin | local
+    model_source: str = "demo"  # demo | pretrained | builtin | local
+    pretrained: str = "yolo26n.pt"  # an official checkpoint (trainers.runs.model_zoo.CHECKPOINTS)
+    allow_download: bool = False  # fetch what is not on disk at Start (offered only when the server allows it)
     builtin: str = "yolo26n.yaml"
     model_path: str = ""
     trust_pt: bool = False
@@ -170,6 +173,8 @@ def model_path(form: FormValues) -> tuple[str | None, list[Problem]]:
     """The recipe's ``model`` value and the problems (``model``, ``trust``) of the model choice."""
     if form.model_source == "builtin":
         return form.builtin, []
+    if form.model_source == "pretrained":
+        return model_choices.pretrained(form.pretrained, form.allow_download)
     if form.model_source == "demo":
         if not DEMO_MODEL.is_file():
             return None, [
@@ -186,6 +191,8 @@ def model_path(form: FormValues) -> tuple[str | None, list[Problem]]:
             Problem("model", f"model: '{raw}' must be a .pt checkpoint (for a model YAML, choose a built-in model)")
         )
     elif not p.is_file():
+        if (hint := model_choices.official_name_hint(raw)) is not None:
+            return raw, [hint]  # no file here to trust: the checkpoint is chosen under Pretrained
         problems.append(Problem("model", f"model: {p}: file not found"))
     elif (damaged := checkpoint_check.archive_problem(p)) is not None:  # looked at, never unpickled
         problems.append(Problem("model", damaged))
@@ -222,6 +229,8 @@ def data_path(form: FormValues) -> tuple[str | None, Problem | None]:
     if not raw:
         return None, Problem("data", "data: enter the path of a data.yaml")
     p = Path(raw).expanduser()
+    if not p.exists() and (named := model_choices.named_dataset(raw, form.allow_download)) is not None:
+        return named  # coco8.yaml: its folder in the datasets folder, or why not
     return str(p.resolve()) if p.exists() else raw, None
 
 

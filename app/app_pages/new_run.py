@@ -15,7 +15,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from app import dataset_info, devices, import_panel, recipe_form
+from app import dataset_info, devices, import_panel, model_choices, recipe_form
 from app.recipe_form import FormValues, toggle_key, widget_key
 from app.state import current_runs_root, init_state, show_problems
 from app.widgets import setting_widget
@@ -35,7 +35,11 @@ if ss.pop("new_run_clear_name", False):
 import_panel.settle_choice("nr_data_source", "nr_data_name", take_import=True)
 form = FormValues.from_state(ss)
 data_value, data_problem = recipe_form.data_path(form)
-dataset = dataset_info.inspect_dataset(data_value) if data_value and not data_problem else None
+dataset = (
+    dataset_info.inspect_dataset(data_value)
+    if data_value and not data_problem and not model_choices.awaits_download(data_value)
+    else None
+)
 draft = recipe_form.build_recipe(form, dataset, root)
 shown: set = set()  # problems already shown next to a field
 
@@ -45,6 +49,19 @@ def errors_for(*paths: str) -> None:
     new = [p for p in draft.under(*paths) if p not in shown]
     shown.update(new)
     show_problems(new)
+
+
+def download_with_bar(item) -> None:
+    """Download one missing checkpoint or dataset with a progress bar (sizes from the catalogue are approximate)."""
+    bar = st.progress(0.0, text=f"Downloading {item.name}")
+
+    def show(done: int, total: int | None) -> None:
+        of = f" of about {total / 1e6:.0f} MB" if total else ""
+        text = f"Downloading {item.name}: {done / 1e6:.1f} MB{of}"
+        bar.progress(min(done / total, 0.99) if total else 0.0, text=text)
+
+    path = model_choices.download(item, show)
+    bar.progress(1.0, text=f"{item.name}: downloaded to {path}")
 
 
 def _forget_trust() -> None:
@@ -83,9 +100,10 @@ with form_col:
     st.subheader("Model")
     st.radio(
         "Model",
-        ["demo", "builtin", "local"],
+        ["demo", "pretrained", "builtin", "local"],
         format_func={
             "demo": "Demo base checkpoint",
+            "pretrained": "Pretrained checkpoint (COCO)",
             "builtin": "Built-in architecture (from scratch)",
             "local": "Local .pt checkpoint",
         }.get,
@@ -96,6 +114,14 @@ with form_col:
     if ss.nr_model_source == "demo":
         st.caption(
             f"`{recipe_form.DEMO_MODEL.relative_to(recipe_form.REPO_ROOT)}`: a small detector trained for the demo."
+        )
+    elif ss.nr_model_source == "pretrained":
+        if ss.nr_pretrained not in model_choices.names():
+            ss.nr_pretrained = FormValues.pretrained
+        st.selectbox("Checkpoint", model_choices.names(), key="nr_pretrained", format_func=model_choices.label)
+        st.caption(
+            f"Official ultralytics weights trained on COCO (80 classes), looked for in `{model_choices.weights_dir()}`;"
+            " a dataset with other classes fine-tunes them with a new head."
         )
     elif ss.nr_model_source == "builtin":
         if ss.nr_builtin not in recipe_form.BUILTIN_MODELS:
@@ -237,6 +263,12 @@ with recipe_col:
         st.text_input("Ray job API address", key="nr_cluster", placeholder="http://HEAD:8265")
         st.caption(f"The runs root `{root}` must be on storage the cluster's nodes see at the same path.")
         cluster = ss.nr_cluster.strip() or None
+    fetch = model_choices.to_download(draft.recipe) if draft.ok else []
+    if model_choices.server_allows_downloads():
+        st.toggle(
+            "Allow download", key="nr_allow_download",
+            help="Download an official checkpoint or ultralytics dataset that is not on disk, when Start is pressed",
+        )  # fmt: skip
     if st.button("Start", type="primary", key="new_run_start", disabled=not draft.ok, icon=":material/play_arrow:"):
         if ss.nr_run_on == "cluster" and not cluster:
             st.error(
@@ -244,6 +276,8 @@ with recipe_col:
             )
         elif draft.ok:  # re-checked: a disabled button cannot be clicked in a browser, but state can change under it
             try:
+                for item in fetch:  # before the run exists, so a failed download leaves nothing behind
+                    download_with_bar(item)
                 run_dir = recipe_form.launch(draft, root, recipe_form.recipe_stem(form), cluster=cluster)
             except WorkbenchError as e:
                 st.error(str(e))
