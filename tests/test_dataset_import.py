@@ -389,3 +389,28 @@ def test_coco_images_missing_from_the_archive_are_named(capsys, tmp_path):
     assert message.startswith("c.zip:valid/_annotations.coco.json: 1 of 17 images it lists are not in the archive")
     assert "(first: ghost.jpg" in message
     assert not (tmp_path / "ds").exists()
+
+
+def test_a_stopped_import_leaves_nothing(tmp_path):
+    """SIGTERM mid-unpack (the UI stopped, a terminal closed): exit 130 and the hidden work folder is gone."""
+    import signal
+    import subprocess
+    import sys
+
+    many = {f"demo/extra/{i:05d}.txt": b"x" for i in range(6000)}  # long enough an unpack to stop in the middle
+    zip_path = demo_zip(tmp_path / "big.zip", extra=many)
+    ds_dir = tmp_path / "ds"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainers.cli", "import", str(zip_path), "--datasets-dir", str(ds_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "unpacking" in line:
+            break
+    assert any(p.name.startswith(".import-big-") for p in ds_dir.iterdir())  # stopped while it had written
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, rest
+    assert "workbench: interrupted" in rest
+    assert not ds_dir.exists()

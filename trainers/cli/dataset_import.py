@@ -8,9 +8,13 @@ The UI's upload runs this command in a subprocess and reads the progress lines b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import TextIO
 
 DATASETS_DIR_HELP = "datasets folder (default: $WORKBENCH_DATASETS_DIR or ./datasets)"
@@ -45,17 +49,36 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a stopped UI, a closed terminal) raises KeyboardInterrupt, so the import removes its work folder; by
+    default Python would die on the spot and leave it."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers are the main thread's only
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """``workbench import ZIP|FOLDER``: import, then print the counts (or one JSON document with ``--json``)."""
     from trainers.datasets.importer import import_dataset
 
-    result = import_dataset(
-        args.source,
-        datasets_dir=args.datasets_dir,
-        name=args.name,
-        max_size=args.max_size,
-        progress=LineProgress(sys.stderr),
-    )
+    with _sigterm_interrupts():
+        result = import_dataset(
+            args.source,
+            datasets_dir=args.datasets_dir,
+            name=args.name,
+            max_size=args.max_size,
+            progress=LineProgress(sys.stderr),
+        )
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.text())
     return 0
 
