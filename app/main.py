@@ -30,6 +30,7 @@ PAGES = [
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("app_pages/sweeps.py", title="Sweeps", icon=":material/grid_view:"),
     st.Page("app_pages/class_weights.py", title="Class weights", icon=":material/balance:"),
+    st.Page("app_pages/datasets.py", title="Dataset", icon=":material/photo_library:"),  # /datasets?name=NAME
 ]
 # The page files live in app_pages/, not pages/: a pages/ folder next to the entry script switches Streamlit to its
 # legacy directory-based multipage mode, which runs page files without this entry script (no defaults, no sidebar).

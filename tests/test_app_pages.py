@@ -34,7 +34,7 @@ from trainers.runs.status import process_start_time, read_status, write_status
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN = REPO / "app" / "main.py"
-PAGES = ("new_run", "runs", "dashboard", "compare", "class_weights")
+PAGES = ("new_run", "runs", "dashboard", "compare", "class_weights", "datasets")
 BUILTIN = {"nr_model_source": "builtin"}  # no dependency on the demo checkpoint where the model is not under test
 
 
