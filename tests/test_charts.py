@@ -479,3 +479,13 @@ def test_serializing_the_dashboard_figures_is_several_times_cheaper_than_plotlys
     ms = f"plotly {stock * 1e3:.1f} ms, ours built {built * 1e3:.1f} ms, ours unbuilt {unbuilt * 1e3:.1f} ms"
     print(f"building and to_dict of the six dashboard figures: {ms} CPU")
     assert stock / unbuilt >= 3 and stock / built >= 1.5, ms  # measured 4-7x
+
+
+def test_the_metric_charts_name_the_catalogue_metrics():
+    """The detection chart's traces and the compare chart's choices, by label, read from trainers.metrics."""
+    assert charts.DETECTION_METRICS == {
+        "metrics/mAP50(B)": "mAP50", "metrics/mAP50-95(B)": "mAP50-95",
+        "metrics/precision(B)": "precision", "metrics/recall(B)": "recall",
+    }  # fmt: skip
+    assert list(charts.COMPARE_METRICS) == ["mAP50", "mAP50-95", "precision", "recall", "mean F1", "fitness"]
+    assert charts.COMPARE_METRICS["mean F1"] == "mean_f1" and charts.COMPARE_METRICS["fitness"] == "fitness"

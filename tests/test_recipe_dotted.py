@@ -61,8 +61,10 @@ def test_changed_gives_a_new_validated_recipe_or_dict_and_leaves_the_input():
         "train.lr0": [0.02, 0.005],
         "customizations.grad_clip.max_norm": [10.0, None],
     }
-    data = dotted.changed(BASE, {"model": "yolo11n.yaml"})
-    assert isinstance(data, dict) and data["model"] == "yolo11n.yaml" and BASE["model"] == "yolo26n.yaml"
+    data = dotted.changed(BASE, {"model": "yolo11n.yaml", "train.lr0": 0.1, "customizations.grad_clip.max_norm": 1.0})
+    assert isinstance(data, dict) and data["model"] == "yolo11n.yaml" and data["train"]["lr0"] == 0.1
+    assert BASE["model"] == "yolo26n.yaml" and BASE["train"]["lr0"] == 0.02  # the input dict, nested ones included
+    assert BASE["customizations"]["grad_clip"]["max_norm"] == 10.0
     with pytest.raises(RecipeError, match="customizations.grad_clip.max_norm") as e:
         dotted.changed(r, {"customizations.grad_clip.max_norm": -1.0}, source="fixed")
     assert "fixed" in str(e.value)

@@ -75,3 +75,26 @@ def test_the_pages_colour_statuses_and_severities_from_the_enums():
 
     count = run_findings.FindingsCount({"critical": 1, "warning": 0, "info": 2})
     assert count.badges() == ":red-badge[1 critical] :blue-badge[2 info]"
+
+
+@pytest.mark.parametrize("word", ["weird", None, "running"])
+def test_a_run_end_that_is_not_an_end_settles_a_dead_run_as_failed_on_both_backends(tmp_path, word):
+    """A damaged or foreign run_end status is adopted as ``failed`` (never written to status.json as it is)."""
+    from trainers.run_files import TELEMETRY_FILE
+    from trainers.runs.backends import local
+    from trainers.runs.backends.ray_cluster.jobs import JobState
+    from trainers.runs.backends.ray_cluster.settle import settle
+    from trainers.runs.folder import create_run_dir
+    from trainers.runs.status import read_status, write_status
+    from trainers.telemetry.events import TelemetryWriter
+
+    run = create_run_dir(tmp_path, "r")
+    write_status(run, status=RunStatus.RUNNING, pid=None)
+    with TelemetryWriter(run / TELEMETRY_FILE) as out:
+        out.emit("run_start", attempt=1)
+        out.emit("run_end", status=word)
+    local.settle_dead(run, read_status(run))
+    assert read_status(run)["status"] == "failed"
+    end = {"status": word}
+    settled = settle(JobState("SUCCEEDED", exit_code=0), {"status": "running", "job_id": "j"}, last_run_end=end)
+    assert settled is not None and settled.fields["status"] is RunStatus.FAILED
