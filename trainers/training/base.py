@@ -268,8 +268,9 @@ class WorkbenchBase:
         grads: list[torch.Tensor] = []
         groups: list[int] = []
         for p, group in slots:
-            if p.grad is not None:
-                grads.append(p.grad)
+            grad = p.grad  # read once: a parameter's .grad costs ~0.2 us, stock reads it twice per parameter
+            if grad is not None:
+                grads.append(grad)
                 groups.append(group)
         return grads, groups, n_groups
 
