@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import dataset_charts, dataset_grid, dataset_view, import_panel
+from app import dataset_grid, dataset_view, import_panel
 from app.dataset_grid import PAGE_SIZE, class_colour
 from app.recipe_form import DEMO_DATA
 from app.state import init_state
@@ -100,8 +100,12 @@ if summary:
         icon=":material/report:",
     )
 
-images_tab, stats_tab = st.tabs(["Images", "Statistics"])
-with images_tab:
+# One view at a time, not st.tabs: tabs run and send every tab's content, and the charts (plotly.js in the browser,
+# plotly in this process) made the first grid wait for charts nobody had asked for.
+view = st.segmented_control(
+    "View", ["Images", "Statistics"], default="Images", key="ds_view", label_visibility="collapsed"
+)
+if view != "Statistics":
     cls = None if ss.ds_class == ALL else scan.names.index(ss.ds_class)
     shown = scan.shown(cls, bool(ss.get("ds_problems_only")))
     pages = dataset_view.page_count(shown.size)
@@ -117,7 +121,9 @@ with images_tab:
         with st.container(key="ds_grid"):
             st.html(dataset_grid.grid_html(scan, tiles, highlight=cls))
 
-with stats_tab:
+else:
+    from app import dataset_charts  # plotly: imported when the charts are asked for
+
     instances, images = scan.counts()
     colours = [class_colour(i) for i in range(scan.nc)]
     st.plotly_chart(dataset_charts.counts_figure(scan.names, instances, images), key="chart_ds_counts")
