@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.dataset_problems import CLEAN, NAMES, PLANTED, make_problem_dataset
-from trainers.datasets import thumbnails
+from trainers.datasets import image_headers, thumbnails
 from trainers.datasets.data_yaml import load_dataset
 from trainers.datasets.gallery import Problem, scan_split
 from trainers.datasets.image_headers import read_header, scan_headers
@@ -138,7 +138,7 @@ def test_header_sizes_equal_pil(tmp_path, fmt, kw):
     assert read_header(str(path)) == ((53, 37), None)
 
 
-def test_header_problems(tmp_path):
+def test_header_problems(tmp_path, monkeypatch):
     good = tmp_path / "good.jpg"
     Image.new("RGB", (40, 30)).save(good)
     data = good.read_bytes()
@@ -163,6 +163,10 @@ def test_header_problems(tmp_path):
         "missing.jpg": "image not found",
     }
     assert scan.width.tolist() == [40, -1, -1, -1, 5, -1, 40] and scan.height.tolist()[-1] == 30
+    monkeypatch.setattr(image_headers, "_THREADED", 2)  # a big split's path: threads over chunks, same order
+    threaded = scan_headers(paths * 3)
+    assert threaded.width.tolist() == scan.width.tolist() * 3 and threaded.height.tolist() == scan.height.tolist() * 3
+    assert threaded.problems == {i + k * len(paths): text for k in range(3) for i, text in scan.problems.items()}
 
 
 # ---- thumbnails ------------------------------------------------------------------------------------------------
