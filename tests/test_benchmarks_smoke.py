@@ -127,6 +127,30 @@ def test_runs_page_benchmark_lists_and_draws_every_run(tmp_path):
     assert r["run_rows_count"] == 20 and r["page_rows"] == 20
 
 
+# ---- bench_dataset_page --------------------------------------------------------------------------------------------
+def test_dataset_page_benchmark_thumbnails_only_the_page_and_lists_problems_first(tmp_path):
+    bench = load("bench_dataset_page")
+    env_before = os.environ.get("WORKBENCH_DATASETS_DIR")
+    r = bench.run_benchmark(200, repeats=1, apptest=True, workdir=tmp_path)
+    assert os.environ.get("WORKBENCH_DATASETS_DIR") == env_before  # the AppTest render does not leak its folder
+    cold, warm, clean = r["cold"], r["warm"], r["clean_page_cold"]
+    planted = sum(bench.PLANTED.values())
+    assert cold["images"] == 200 - bench.PLANTED["orphan"] and cold["flagged"] == planted
+    assert cold["tiles"] == warm["tiles"] == 48 and cold["problem_tiles"] == 48  # 60 problems: the first page
+    assert cold["cached"] == 0 and warm["cached"] == cold["thumbnailed"] + bench.PLANTED["text"] + bench.PLANTED["cut"]
+    assert cold["thumbnailed"] == 48 - bench.PLANTED["orphan"] - bench.PLANTED["text"] - bench.PLANTED["cut"]
+    assert clean["thumbnailed"] == 48 and clean["problem_tiles"] == 0 and clean["cached"] == 0
+    assert r["page_charts"] == 0  # the grid, not the charts, is what the page opens on
+
+
+@pytest.mark.browser
+def test_dataset_page_benchmark_in_chromium(tmp_path):
+    bench = load("bench_dataset_page")
+    r = bench.run_benchmark(100, repeats=1, browser=True, workdir=tmp_path)
+    assert len(r["browser_cold_all_s"]) == len(r["browser_kept_all_s"]) == len(r["browser_warm_thumbs_all_s"]) == 1
+    assert 0 < r["browser_kept_s"] and 0 < r["browser_cold_s"]
+
+
 # ---- bench_ui: the /proc readers behind the proofs ------------------------------------------------------------------
 def test_listening_reads_our_own_socket():
     bench = load("bench_ui")
