@@ -43,6 +43,7 @@ CSS = """<style>
 .wb-cap{font-size:12px;line-height:1.35;padding:4px 6px;word-break:break-all}
 .wb-name{opacity:.75}
 .wb-problem{color:#d62728;word-break:normal}
+.wb-problem+.wb-problem{margin-top:3px}
 </style>"""
 
 
