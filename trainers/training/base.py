@@ -33,6 +33,21 @@ class GradNorms:
     max_norm: float
 
 
+@dataclass(slots=True)
+class _ParamSlots:
+    """The optimizer layout the measured step was built for, and every parameter in ``model.parameters()`` order with
+    its optimizer group (``n_groups`` for one in none)."""
+
+    model: Any
+    optimizer: Any
+    sizes: tuple[int, ...]  # parameters per group
+    slots: list[tuple[torch.Tensor, int]]
+    n_groups: int
+
+    def fits(self, model: Any, optimizer: Any, sizes: tuple[int, ...]) -> bool:
+        return self.model is model and self.optimizer is optimizer and self.sizes == sizes
+
+
 class WorkbenchBase:
     """Innermost mixin, directly above the ultralytics trainer.
 
@@ -59,7 +74,7 @@ class WorkbenchBase:
     stop_reason: str | None = None
     _rename_thread: threading.Thread | None = None
     _rename_error: BaseException | None = None
-    _param_slots: tuple[Any, list[tuple[torch.Tensor, int]], int] | None = None  # (layout key, slots, group count)
+    _param_slots: _ParamSlots | None = None
     _group_index: tuple[tuple[tuple[int, ...], str], torch.Tensor] | None = None  # (key, index of each gradient)
 
     # ---- hooks other mixins override ---------------------------------------------------------------------------
@@ -254,13 +269,13 @@ class WorkbenchBase:
         """Every parameter in ``model.parameters()`` order with its optimizer group (the group count for one that is
         in none), and the number of groups; rebuilt when the model, the optimizer or its groups change."""
         groups = self.optimizer.param_groups
-        key = (self.model, self.optimizer, tuple(len(g["params"]) for g in groups))
+        sizes = tuple(len(g["params"]) for g in groups)
         cached = self._param_slots
-        if cached is None or cached[0][0] is not key[0] or cached[0][1] is not key[1] or cached[0][2] != key[2]:
+        if cached is None or not cached.fits(self.model, self.optimizer, sizes):
             group_of = {id(p): i for i, g in enumerate(groups) for p in g["params"]}
             slots = [(p, group_of.get(id(p), len(groups))) for p in self.model.parameters()]
-            cached = self._param_slots = (key, slots, len(groups))
-        return cached[1], cached[2]
+            cached = self._param_slots = _ParamSlots(self.model, self.optimizer, sizes, slots, len(groups))
+        return cached.slots, cached.n_groups
 
     def _grads(self) -> tuple[list[torch.Tensor], list[int], int]:
         """The gradients in stock's order, the optimizer group of each, and the number of groups."""
