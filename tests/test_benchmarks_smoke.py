@@ -105,6 +105,7 @@ def test_turns_alternate_and_skip_a_finished_name():
     assert turns.names[turns.i] == "a"
 
 
+@pytest.mark.slow  # trains the tiny model twice, ours and stock
 def test_overhead_benchmark_pairs_epochs_and_splits_step_and_epoch_time(tmp_path):
     bench = load("bench_overhead")
     r = bench.run_benchmark(("tiny",), repeats=1, epochs=3, imgsz=32, workdir=tmp_path)
