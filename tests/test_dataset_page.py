@@ -9,7 +9,7 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.dataset_grid import PAGE_SIZE
+from app.dataset_grid import BAD_ID_COLOUR, PAGE_SIZE
 from tests.conftest import make_dataset
 from tests.dataset_problems import CLEAN, NAMES, PLANTED, make_problem_dataset
 from tests.test_app_pages import MAIN
@@ -66,9 +66,10 @@ def test_the_grid_draws_boxes_and_lists_label_problems_first_named(datasets):
     assert all(not t["problems"] and t["image"] for t in shown[len(PLANTED) :])
     clean = shown[len(PLANTED)]  # clean-00: a cat and a dog box, labelled with their class names
     assert clean["boxes"] == ["cat", "dog"] and ">cat<" in at.get("html")[0].proto.body
-    assert next(t for t in shown if t["stem"] == "badid")["boxes"] == ["id 3?", "dog"]
+    assert next(t for t in shown if t["stem"] == "badid")["boxes"] == ["id 3?", "dog", "id 5?"]
     colours = {name: colour for t in shown for name, colour in t["colours"]}
-    assert set(colours) == {*NAMES, "id 3?"} and len(set(colours.values())) == len(colours), colours
+    assert set(colours) == {*NAMES, "id 3?", "id 5?"} and colours["id 3?"] == colours["id 5?"] == BAD_ID_COLOUR
+    assert len({colours[n] for n in NAMES} | {BAD_ID_COLOUR}) == len(NAMES) + 1, colours  # a colour per class
     orphan = shown[0]
     assert not orphan["image"] and orphan["boxes"] == ["dog"] and "no image" in orphan["text"]
     warning = at.warning[0].value

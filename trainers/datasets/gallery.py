@@ -202,14 +202,12 @@ def scan_split(ds: Dataset, split: str = "train") -> SplitScan:
             add(i, Problem.MALFORMED, f"label file does not parse: {text}; ultralytics drops this image")
     cls = rows.cls
     bad_id = ~((cls >= 0) & (cls < nc) & (cls % 1 == 0))  # SplitScan.valid_class, before the scan exists
-    _first_per_item(rows, bad_id, n, lambda r: add(
-        int(rows.file[r]), Problem.CLASS_ID,
-        f"line {rows.line[r]}: class id {cls[r]:g} is out of range (0-{nc - 1}): ultralytics drops this image",
-    ))  # fmt: skip
-    _first_per_item(rows, rows.outside, n, lambda r: add(
-        int(rows.file[r]), Problem.OUTSIDE,
-        f"line {rows.line[r]}: box outside the image (coordinates beyond 0-1): ultralytics drops this image",
-    ))  # fmt: skip
+    for r in _first_row_per_image(rows, bad_id, n):
+        text = f"line {rows.line[r]}: class id {cls[r]:g} is out of range (0-{nc - 1}): ultralytics drops this image"
+        add(int(rows.file[r]), Problem.CLASS_ID, text)
+    for r in _first_row_per_image(rows, rows.outside, n):
+        text = f"line {rows.line[r]}: box outside the image (coordinates beyond 0-1): ultralytics drops this image"
+        add(int(rows.file[r]), Problem.OUTSIDE, text)
     has_label = np.array([c is not None for c in contents], dtype=bool)
     for i in np.flatnonzero(has_label[:n] & (per_file[:n] == 0)).tolist():
         if i not in rows.malformed:
@@ -241,13 +239,13 @@ def scan_split(ds: Dataset, split: str = "train") -> SplitScan:
     )  # fmt: skip
 
 
-def _first_per_item(rows: LabelRows, mask: np.ndarray, n: int, report) -> None:
-    """Call ``report(row)`` for the first flagged row of each image (orphans are reported as orphans only)."""
+def _first_row_per_image(rows: LabelRows, mask: np.ndarray, n: int) -> list[int]:
+    """The first flagged row of each image (rows are in file order; an orphan's rows are not an image's problem)."""
     flagged = np.flatnonzero(mask & (rows.file < n))
-    if flagged.size:
-        first = flagged[np.concatenate(([True], rows.file[flagged][1:] != rows.file[flagged][:-1]))]
-        for r in first.tolist():
-            report(r)
+    if not flagged.size:
+        return []
+    files = rows.file[flagged]
+    return flagged[np.concatenate(([True], files[1:] != files[:-1]))].tolist()
 
 
 def _count_per_item(rows: LabelRows, mask: np.ndarray) -> list[tuple[int, int]]:
