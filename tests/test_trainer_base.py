@@ -90,6 +90,7 @@ def test_checkpoints_are_in_place_when_on_model_save_has_a_listener(tmp_path):
     assert (tmp_path / "last.pt").read_bytes() == b"epoch 0" and not list(tmp_path.glob(".*.partial"))
 
 
+@pytest.mark.slow  # trains the tiny model (found by a probe on BaseTrainer._do_train over the quick loop)
 def test_epoch_status_is_written_off_the_training_thread_and_lands_before_the_final_status(
     tiny_data, tmp_path, monkeypatch
 ):
