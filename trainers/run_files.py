@@ -47,6 +47,21 @@ SWEEP_RECORD_FILE = "sweep.json"
 UI_SWEEPS_DIR = ".ui-sweeps"  # <runs root>/.ui-sweeps/<name>.yaml and .log: sweeps started from the UI
 
 
+def chosen_folder(cli_value: str | os.PathLike[str] | None, flag: str, env: str, default: str) -> tuple[Path, str]:
+    """The folder a setting names, and where it came from: ``flag``'s value, else ``$env``, else ``default``.
+
+    The one rule behind ``--runs-dir`` and ``--datasets-dir``; the second value names the source for error messages
+    (``--runs-dir``, the variable's name, or nothing given).
+    """
+    if cli_value not in (None, ""):
+        raw, source = os.fspath(cli_value), flag
+    elif os.environ.get(env):
+        raw, source = os.environ[env], env
+    else:
+        raw, source = default, ""
+    return Path(raw).expanduser().resolve(), source
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as indented JSON to ``path`` so that a reader sees the old file or the new one, never half.
 

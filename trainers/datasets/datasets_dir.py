@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from trainers.errors import DatasetError
+from trainers.run_files import chosen_folder
 
 __all__ = [
     "DATASETS_DIR_ENV",
@@ -43,13 +44,8 @@ def datasets_root(cli_value: str | os.PathLike[str] | None = None) -> Path:
     Raises:
         DatasetError: The path exists and is not a folder.
     """
-    if cli_value not in (None, ""):
-        raw, source = os.fspath(cli_value), "--datasets-dir"
-    elif os.environ.get(DATASETS_DIR_ENV):
-        raw, source = os.environ[DATASETS_DIR_ENV], DATASETS_DIR_ENV
-    else:
-        raw, source = DEFAULT_DATASETS_DIR, "datasets folder"
-    root = Path(raw).expanduser().resolve()
+    root, source = chosen_folder(cli_value, "--datasets-dir", DATASETS_DIR_ENV, DEFAULT_DATASETS_DIR)
+    source = source or "datasets folder"
     if root.exists() and not root.is_dir():
         raise DatasetError(f"{source} {root} is not a folder; pass a folder for datasets with --datasets-dir")
     return root

@@ -23,6 +23,7 @@ from trainers.run_files import (
     RESULTS_FILE,
     STATUS_FILE,
     TELEMETRY_FILE,
+    chosen_folder,
     write_json_atomic,
 )
 from trainers.runs.status import initial_status, process_alive, read_status, update_status
@@ -51,13 +52,8 @@ def runs_root(cli_value: str | os.PathLike[str] | None = None) -> Path:
     Raises:
         RunError: If the path exists and is not a directory.
     """
-    if cli_value not in (None, ""):
-        raw, source = os.fspath(cli_value), "--runs-dir"
-    elif os.environ.get(RUNS_DIR_ENV):
-        raw, source = os.environ[RUNS_DIR_ENV], RUNS_DIR_ENV
-    else:
-        raw, source = DEFAULT_RUNS_DIR, "runs root"
-    root = Path(raw).expanduser().resolve()
+    root, source = chosen_folder(cli_value, "--runs-dir", RUNS_DIR_ENV, DEFAULT_RUNS_DIR)
+    source = source or "runs root"
     if root.exists() and not root.is_dir():
         raise RunError(f"{source} {root} is not a directory; pass a folder for runs with --runs-dir")
     return root
