@@ -127,13 +127,19 @@ def customization_state(form: FormValues) -> dict[str, Any]:
     for row in table.rows():
         out[toggle_key(row.key)] = row.key in form.enabled
         chosen = form.customizations.get(row.key, {})
-        defaults = row.settings()
+        defaults = run_settings(row.key, form)
         for spec in field_specs(row.settings):
             widget, none = spec.to_widget(getattr(defaults, spec.name))
             out[widget_key(row.key, spec.name)] = chosen.get(spec.name, widget)
             if spec.none_box:
                 out[widget_key(row.key, f"{spec.name}__none")] = chosen.get(f"{spec.name}__none", none)
     return out
+
+
+def run_settings(key: str, form: FormValues) -> table.Settings:
+    """Customization ``key``'s defaults for the form's run (frozen epochs fit its epochs: ``Settings.run_defaults``)."""
+    settings = table.row(key).settings
+    return settings(**settings.run_defaults({"epochs": form.epochs}))
 
 
 @dataclass
@@ -265,7 +271,7 @@ def build_recipe(form: FormValues, dataset: DatasetInfo | None = None, runs_root
     problems += train_problems
     custom: dict[str, Any] = {}
     for key in form.enabled:
-        custom[key], block_problems = _block(key, form.customizations.get(key, {}))
+        custom[key], block_problems = _block(key, form.customizations.get(key, {}), run_settings(key, form))
         problems += block_problems
 
     raw = {"model": model or form.model_path or "", "data": data or "", "train": train, "customizations": custom}
@@ -328,11 +334,10 @@ def _train_args(form: FormValues) -> tuple[dict[str, Any], list[Problem]]:
     return train, problems
 
 
-def _block(key: str, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
-    """A customization's recipe block from its widget values (the model's defaults where a widget has none)."""
+def _block(key: str, values: Mapping[str, Any], defaults: table.Settings) -> tuple[dict[str, Any], list[Problem]]:
+    """A customization's recipe block from its widget values (``defaults`` where a widget has none)."""
     block: dict[str, Any] = {}
     problems = []
-    defaults = table.row(key).settings()
     for spec in specs(key):
         default_widget, default_none = spec.to_widget(getattr(defaults, spec.name))
         try:
@@ -371,9 +376,11 @@ def save_ui_recipe(recipe: Recipe, root: Path, stem: str) -> Path:
     return path
 
 
-def launch(draft: RecipeDraft, root: Path, stem: str = "run", cluster: str | None = None) -> Path:
+def launch(
+    draft: RecipeDraft, root: Path, stem: str = "run", cluster: str | None = None, cpus: float | None = None
+) -> Path:
     """Write the recipe under ``<root>/.ui-recipes/`` and start it with :func:`trainers.runs.launcher.start_run`
-    (cluster).
+    (on ``cluster``, its Ray job asking for ``cpus``; None: the CLI's default).
 
     Returns:
         The new run folder.
@@ -386,7 +393,8 @@ def launch(draft: RecipeDraft, root: Path, stem: str = "run", cluster: str | Non
         raise RecipeError(draft.problems, "recipe")
     path = save_ui_recipe(draft.recipe, root, stem)
     try:
-        return launcher.start_run(path, root, name=draft.name, **({"cluster": cluster} if cluster else {}))
+        on = {"cluster": cluster, "cpus": cpus} if cluster else {}
+        return launcher.start_run(path, root, name=draft.name, **on)
     except Exception:
         path.unlink(missing_ok=True)
         raise

@@ -105,7 +105,7 @@ def _spec(name: str, info: FieldInfo) -> FieldSpec:
     when = tuple(extra["when"]) if "when" in extra else None
     common = {"name": name, "label": label, "help": info.description or "", "nullable": nullable, "when": when}
     common["none_label"] = str(extra.get("none_label") or "none")
-    default = info.default
+    default = info.get_default(call_default_factory=True)  # a run-dependent default: the one for a default run
     labels = tuple(dict(extra.get("labels") or {}).items())
     if "choices" in extra:
         return FieldSpec(kind="select", default=default, choices=tuple(extra["choices"]), labels=labels, **common)

@@ -10,7 +10,8 @@ from typing import Any
 
 import streamlit as st
 
-from app.recipe_form import FormValues, customization_state
+from app.recipe_form import FormValues, customization_state, specs, toggle_key, widget_key
+from trainers import customizations as table
 from trainers.errors import Problem, WorkbenchError
 from trainers.metrics import MAP50_95
 from trainers.runs.folder import runs_root
@@ -50,6 +51,31 @@ def init_state() -> None:
     """Set every default that is not set yet (idempotent, cheap)."""
     for key, value in defaults().items():
         st.session_state.setdefault(key, value)
+
+
+def refit_defaults() -> None:
+    """Keep the run-dependent defaults of the customizations still switched off in step with the New run form (frozen
+    epochs follow the epochs), so one switched on starts at a value that fits; once on, its widgets are the user's."""
+    ss = st.session_state
+    form = FormValues.from_state(ss)
+    for key in table.keys():
+        if not ss.get(toggle_key(key)):
+            for name, value in table.row(key).settings.run_defaults({"epochs": form.epochs}).items():
+                spec = next(s for s in specs(key) if s.name == name)
+                ss[widget_key(key, name)], none = spec.to_widget(value)
+                if spec.none_box:
+                    ss[widget_key(key, f"{name}__none")] = none
+
+
+def default_cpus() -> int:
+    """The CPUs a cluster run's Ray job asks for unless changed on the page: the CLI's default
+    (``$WORKBENCH_CLUSTER_CPUS``, else 1), as a whole number."""
+    from trainers.runs.placement import cpus_request
+
+    try:
+        return max(1, round(cpus_request()))
+    except WorkbenchError:  # a bad $WORKBENCH_CLUSTER_CPUS: the CLI says so; the page starts at 1
+        return 1
 
 
 def keep_widget_state() -> None:

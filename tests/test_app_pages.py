@@ -329,7 +329,7 @@ def test_start_with_a_patched_launcher_writes_the_expected_recipe(runs_root, mon
             "per_class_f1": {},
             "class_weights": {
                 "weights": None, "scheme": "effective_number", "power": 0.5, "beta": 0.99, "cap": None,
-                "normalize": "mean", "zero_count": "max",
+                "normalize": "mean", "zero_count": "one",
             },
             "best_metric": {"metric": "f1", "mode": None},
             "freeze": {"layers": "backbone", "frozen_epochs": 2},

@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from trainers import customizations as table
+from trainers.customizations.grad_clip import GradClip
 from trainers.errors import RecipeError
 from trainers.recipe import Recipe, load_recipe
 
@@ -36,7 +37,7 @@ def test_round_trip_every_combination_of_blocks():
 
 def test_null_block_means_on_with_defaults():
     r = Recipe.from_yaml(BASE + "customizations:\n  grad_clip:\n  best_metric:\n")
-    assert r.customizations.grad_clip.max_norm == 10.0
+    assert r.customizations.grad_clip.max_norm == GradClip().max_norm
     assert r.customizations.best_metric.metric == "fitness"
     assert r.customizations.best_metric.direction == "max"
     assert (

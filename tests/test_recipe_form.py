@@ -18,6 +18,10 @@ from trainers.runs.folder import create_run_dir
 
 DEMO = dataset_info.inspect_dataset(recipe_form.DEMO_DATA)
 
+NEVER_UNFREEZE_FIX = (
+    "lower it, or tick 'Never unfreeze' (frozen_epochs: null in a recipe file) to keep the layers frozen"
+)
+
 
 # ---- recipe from form values ---------------------------------------------------------------------------------------
 def test_recipe_problems_carry_field_message_and_fix_as_data():
@@ -43,7 +47,8 @@ def test_recipe_problems_carry_field_message_and_fix_as_data():
             }
         )
     (p,) = e.value.problems
-    assert (p.field, p.fix) == ("customizations.freeze.frozen_epochs", "use null to keep the layers frozen")
+    assert p.field == "customizations.freeze.frozen_epochs"
+    assert p.fix == NEVER_UNFREEZE_FIX  # the form's box by its label
     assert str(e.value) == f"recipe: {p.message}; {p.fix}"  # the CLI's one line is the same problems joined
     with pytest.raises(RecipeError) as e:
         Recipe.from_dict({"model": "yolo26n.yaml", "data": "x.txt", "train": {"epochs": 0}})
@@ -80,7 +85,7 @@ def test_every_customization_maps_to_its_recipe_block():
         "per_class_f1": {},
         "class_weights": {
             "weights": [1.0, 2.5, 3.0, 4.0], "scheme": "inverse_frequency", "power": 0.5, "beta": 0.999, "cap": None,
-            "normalize": "mean", "zero_count": "max",
+            "normalize": "mean", "zero_count": "one",
         },
         "best_metric": {"metric": "val/giou_loss", "mode": None},
         "freeze": {"layers": [0, 1, 2], "frozen_epochs": None},
@@ -92,14 +97,18 @@ def test_every_customization_maps_to_its_recipe_block():
 
 
 def test_form_defaults_are_the_settings_models_defaults():
-    """The form states no default of its own: a fresh toggle gives exactly the recipe's defaults."""
+    """The form states no default of its own: a fresh toggle gives exactly the recipe's defaults for the run (frozen
+    epochs follow the epochs: Settings.run_defaults)."""
     from trainers import customizations as table
 
     on = tuple(table.keys())
-    draft = build_recipe(FormValues(epochs=10, enabled=on), DEMO)
-    assert draft.ok, draft.problems
-    for key, settings in draft.recipe.customizations.items():
-        assert settings == table.row(key).settings(), key
+    for epochs in (10, 4):
+        draft = build_recipe(FormValues(epochs=epochs, enabled=on), DEMO)
+        assert draft.ok, draft.problems
+        plain = Recipe.from_dict({"model": "m.yaml", "data": "d.yaml", "train": {"epochs": epochs},
+                                  "customizations": dict.fromkeys(on)})  # fmt: skip
+        for key, settings in draft.recipe.customizations.items():
+            assert settings == plain.customizations[key], key
 
 
 def test_state_round_trip_and_a_recipe_shown_in_the_form():
@@ -132,7 +141,7 @@ def test_problems_are_keyed_by_field_and_reported_once():
     assert [p.message for p in by_field["data"]] == ["data: enter the path of a data.yaml"]
     (frozen,) = by_field["customizations.freeze.frozen_epochs"]
     assert frozen.message.startswith("customizations.freeze.frozen_epochs (3) must be less than train.epochs (2)")
-    assert frozen.fix == "use null to keep the layers frozen"
+    assert frozen.fix == NEVER_UNFREEZE_FIX
     assert by_field["name"][0].message.startswith("run name '-bad' is not allowed")
     assert draft.under("customizations.freeze") == [frozen]
     # the preview still shows what was typed

@@ -17,7 +17,7 @@ import streamlit as st
 
 from app import dataset_info, devices, import_panel, model_choices, recipe_form
 from app.recipe_form import FormValues, toggle_key, widget_key
-from app.state import current_runs_root, init_state, show_problems
+from app.state import current_runs_root, default_cpus, init_state, refit_defaults, show_problems
 from app.widgets import setting_widget
 from trainers import customizations as table
 from trainers.errors import WorkbenchError
@@ -33,6 +33,7 @@ if ss.pop("new_run_clear_name", False):
     ss.nr_name = ""
 
 import_panel.settle_choice("nr_data_source", "nr_data_name", take_import=True)
+refit_defaults()
 form = FormValues.from_state(ss)
 data_value, data_problem = recipe_form.data_path(form)
 dataset = (
@@ -261,6 +262,9 @@ with recipe_col:
     cluster = None
     if ss.nr_run_on == "cluster":
         st.text_input("Ray job API address", key="nr_cluster", placeholder="http://HEAD:8265")
+        ss.setdefault("nr_cpus", default_cpus())
+        st.number_input("CPUs", min_value=1, step=1, key="nr_cpus",
+                        help="CPUs the run's Ray job reserves; torch trains with that many threads")  # fmt: skip
         st.caption(f"The runs root `{root}` must be on storage the cluster's nodes see at the same path.")
         cluster = ss.nr_cluster.strip() or None
     fetch = model_choices.to_download(draft.recipe) if draft.ok else []
@@ -278,7 +282,8 @@ with recipe_col:
             try:
                 for item in fetch:  # before the run exists, so a failed download leaves nothing behind
                     download_with_bar(item)
-                run_dir = recipe_form.launch(draft, root, recipe_form.recipe_stem(form), cluster=cluster)
+                cpus = int(ss.nr_cpus) if cluster else None
+                run_dir = recipe_form.launch(draft, root, recipe_form.recipe_stem(form), cluster=cluster, cpus=cpus)
             except WorkbenchError as e:
                 st.error(str(e))
             else:

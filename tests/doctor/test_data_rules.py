@@ -48,7 +48,7 @@ def test_class_without_train():
 
 
 def test_weights_on_zero_count_classes():
-    rec = recipe(class_weights={})
+    rec = recipe(class_weights={"zero_count": "max"})  # not the default ('one', which this rule never flags)
     start = run_start(rec, class_weights=[0.5, 0.8, 2.0, 2.0])
     f = only(diagnose(log([epoch(1)], start), facts(train=[100, 30, 10, 0])), "data.weights_on_zero_count")
     assert f.numbers["classes"] == ["cross"] and f.recipe_change == {"customizations.class_weights.zero_count": "one"}

@@ -37,8 +37,9 @@ class ClassWeights(Settings):
         "mean", title="Normalise", description="mean: weights average 1 (loss scale kept); min: the smallest is 1"
     )
     zero_count: Literal[ZERO_COUNT] = Field(
-        "max", title="Classes with no labels",
-        description="a class with no labels gets: max = the largest weight, one = 1.0, error = refuse",
+        "one", title="Classes with no labels",
+        description="a class with no labels gets: one = 1.0 (neutral: it has no positives to weight up), max = the "
+        "largest weight (the doctor flags it: it only pushes the class's scores down), error = refuse",
     )  # fmt: skip
 
     @field_validator("weights")

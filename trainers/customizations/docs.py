@@ -27,7 +27,7 @@ def table_markdown() -> str:
     lines = ["| block | what it does | settings: default — meaning |", "|---|---|---|"]
     for row in table.rows():
         settings = [
-            f"`{name}`: `{_default(info.default)}` — {info.description}"
+            f"`{name}`: {'see meaning' if info.default_factory else f'`{_default(info.default)}`'} — {info.description}"
             for name, info in row.settings.model_fields.items()
         ]
         lines.append(f"| `{row.key}` | {row.help} | {'<br>'.join(settings) or '-'} |")

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from trainers.customizations.table import Customization, RecipeView, Settings
 from trainers.errors import Problem
-from trainers.train_args import train_value
+from trainers.train_args import train_default, train_value
 
 ALWAYS_FROZEN = ".dfl"  # ultralytics keeps the DFL integral layer frozen (YOLO11 has one; YOLO26 has none)
+FROZEN_SHARE = 4  # frozen_epochs defaults to 1/FROZEN_SHARE of the run: a guess, and the doctor's own suggestion
+NEVER_UNFREEZE = "never unfreeze"  # what null means: the New run form's checkbox label (capitalised there)
+
+
+def fitted_frozen_epochs(epochs: int) -> int | None:
+    """The default ``frozen_epochs`` of a run of ``epochs``: a quarter of it, at least 1 and always below it, so the
+    layers unfreeze in every run they can (a 1-epoch run has no later epoch: None, frozen throughout)."""
+    return max(1, epochs // FROZEN_SHARE) if epochs > 1 else None
 
 
 class Freeze(Settings):
@@ -19,8 +27,10 @@ class Freeze(Settings):
         "backbone", description="'backbone' (its length read from the model YAML), N = layers 0..N-1, or indices"
     )
     frozen_epochs: int | None = Field(
-        5, ge=1, description="epochs kept frozen; unfrozen at the start of epoch frozen_epochs+1; null = never",
-        json_schema_extra={"none_label": "never unfreeze"},
+        default_factory=lambda: fitted_frozen_epochs(train_default("epochs") or 100), ge=1,
+        description="epochs kept frozen; unfrozen at the start of epoch frozen_epochs+1; null = never. Default: a "
+        "quarter of train.epochs (at least 1), a guess",
+        json_schema_extra={"none_label": NEVER_UNFREEZE},
     )  # fmt: skip
 
     @field_validator("layers")
@@ -33,6 +43,13 @@ class Freeze(Settings):
                 raise ValueError(f"must be a non-empty list of distinct layer indices >= 0, got {v}")
         return v
 
+    @classmethod
+    def run_defaults(cls, train: Mapping[str, Any]) -> dict[str, Any]:
+        epochs = train_value(dict(train), "epochs")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            return {}  # train.epochs is reported by its own check
+        return {"frozen_epochs": fitted_frozen_epochs(epochs)}
+
 
 def check(settings: Freeze, recipe: RecipeView) -> Iterator[Problem]:
     epochs = train_value(recipe.train, "epochs")
@@ -41,7 +58,8 @@ def check(settings: Freeze, recipe: RecipeView) -> Iterator[Problem]:
             "customizations.freeze.frozen_epochs",
             f"customizations.freeze.frozen_epochs ({settings.frozen_epochs}) must be less than train.epochs "
             f"({epochs}) to ever unfreeze",
-            "use null to keep the layers frozen",
+            f"lower it, or tick '{NEVER_UNFREEZE.capitalize()}' (frozen_epochs: null in a recipe file) to keep the "
+            "layers frozen",
         )
 
 

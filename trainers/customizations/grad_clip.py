@@ -8,11 +8,19 @@ from pydantic import Field
 from trainers.customizations.table import Customization, Settings
 from trainers.train_args import STOCK_MAX_NORM
 
+# The default threshold, a guess: a safety net against blow-ups. YOLO's pre-clip norms are in the hundreds or thousands
+# (ultralytics scales the loss by the batch size; the demo's are 68-189 at batch 16), so the stock 10 clips every step
+# and a threshold near the norms clips most of them: the doctor flags both (training.clip_saturation). This one is
+# 10x or more above the norms of batches up to ~64 on such data, where the doctor reads it as a deliberate net.
+DEFAULT_MAX_NORM = 1e4
+
 
 class GradClip(Settings):
     max_norm: float = Field(
-        STOCK_MAX_NORM, ge=0, title="Max gradient norm",
-        description="clip the total gradient norm to this before each step; 0 = no clipping",
+        DEFAULT_MAX_NORM, ge=0, title="Max gradient norm",
+        description="clip the total gradient norm to this before each step; 0 = no clipping. Default 10000, a guess: "
+        "a safety net far above YOLO's norms (hundreds to thousands, growing with the batch); to clip the largest "
+        "steps, set it near the norms the Gradient norm chart shows (the doctor suggests a value)",
     )  # fmt: skip
 
 
@@ -29,7 +37,8 @@ ROW = Customization(
     rank=70,
     why="only supplies a threshold to the base mixin's measured optimizer step; nothing depends on it",
     title="Gradient clipping",
-    help="Clip the total gradient norm at a threshold of your choice (0: no clipping). Off: stock (clips at 10).",
+    help=f"Clip the total gradient norm at a threshold of your choice (0: no clipping). Off: stock (clips at "
+    f"{STOCK_MAX_NORM:g}).",
     settings=GradClip,
     mixin=GradClipMixin,
 )

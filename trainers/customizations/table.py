@@ -42,6 +42,13 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @classmethod
+    def run_defaults(cls, train: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults that depend on the run (its ``train:`` arguments), by field: the recipe fills them in where a block
+        leaves the field out, and the New run form starts its widgets at them. None by default: every default is the
+        field's own."""
+        return {}
+
 
 @dataclass(frozen=True)
 class Customization:

@@ -121,7 +121,7 @@ def class_without_train(ctx: Context) -> Finding | None:
 @rule(
     "data.weights_on_zero_count", "warning", "class weights above 1 on classes without train boxes", {},
     "A class without boxes has no positives, so a weight above 1 only multiplies its negatives and pushes its "
-    "scores to 0 harder; zero_count 'max' (the default) gives such a class the largest weight.",
+    "scores to 0 harder; zero_count 'max' gives such a class the largest weight (the default, 'one', gives it 1).",
     needs_dataset=True,
 )  # fmt: skip
 def weights_on_zero_count(ctx: Context) -> Finding | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from trainers.customizations.freeze import fitted_frozen_epochs
 from trainers.doctor.divergence import GRAD_NORM, GRAD_NORM_GROWTH, LOSS_FLOOR, LOSS_GROWTH, Divergence
 from trainers.doctor.finding import Finding
 from trainers.doctor.registry import Context, epochs_text, fmt, metric, nice, num, rule, step_range
@@ -313,7 +314,7 @@ def frozen_whole_run(ctx: Context) -> Finding | None:
     change = None
     fix = "If the backbone should adapt to your data, unfreeze it after a few epochs."
     if isinstance(planned, int) and planned >= 2:
-        change = {"customizations.freeze.frozen_epochs": max(1, planned // 4)}
+        change = {"customizations.freeze.frozen_epochs": fitted_frozen_epochs(planned)}  # the recipe's default
         fix += f" Set customizations.freeze.frozen_epochs to {change['customizations.freeze.frozen_epochs']}."
     return Finding(
         "training.frozen_whole_run", "info", f"{len(layers) or 'Some'} layers stay frozen for the whole run",

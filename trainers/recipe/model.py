@@ -141,6 +141,22 @@ class Recipe(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict, description="ultralytics training arguments")
     customizations: Customizations = Field(default_factory=Customizations)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _run_defaults(cls, data: Any) -> Any:
+        # Some defaults depend on the run (freeze.frozen_epochs: a share of train.epochs): filled in where a block
+        # leaves the field out, before the blocks are validated, so the recipe carries them explicitly.
+        if not isinstance(data, Mapping) or not isinstance(data.get("customizations"), Mapping):
+            return data
+        train = data.get("train") if isinstance(data.get("train"), Mapping) else {}
+        blocks = {
+            key: {**table.row(key).settings.run_defaults(train), **(block or {})}
+            if key in table.keys() and (block is None or isinstance(block, Mapping))
+            else block
+            for key, block in data["customizations"].items()
+        }
+        return {**data, "customizations": blocks}
+
     @field_validator("model")
     @classmethod
     def _model(cls, v: str) -> str:
