@@ -44,8 +44,8 @@ def workbench(*args: str, env: dict | None = None, cwd: Path | None = None) -> s
 def root(tmp_path) -> Path:
     """A runs root with a completed, a stopped and a (stale) running run, and a recipe file."""
     root = tmp_path / "runs"
-    for name, status in (("done", "completed"), ("idle", "stopped")):
-        write_status(create_run_dir(root, name), status=status, epoch=3, epochs=3)
+    for name, status, epoch in (("done", "completed", 3), ("idle", "stopped", 2)):  # idle stopped before its end
+        write_status(create_run_dir(root, name), status=status, epoch=epoch, epochs=3)
         fake_last_pt(root / name)
     (tmp_path / "recipe.yaml").write_text("model: yolo26n.yaml\ndata: data.yaml\ntrain: {epochs: 1}\n")
     return root

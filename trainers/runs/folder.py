@@ -293,7 +293,7 @@ def end_run(
 
     Args:
         run_dir: The run folder.
-        status: ``completed``, ``stopped`` or ``failed``.
+        status: ``completed``, ``stopped`` or ``failed`` (``stopped`` after the last epoch finished: ``completed``).
         error: One-line reason (failed runs).
         traceback: Last lines of the traceback, if any.
         exit_code: The process' exit code, if known (the launcher's view).
@@ -312,6 +312,7 @@ def end_run(
     def change(current: dict[str, Any]) -> dict[str, Any] | None:
         if only_if is not None and not only_if(current):
             return None
+        ended = RunStatus.COMPLETED if status == RunStatus.STOPPED and all_epochs_done(current) else status
         chosen = best if best is not None and best.get("epoch") is not None else None
         best_epoch = chosen["epoch"] if chosen else current.get("best_epoch")
         best_metric = {"name": chosen["name"], "value": chosen["value"]} if chosen else current.get("best_metric")
@@ -323,14 +324,14 @@ def end_run(
         try:
             with TelemetryWriter(run_dir / TELEMETRY_FILE) as out:
                 out.emit(
-                    "run_end", status=status, best_epoch=best_epoch, best_metric=best_metric, paths=paths,
+                    "run_end", status=ended, best_epoch=best_epoch, best_metric=best_metric, paths=paths,
                     error=error, traceback=traceback, stop_reason=stop_reason, **extra,
                     **({"source": source} if source else {}),
                 )  # fmt: skip
         except OSError as e:
             print(f"workbench: could not write the run_end event: {e}", file=sys.stderr)
         return {
-            "status": status, "error": error, "best_epoch": best_epoch, "best_metric": best_metric,
+            "status": ended, "error": error, "best_epoch": best_epoch, "best_metric": best_metric,
             "stop_reason": stop_reason, **({"exit_code": exit_code} if source else {}),
         }  # fmt: skip
 
@@ -368,11 +369,18 @@ def check_resumable(run_dir: str | os.PathLike[str], status: dict[str, Any] | No
     return status
 
 
+def all_epochs_done(status: dict[str, Any]) -> bool:
+    """Whether a run's last epoch finished (status.json's ``epoch`` reached ``epochs``): its weights are final, so a
+    stop after it (during the final validation) ends the run completed, and there is nothing left to resume."""
+    epoch, epochs = status.get("epoch"), status.get("epochs")
+    return isinstance(epoch, int) and isinstance(epochs, int) and 0 < epochs <= epoch
+
+
 def resume_refusal(run_dir: str | os.PathLike[str], status: dict[str, Any]) -> str | None:
     """Why ``run_dir`` cannot be resumed (one line), or None when it can. See :func:`check_resumable`."""
     run_dir = Path(run_dir)
     state, pid = status.get("status"), status.get("pid")
-    if state == RunStatus.COMPLETED:
+    if state == RunStatus.COMPLETED or (state == RunStatus.STOPPED and all_epochs_done(status)):
         return f"run {run_dir.name!r} is completed; nothing to resume"
     starting = state == RunStatus.STARTING
     if state in ACTIVE_STATUSES and not (starting and pid in (None, os.getpid())):

@@ -145,7 +145,10 @@ def execute(
         for event in ("on_train_batch_end", "on_train_epoch_start", "on_pretrain_routine_end"):
             trainer.add_callback(event, check_stop)
         trainer.train()
-        outcome["status"] = RunStatus.STOPPED if stop.is_set() else RunStatus.COMPLETED
+        # Returned without StopRequested: the loop ended by itself (all epochs, or early stopping) and final_eval
+        # stripped last.pt, so a stop that came after the last batch (during the last validation or the final one)
+        # ends it completed: its weights are final and ultralytics would refuse to resume it.
+        outcome["status"] = RunStatus.COMPLETED
     except (StopRequested, KeyboardInterrupt):
         outcome["status"] = RunStatus.STOPPED
     except Exception as e:  # recorded for the user; the process exits 1
