@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from trainers.runs.compare import Comparison
 from trainers.telemetry.run_log import RunLog
 
 VERSION_FILES = (STATUS_FILE, RECIPE_FILE, TELEMETRY_FILE)  # what compare_runs reads: a change in one changes it
-RESULT_METRICS = (MAP50.label, MAP50_95.label, MEAN_F1.label)  # the last epoch's metrics in the results table
+RESULT_METRICS = (MAP50.label, MAP50_95.label, MEAN_F1.label)  # the kept weights' metrics in the results table
+WINNER_MARK = "★"  # the winner column's mark (the best run by the metric it chose best.pt by)
 
 
 def files_version(run_dirs: Sequence[str | os.PathLike[str]]) -> tuple[tuple[int, int], ...]:
@@ -63,26 +64,52 @@ def _rounded(value: float | None) -> float | None:
 
 
 def results_table(comparison: Comparison) -> pd.DataFrame:
-    """Where each run ended up: status, epochs done/planned, best epoch and metric, the last epoch's mAP50, mAP50-95
-    and mean F1, and why it stopped (when it says)."""
+    """Where each run ended up: the winner mark, status, epochs done/planned, best epoch and metric (its value a
+    number, so the column sorts), the mAP50, mAP50-95 and mean F1 of the weights it kept and which evaluation they
+    come from (the final evaluation of best.pt when there is one), and why it stopped (when it says)."""
+    best, _why = comparison.winners
     table = pd.DataFrame(
         [
             {
+                "winner": WINNER_MARK if r.name in best else "",
                 "run": r.name,
                 "status": r.status,
                 "epochs": f"{r.epochs_done}/{r.epochs_planned or '?'}",
                 "best epoch": r.best_epoch,
                 "best": format_metric(r.best_metric),
+                "best value": _rounded((r.best_metric or {}).get("value")),
                 MAP50.label: _rounded(r.map50),
                 MAP50_95.label: _rounded(r.map50_95),
                 MEAN_F1.label: _rounded(r.mean_f1),
+                "metrics of": r.metrics_from or "",
                 "stop reason": r.stop_reason or "",
             }
             for r in comparison.results
         ],
-        columns=["run", "status", "epochs", "best epoch", "best", *RESULT_METRICS, "stop reason"],
-    )
+        columns=["winner", "run", "status", "epochs", "best epoch", "best", "best value", *RESULT_METRICS,
+                 "metrics of", "stop reason"],
+    )  # fmt: skip
     return table.astype({"best epoch": "Int64"})  # an integer column with gaps, not 5.0
+
+
+def identical_curves(curves: Mapping[str, tuple[Sequence[Any], Sequence[Any]]], what: str) -> str | None:
+    """One line naming the runs whose curves are the same point for point (the last one drawn hides the others), or
+    None. ``curves``: run -> ``(x, y)`` as drawn; a run without a value is left out."""
+    groups: dict[tuple, list[str]] = {}
+    for run, (x, y) in curves.items():
+        points = tuple((float(a), float(b)) for a, b in zip(x, y, strict=False) if b is not None and b == b)
+        if points:
+            groups.setdefault(points, []).append(run)
+    same = [runs for runs in groups.values() if len(runs) > 1]
+    if not same:
+        return None
+    said = "; ".join(f"{', '.join(runs[:-1])} and {runs[-1]}" for runs in same)
+    return f"Identical {what} curves: {said} (one line hides the other{'s' if max(map(len, same)) > 2 else ''})."
+
+
+def metric_curves(logs: Mapping[str, RunLog], key: str) -> dict[str, tuple[list[Any], list[Any]]]:
+    """Each run's ``(epochs, values)`` of epoch metric ``key``, as the compare chart draws them."""
+    return {run: (list(log.epoch_numbers), list(log.epoch_metric(key))) for run, log in logs.items()}
 
 
 def classes_figure(logs: dict[str, RunLog]) -> go.Figure:

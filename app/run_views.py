@@ -17,6 +17,7 @@ from trainers.errors import WorkbenchError
 from trainers.metrics import metric_label
 from trainers.run_files import CONSOLE_FILE
 from trainers.runs import launcher
+from trainers.runs.compare import ranked, winners
 from trainers.runs.facts import Progress, eta_seconds, progress  # noqa: F401 (the header's facts: one place)
 from trainers.runs.folder import list_runs, resume_refusal
 from trainers.runs.status import read_status
@@ -150,6 +151,24 @@ def grouped_by_sweep(rows: list[RunRow]) -> list[RunRow]:
             done.add(row.sweep)
             members = [r for r in rows if r.sweep == row.sweep]
             out += sorted(members, key=lambda r: (len(r.name), r.name))  # sweep-2 before sweep-10
+    return out
+
+
+def sweep_winners(rows: list[RunRow]) -> dict[str, list[str]]:
+    """Each sweep's winners: its best variants by the metric they chose best.pt by (none until two have a value)."""
+    sweeps = dict.fromkeys(r.sweep for r in rows if r.sweep)
+    return {s: winners({r.name: r.best_metric for r in rows if r.sweep == s})[0] for s in sweeps}
+
+
+def best_first(rows: list[RunRow]) -> list[RunRow]:
+    """The rows with each sweep's variants ordered best first, in the metric's direction; other runs stay put."""
+    out: list[RunRow] = []
+    for row in rows:
+        if row.sweep is None:
+            out.append(row)
+        elif not any(r.sweep == row.sweep for r in out):
+            members = {r.name: r for r in rows if r.sweep == row.sweep}
+            out += [members[n] for n in ranked({n: r.best_metric for n, r in members.items()})]
     return out
 
 

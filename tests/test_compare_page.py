@@ -46,7 +46,8 @@ def test_final_metrics_per_run_and_the_class_by_run_heatmap(runs):
     results = at.dataframe[0].value
     assert list(results["run"]) == ["a", "b"] and list(results["epochs"]) == ["3/10", "2/10"]
     assert list(results["status"]) == ["completed", "completed"]
-    assert results["mean F1"].tolist()[1] == pytest.approx(0.225)  # the last epoch's mean of 0.2, 0.3, 0.4, 0.0
+    assert results["mean F1"].tolist()[1] == pytest.approx(0.53)  # best.pt's (epoch 1), not the last epoch's 0.225
+    assert list(results["metrics of"]) == ["best epoch 1", "best epoch 1"]
     spec = charts_by_key(at)["chart_compare_classes"]
     heat = spec["data"][0]
     assert heat["x"] == ["a", "b"]

@@ -59,8 +59,13 @@ st.subheader("Final metrics")
 metric_format = st.column_config.NumberColumn(format="%.4f")
 st.dataframe(
     compare_views.results_table(compared), hide_index=True, key="cmp_summary",
-    column_config=dict.fromkeys(compare_views.RESULT_METRICS, metric_format),
+    column_config=dict.fromkeys((*compare_views.RESULT_METRICS, "best value"), metric_format),
 )  # fmt: skip
+best, why = compared.winners
+st.caption(
+    (f"{compare_views.WINNER_MARK} winner: {why}. " if best else f"{why[0].upper()}{why[1:]}. ")
+    + "The metrics are those of the weights each run kept: the final evaluation of best.pt when the run has one."
+)
 
 logs = {name: run_views.run_events(root / name).poll() for name in ss.cmp_runs}
 metrics = list(charts.COMPARE_METRICS)
@@ -76,10 +81,16 @@ a, b = st.columns(2)
 with a:
     st.selectbox("Metric", metrics, key="cmp_metric")
     st.plotly_chart(charts.compare_figure(logs, ss.cmp_metric), key="chart_compare_metric", width="stretch")
+    key = charts.COMPARE_METRICS.get(ss.cmp_metric, ss.cmp_metric)
+    if hidden := compare_views.identical_curves(compare_views.metric_curves(logs, key), ss.cmp_metric):
+        st.caption(hidden)
 with b:
     if classes:
         st.selectbox("Class", classes, key="cmp_class")
         st.plotly_chart(class_charts.compare_f1_figure(logs, ss.cmp_class), key="chart_compare_f1", width="stretch")
+        f1 = {run: (log.epoch_numbers, log.per_class("f1").get(ss.cmp_class, [])) for run, log in logs.items()}
+        if hidden := compare_views.identical_curves(f1, f"F1 of '{ss.cmp_class}'"):
+            st.caption(hidden)
     else:
         st.info("None of these runs has per-class F1 yet (turn on the per_class_f1 customization).")
 

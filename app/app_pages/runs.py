@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import exports, run_findings, run_views
+from app.compare_views import WINNER_MARK
 from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
 from trainers.runs import launcher
@@ -73,6 +74,14 @@ def run_list() -> None:
         st.info("No runs yet. Start one on the New run page.")
         st.page_link("app_pages/new_run.py", label="New run", icon=":material/add_circle:")
         return
+    best = run_views.sweep_winners(current)
+    if best:
+        st.toggle(
+            "Sweep variants: best first", key="runs_best_first",
+            help=f"{WINNER_MARK}: the best variant of its sweep, by the metric the sweep chose best.pt by",
+        )  # fmt: skip
+        if ss.get("runs_best_first"):
+            current = run_views.best_first(current)
     previous_sweep = None
     for row in current:
         if row.sweep and row.sweep != previous_sweep:  # the variants of a sweep are listed together, under a header
@@ -82,7 +91,8 @@ def run_list() -> None:
             name_col, status_col, progress_col, eta_col, best_col, findings_col = st.columns(
                 [2.2, 1.2, 1.8, 0.8, 1.4, 2.2]
             )
-            name_col.markdown(f"**{row.name}**")
+            won = row.name in best.get(row.sweep or "", [])
+            name_col.markdown(f"**{row.name}**" + (f" {WINNER_MARK} best of its sweep" if won else ""))
             if row.created:
                 name_col.caption(row.created.replace("T", " ")[:19])
             if row.sweep_values:

@@ -42,14 +42,16 @@ def test_compare_runs_gives_the_diff_and_the_final_metrics(two_runs):
     assert c.diff == {"train.lr0": [0.01, 0.02], "customizations.grad_clip.max_norm": [10.0, 1e5]}
     a, b = c.results
     assert (a.status, a.epochs_done, a.best_epoch) == ("completed", 3, 1)
-    assert a.map50 == pytest.approx(0.56) and b.mean_f1 == pytest.approx(0.2) and b.epochs_done == 2
+    # the metrics of the weights each run kept: best.pt is epoch 1's (no final evaluation in these logs)
+    assert a.map50 == pytest.approx(0.52) and b.mean_f1 == pytest.approx(0.53) and b.epochs_done == 2
+    assert a.metrics_from == b.metrics_from == "best epoch 1"
 
 
 def test_workbench_compare_json_and_text(two_runs, capsys):
     assert cli.main(["compare", "a", "b", "--runs-dir", str(two_runs), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["diff"] == {"train.lr0": [0.01, 0.02], "customizations.grad_clip.max_norm": [10.0, 100000.0]}
-    assert [r["name"] for r in doc["results"]] == ["a", "b"] and doc["results"][0]["map50"] == pytest.approx(0.56)
+    assert [r["name"] for r in doc["results"]] == ["a", "b"] and doc["results"][0]["map50"] == pytest.approx(0.52)
     assert cli.main(["compare", "a", "b", "--runs-dir", str(two_runs)]) == 0
     out = capsys.readouterr().out
     assert "train.lr0" in out and "customizations.grad_clip.max_norm" in out and "MAP50" in out
