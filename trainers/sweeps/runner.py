@@ -21,12 +21,12 @@ from trainers.runs import launcher
 from trainers.runs.status import write_status
 from trainers.statuses import ACTIVE_STATUSES, RunStatus
 from trainers.sweeps.early_stop import EarlyStopper
-from trainers.sweeps.sweep_file import Sweep, Variant, load_sweep, record
+from trainers.sweeps.sweep_file import MAX_VARIANTS, Sweep, SweepError, Variant, load_sweep, record
 
 DEFAULT_PARALLEL = 1  # locally: one training process at a time unless asked
 DEFAULT_PARALLEL_CLUSTER = 4  # Ray queues the rest; a job queued over RAY_JOB_START_TIMEOUT_SECONDS (900 s) fails
 POLL_S = 1.0
-_drivers: list[Any] = []  # `workbench sweep` processes started by start_detached, polled so they are reaped
+_drivers: dict[Path, Any] = {}  # `workbench sweep` processes started by start_detached, by log; polled (reaped)
 
 
 def sweep_command(
@@ -47,8 +47,13 @@ def sweep_command(
 
         check_reachable(cluster)
         cpus = cpus_request(cpus)
-    n = sweep.parallel or (DEFAULT_PARALLEL_CLUSTER if cluster else DEFAULT_PARALLEL)
+    n = sweep.parallel or default_parallel(cluster is not None)
     return run_sweep(sweep, root, parallel=n, cluster=cluster, cpus=cpus, out=out or sys.stdout)
+
+
+def default_parallel(on_cluster: bool) -> int:
+    """How many variants run at a time when the sweep does not say (``--parallel``, the Sweeps page's default)."""
+    return DEFAULT_PARALLEL_CLUSTER if on_cluster else DEFAULT_PARALLEL
 
 
 def fetch_assets(sweep: Sweep) -> None:
@@ -62,45 +67,82 @@ def fetch_assets(sweep: Sweep) -> None:
         model_zoo.resolve_assets(v.recipe, download=download)
 
 
-def start_detached(doc: dict[str, Any], root: Path, name: str, cluster: str | None = None) -> Path:
+def start_detached(
+    doc: dict[str, Any], root: Path, name: str, cluster: str | None = None, cpus: float | None = None
+) -> Sweep:
     """Check a sweep (as the CLI would), then run ``workbench sweep`` for it in a detached process (the UI's Start).
 
     The sweep file goes to ``<root>/.ui-sweeps/<name>.yaml`` and the sweep's own output (its live table) to
-    ``<name>.log`` next to it; the variants are ordinary runs, each with its own folder, listed as they start.
+    ``<name>.log`` next to it; the variants are ordinary runs, each with its own folder, listed as they start. A name
+    in use is refused before anything is written, so an earlier sweep's file is never touched. Messages speak of the
+    page's fields (the sweep name, the grid), not of the sweep file or ``--name``.
+
+    Returns:
+        The sweep as checked (its variants), for the page to list before the sweep process records it.
 
     Raises:
         SweepError: As ``workbench sweep`` would (one line naming the key); nothing is started.
+        RunError: The name is not a valid sweep name.
         ClusterError: If ``cluster`` is unreachable.
     """
+    import os
     import subprocess
 
     import yaml
 
+    from trainers.runs.folder import validate_run_name
     from trainers.runs.placement import child_env
 
+    validate_run_name(f"{name}-{MAX_VARIANTS}", what="sweep name")  # before the name becomes a file name
+    again = "choose another sweep name (or leave it empty for a new one)"
     folder = Path(root) / UI_SWEEPS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    if (Path(root) / SWEEPS_DIR / name).exists():
+        raise SweepError(f"sweep name {name!r} is already used in {root}; {again}")
     try:
-        load_sweep(path, root=root, name=name)
+        with open(path, "x", encoding="utf-8") as f:  # the reservation: an earlier sweep's file is never replaced
+            f.write(yaml.safe_dump(doc, sort_keys=False))
+    except FileExistsError:
+        raise SweepError(f"sweep name {name!r} is already used in {root}; {again}") from None
+    try:
+        sweep = load_sweep(path, name=name, where="sweep")  # no root: the names are checked here, in the page's words
+        taken = [v.run for v in sweep.variants if os.path.lexists(Path(root) / v.run)]
+        if taken:
+            raise SweepError(f"sweep name {name!r}: run {taken[0]!r} already exists in {root}; {again}")
         if cluster is not None:
             from trainers.runs.placement import check_reachable
 
             check_reachable(cluster)
     except WorkbenchError:
-        path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # the file this call created, never an earlier one
         raise
     cmd = [sys.executable, "-m", "trainers.cli", "sweep", str(path), "--runs-dir", str(root), "--name", name]
     cmd += ["--cluster", cluster] if cluster else []
-    _drivers[:] = [p for p in _drivers if p.poll() is None]
+    cmd += ["--cpus", f"{cpus:g}"] if cluster and cpus is not None else []
+    for p in _drivers.values():
+        p.poll()
     with open(folder / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, env=child_env(), start_new_session=True, close_fds=True,
         )  # fmt: skip
-    _drivers.append(proc)
-    return path
+    _drivers[folder / f"{name}.log"] = proc
+    return sweep
+
+
+def early_end(root: Path, name: str) -> str | None:
+    """Why the sweep process that :func:`start_detached` started for ``name`` has ended already (the last line of
+    its log), or None while it runs or when this process did not start it. Asked while the sweep is not recorded."""
+    log = Path(root) / UI_SWEEPS_DIR / f"{name}.log"
+    proc = _drivers.get(log)
+    if proc is None or proc.poll() is None:
+        return None
+    try:
+        lines = [x.strip() for x in log.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
+    except OSError:
+        lines = []
+    return (lines[-1] if lines else "") or f"the sweep process exited with code {proc.returncode}"
 
 
 def short_keys(grid: dict[str, Any]) -> dict[str, str]:

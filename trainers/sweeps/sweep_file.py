@@ -93,7 +93,11 @@ def check_key(key: str) -> str | None:
 
 # ---- the file ------------------------------------------------------------------------------------------------------
 def load_sweep(
-    path: str | os.PathLike[str], root: Path | None = None, name: str | None = None, parallel: int | None = None
+    path: str | os.PathLike[str],
+    root: Path | None = None,
+    name: str | None = None,
+    parallel: int | None = None,
+    where: str | None = None,
 ) -> Sweep:
     """Read, check and expand a sweep file.
 
@@ -102,13 +106,14 @@ def load_sweep(
         root: The runs root: the variants' names must be free there (and the sweep's record folder).
         name: The sweep name (``--name``); default: the file's ``name:``, else ``<file stem>-<time>``.
         parallel: ``--parallel`` (wins over the file's ``parallel:``).
+        where: How messages name the sweep (default: the file's path; the Sweeps page's file is its own business).
 
     Raises:
         SweepError: One line naming the file and the key.
         RecipeError: If the base recipe is missing or invalid.
     """
     source = Path(path).expanduser().resolve()
-    where = str(path)
+    where = str(path) if where is None else where
     if not source.is_file():
         raise SweepError(f"{where}: sweep file not found")
     try:
@@ -225,14 +230,19 @@ def record(sweep: Sweep, root: Path, cluster: str | None, parallel: int) -> Path
         raise SweepError(f"sweep name {sweep.name!r} is already used in {root}; pass another --name") from None
     for v in sweep.variants:
         (folder / f"{v.run}.yaml").write_text(v.recipe.to_yaml(), encoding="utf-8")
+    write_json_atomic(folder / SWEEP_RECORD_FILE, record_doc(sweep, cluster, parallel))
+    return folder
+
+
+def record_doc(sweep: Sweep, cluster: str | None, parallel: int) -> dict[str, Any]:
+    """sweep.json's content (as plain JSON data): also what the Sweeps page lists before the sweep recorded it."""
     doc = {
         "name": sweep.name, "source": str(sweep.source), "base": str(sweep.base), "grid": sweep.grid,
         "parallel": parallel, "cluster": cluster, "created": now_iso(),
         "early_stop": None if sweep.early_stop is None else vars(sweep.early_stop),
         "variants": [{"run": v.run, "values": v.values} for v in sweep.variants],
     }  # fmt: skip
-    write_json_atomic(folder / SWEEP_RECORD_FILE, json.loads(json.dumps(doc, default=str)))
-    return folder
+    return json.loads(json.dumps(doc, default=str))
 
 
 def read_records(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
