@@ -108,6 +108,7 @@ def test_the_default_zero_count_handling_draws_no_finding():
 def test_guessed_defaults_say_so_in_their_help():
     assert "a guess" in GradClip.model_fields["max_norm"].description
     assert "a guess" in table.row("freeze").settings.model_fields["frozen_epochs"].description
+    assert "a guess" in table.row("layer_lr").settings.model_fields["backbone_ratio"].description
 
 
 @pytest.mark.slow
