@@ -208,7 +208,8 @@ def test_sweep_2x2_on_the_cluster_four_runs_named_grouped_and_differing_in_two_k
         in (text[header])
     )
     rows = [t for t in text if t.startswith("**")]
-    assert rows == ["**alone**", *[f"**{n}**" for n in names]]  # the sweep's variants together, in order
+    assert [t.split()[0] for t in rows] == ["**alone**", *[f"**{n}**" for n in names]]  # together, in order
+    assert sum(t.endswith("★ best of its sweep") for t in rows) >= 1  # its winner marked (all of them on a tie)
     assert "backbone_ratio=0.3 · max_norm=5.0" in " ".join(c.value for c in at.caption)
 
     os.environ["WORKBENCH_RUNS_DIR"] = str(runs)
