@@ -152,23 +152,30 @@ def per_class_section(log: RunLog, reader: RunReader, name: str, run_dir: Path, 
         return
     sort_key = f"dash_sort_{name}"
     ss.setdefault(sort_key, "f1")
-    pick_key = f"dash_classes_{name}"
     chosen = per_class.default_classes(rows)
-    if pick_key not in ss:
-        ss[pick_key] = list(chosen)
     ordered = [r.name for r in per_class.sort_rows(rows, ss[sort_key])]
     left, right = st.columns([3, 1])
-    left.multiselect(
-        "Classes on the F1 chart", ordered, key=pick_key, max_selections=LEGEND_MAX - 1,
-        help="type to search; the default is the worst F1, the rarest in train and the largest recent change",
+    # The classes shown are kept under a key of their own and handed to the picker as its default, never written to
+    # the widget's key: a refresh that cuts the previous one short before the picker is drawn (a loaded server, a
+    # slow epoch) leaves the browser without the picker's value, and it then shows the widget's default and sends it
+    # back. Without a default that was [], and the picker emptied itself at a live refresh ("0 of 80 classes").
+    choice_key = f"dash_shown_classes_{name}"
+    known = set(ordered)
+    choice = [c for c in ss.get(choice_key, chosen) if c in known]
+    picked = tuple(
+        left.multiselect(
+            "Classes on the F1 chart", ordered, default=choice, key=f"dash_classes_{name}",
+            max_selections=LEGEND_MAX - 1,
+            help="type to search; the default is the worst F1, the rarest in train and the largest recent change",
+        )
     )  # fmt: skip
+    ss[choice_key] = list(picked)
     right.selectbox("Sort classes by", list(SORT_LABELS), key=sort_key, format_func=SORT_LABELS.get)
-    if len(rows) > len(chosen) and ss[pick_key] == list(chosen):
+    if len(rows) > len(chosen) and list(picked) == list(chosen):
         reasons = {}
         for cls, why in chosen.items():
             reasons.setdefault(why, []).append(cls)
         st.caption("Shown by default: " + "; ".join(f"{why}: {', '.join(c)}" for why, c in reasons.items()))
-    picked = tuple(ss[pick_key])
     a, b = st.columns(2)
     a.plotly_chart(
         cached_figure(f"{name}/f1/{picked}", ev, lambda: class_charts.f1_figure(log, list(picked), mark)),
@@ -185,7 +192,10 @@ def per_class_section(log: RunLog, reader: RunReader, name: str, run_dir: Path, 
         )
     with st.expander(f"Per-class table ({len(rows)} classes)"):
         table = pd.DataFrame([r.as_dict() for r in per_class.sort_rows(rows, ss[sort_key])])
-        table = table.rename(columns={"change": f"F1 change ({per_class.CHANGE_EPOCHS} epochs)"})
+        span = per_class.change_epochs(log)  # a 4-epoch run's change spans 3 epochs, not CHANGE_EPOCHS
+        table = table.rename(
+            columns={"change": f"F1 change ({span} epoch{'s' * (span != 1)})" if span else "F1 change"}
+        )
         st.dataframe(table, hide_index=True, key="dash_class_table", height=min(600, 38 + 35 * len(table)))
         st.download_button(
             "Per-class table (CSV)", table.to_csv(index=False), file_name=f"{name}-per-class.csv", mime="text/csv",

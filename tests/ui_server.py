@@ -57,8 +57,12 @@ def chromium_path() -> str:
 class WorkbenchUI:
     """One ``workbench ui`` process group on a port; :meth:`start` waits until ``/_stcore/health`` answers."""
 
-    def __init__(self, runs: Path, port: int | None = None, log: Path | None = None, extra: tuple[str, ...] = ()):
-        self.runs, self.port, self.extra = Path(runs), port or free_port(), tuple(extra)
+    def __init__(
+        self, runs: Path, port: int | None = None, log: Path | None = None, extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ):  # fmt: skip
+        """``extra``: more ``workbench ui`` arguments; ``env``: more environment (its PYTHONPATH goes after REPO)."""
+        self.runs, self.port, self.extra, self.env = Path(runs), port or free_port(), tuple(extra), dict(env or {})
         self.log = log or self.runs.parent / f"ui-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -75,7 +79,11 @@ class WorkbenchUI:
                 [sys.executable, "-m", "trainers.cli", "ui", "--port", str(self.port), "--runs-dir", str(self.runs)]
                 + list(self.extra),
                 cwd=REPO,
-                env={**os.environ, "PYTHONPATH": str(REPO)},
+                env={
+                    **os.environ,
+                    **self.env,
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), self.env.get("PYTHONPATH")])),
+                },
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -105,6 +105,12 @@ def class_rows(log: RunLog, train_counts: Sequence[int] | None = None, last_n: i
     return rows
 
 
+def change_epochs(log: RunLog, last_n: int = CHANGE_EPOCHS) -> int:
+    """How many epochs :attr:`ClassRow.change` spans: ``last_n``, fewer while the run has not had that many more
+    epochs than its first (3 at epoch 4, 0 at epoch 1)."""
+    return min(last_n, max(len(log.epochs) - 1, 0))
+
+
 def sort_rows(rows: Sequence[ClassRow], by: str = "f1") -> list[ClassRow]:
     """Rows by F1 (worst first), by frequency (rarest first), by change (largest move first) or by id."""
     if by == "id":

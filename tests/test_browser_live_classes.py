@@ -1,0 +1,137 @@
+"""A live 80-class run followed in headless Chromium keeps its F1 classes at every refresh (issue 18 item 5).
+
+Seen by hand: following a run started from New run, "Classes on the F1 chart" was empty by epoch 2 and the chart
+read "0 of 80 classes and the mean" (a reload brought the 20 back). The cause: on a loaded server a dashboard refresh
+takes longer than the 2 s between refreshes, so the next one cuts it short before the picker is drawn; the browser
+then has no value for the picker, shows the widget's default and sends it back at the next refresh. The picker had
+no default (its value was written to session state once), so it sent [].
+
+The "training process" is this test: the run is ``running`` under this process' pid and the test appends epoch
+events as the trainer would. The loaded server is made on purpose: a ``sitecustomize`` on the UI's PYTHONPATH holds
+each per-class section back for longer than a refresh, so refreshes are cut short as on the loaded machine.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.doctor import synthetic
+from tests.test_browser_layout import LONG_NAMES
+from tests.ui_server import WorkbenchUI, chromium_page, trace_names
+from trainers.metrics import MEAN_F1
+from trainers.recipe import Recipe
+from trainers.run_files import RECIPE_FILE, TELEMETRY_FILE
+from trainers.runs.folder import create_run_dir
+from trainers.runs.status import process_start_time, write_status
+from trainers.telemetry.events import TelemetryWriter
+
+pytestmark = pytest.mark.browser  # synthetic runs: nothing trains
+RUN = "live80"
+EPOCHS = 5
+SHOWN = 20  # trainers.telemetry.per_class.SHOWN: the classes drawn by default
+SLOW_S = 2.5  # longer than the dashboard's 2 s refresh
+SLOW_SECTION = '''"""A loaded server, for tests/test_browser_live_classes.py: the Streamlit process draws each per-class
+section of the dashboard only after a pause longer than a refresh."""
+import os
+import sys
+import time
+
+if sys.argv[1:2] == ["run"] and os.environ.get("WORKBENCH_TEST_SLOW_S"):
+    import app.dashboard_parts as parts
+
+    _real = parts.per_class_section
+
+    def _slow(*args, **kwargs):
+        end = time.monotonic() + float(os.environ["WORKBENCH_TEST_SLOW_S"])
+        while time.monotonic() < end:  # busy in C, holding the GIL as a loaded server's work does (a sleep would not)
+            sum(range(5_000_000))
+        return _real(*args, **kwargs)
+
+    parts.per_class_section = _slow
+'''
+
+
+def live_run(runs: Path) -> Path:
+    """An 80-class run ``running`` under this process, with its run_start written and no epoch yet."""
+    run = create_run_dir(runs, RUN)
+    recipe = Recipe.from_dict({"model": "yolo26n.yaml", "data": "/data/coco80/data.yaml", "train": {"epochs": EPOCHS},
+                               "customizations": {"per_class_f1": {}}})  # fmt: skip
+    (run / RECIPE_FILE).write_text(recipe.to_yaml())
+    emit(run, synthetic.run_start(recipe.to_dict(), names=LONG_NAMES, epochs=EPOCHS))
+    write_status(run, status="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()), epoch=0,
+                 epochs=EPOCHS)  # fmt: skip
+    return run
+
+
+def emit(run: Path, event: dict) -> None:
+    with TelemetryWriter(run / TELEMETRY_FILE) as out:
+        out.emit(event["event"], **{k: v for k, v in event.items() if k not in ("v", "event", "t")})
+
+
+def f1_epoch(n: int, rng: random.Random) -> dict:
+    """Epoch ``n`` with random per-class F1, so the worst classes (and the picker's order) change every epoch."""
+    names = synthetic.NAMES
+    synthetic.NAMES = LONG_NAMES  # synthetic.epoch writes one per-class row per name in NAMES
+    try:
+        return synthetic.epoch(n, f1=[round(rng.random(), 3) for _ in LONG_NAMES])
+    finally:
+        synthetic.NAMES = names
+
+
+def shown(page) -> tuple[list[str], list[str]]:
+    """The picker's chosen classes and the classes drawn on the F1 chart (its traces but the mean)."""
+    chips = page.evaluate(
+        "k => [...document.querySelectorAll('.st-key-' + k + ' [data-tag]')].map(t => t.getAttribute('aria-label'))",
+        f"dash_classes_{RUN}",
+    )
+    return chips, [n for n in trace_names(page, "chart_f1") if n != MEAN_F1.label]
+
+
+@pytest.mark.timeout(420)
+def test_a_live_run_keeps_its_f1_classes_at_every_refresh(tmp_path):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_SECTION)
+    run = live_run(tmp_path / "runs")
+    rng = random.Random(0)
+    ui = WorkbenchUI(tmp_path / "runs", env={"PYTHONPATH": str(hook), "WORKBENCH_TEST_SLOW_S": str(SLOW_S)}).start()
+    try:
+        with chromium_page(width=1400, height=1200) as page:
+            page.goto(f"{ui.url}/dashboard?run={RUN}", wait_until="networkidle")
+            emit(run, f1_epoch(1, rng))  # while the first views are drawn, as a run that starts fast
+            write_status(run, epoch=1)
+            wait_for(lambda: [len(x) for x in shown(page)] == [SHOWN] * 2, 90, 0.1, "the F1 chart's default classes")
+            seen, added = [], None
+            for n in range(2, EPOCHS + 1):
+                emit(run, f1_epoch(n, rng))
+                write_status(run, epoch=n)
+                end = time.monotonic() + 4 * SLOW_S  # a few refreshes of each epoch
+                while time.monotonic() < end:
+                    chips, lines = shown(page)
+                    title = page.evaluate(
+                        "() => { const gd = document.querySelector('.st-key-chart_f1 .js-plotly-plot');"
+                        " return gd ? gd.layout.title.text : ''; }"
+                    )
+                    seen.append((n, len(chips), len(lines), title))
+                    want = SHOWN + (added is not None)
+                    assert len(chips) == want and len(lines) == want, f"epoch {n}: {seen[-1]}"
+                    assert f"{want} of 80 classes" in title, f"epoch {n}: {seen[-1]}"
+                    time.sleep(0.3)
+                if n == 2:  # a class chosen by hand stays too
+                    added = next(c for c in LONG_NAMES if c not in shown(page)[0])
+                    picker = page.locator(f".st-key-dash_classes_{RUN}")
+                    picker.locator("input").fill(added)
+                    page.locator('[role="option"]', has_text=added).first.click()
+                    page.keyboard.press("Escape")
+                    wait_for(lambda c=added: c in shown(page)[1], 60, 0.25, f"{added} drawn")
+            assert added in shown(page)[0] and added in shown(page)[1]
+            page.screenshot(path=str(tmp_path / "live80.png"), full_page=True)
+            print(f"{len(seen)} looks at the picker over epochs 2-{EPOCHS}; screenshot {tmp_path / 'live80.png'}")
+    finally:
+        ui.stop()
