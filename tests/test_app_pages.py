@@ -24,6 +24,7 @@ from app import recipe_form, run_views, settings_form
 from tests.conftest import fake_last_pt
 from tests.fixtures.make_telemetry import FIXTURES
 from trainers.customizations.class_weights import ClassWeights
+from trainers.customizations.grad_clip import GradClip
 from trainers.datasets.data_yaml import load_dataset
 from trainers.datasets.label_counts import count_labels
 from trainers.errors import RunError
@@ -356,7 +357,8 @@ def test_start_with_the_defaults_runs_the_demo(runs_root, monkeypatch):
     at.button(key="new_run_start").click().run()
     assert captured["recipe"]["model"] == str(recipe_form.DEMO_MODEL)
     assert captured["recipe"]["data"] == str(recipe_form.DEMO_DATA)
-    assert captured["recipe"]["customizations"] == {"per_class_f1": {}}
+    # per-class F1 and clipping at grad_clip's own default (the form's ON_BY_DEFAULT): no stock-clipping finding
+    assert captured["recipe"]["customizations"] == {"per_class_f1": {}, "grad_clip": {"max_norm": GradClip().max_norm}}
 
 
 def test_form_values_survive_a_page_switch(runs_root):

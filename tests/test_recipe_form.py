@@ -59,7 +59,7 @@ def test_default_form_is_the_demo_recipe():
     draft = build_recipe(FormValues(), DEMO)
     assert draft.ok, draft.problems
     assert draft.recipe.model == str(recipe_form.DEMO_MODEL) and draft.recipe.data == str(recipe_form.DEMO_DATA)
-    assert draft.recipe.customizations.enabled() == ["per_class_f1"]
+    assert draft.recipe.customizations.enabled() == ["per_class_f1", "grad_clip"]
     assert Recipe.from_yaml(draft.yaml) == draft.recipe
 
 
