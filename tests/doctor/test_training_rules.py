@@ -94,10 +94,23 @@ def test_nonfinite_near_miss_a_null_metric_that_is_not_a_loss():
 def test_clip_saturation_suggests_max_norm_from_the_observed_norms():
     epochs = [epoch(i, grad=(190.0, 230.0), max_norm=10.0, clipped=1.0) for i in range(1, 5)]
     f = only(diagnose(log(epochs)), "training.clip_saturation")
-    assert f.severity == "warning" and f.epochs == (2, 3, 4)  # the last CLIP_EPOCHS epochs
+    assert f.severity == "warning" and f.epochs == (1, 2, 3, 4)  # every epoch clipped, not only the last CLIP_EPOCHS
+    assert "of the steps of epochs 1-4 were clipped" in f.evidence and f.steps == (1, 10)  # marked where it starts
     assert f.numbers["suggested_max_norm"] == 250.0  # p90 of the p90s (226) rounded to a nice number
     assert "batch size" in f.fix and f.recipe_change == {"customizations.grad_clip.max_norm": 250.0}
     check_fix(f, recipe())  # stock: the grad_clip block was off, the fix turns it on at 250
+
+
+@pytest.mark.parametrize(
+    ("first", "span"),
+    [({"clipped": 1.0}, "epochs 1-4"), ({"clipped": t.CLIP_SATURATED - 0.01}, "epochs 2-4"),
+     ({"clipped": 1.0, "max_norm": 5.0}, "epochs 2-4")],
+)  # fmt: skip
+def test_clip_saturation_names_every_epoch_clipped_as_much_at_the_threshold(first, span):
+    epochs = [epoch(1, **{"max_norm": 10.0, **first})] + [epoch(i, max_norm=10.0, clipped=1.0) for i in range(2, 5)]
+    f = only(diagnose(log(epochs)), "training.clip_saturation")
+    assert f"of the steps of {span} were clipped at max_norm 10" in f.evidence, f.evidence
+    assert f.epochs == tuple(range(int(span[-3]), 5)) and "median of 205, 205, 205 in epochs 2-4" in f.evidence
 
 
 def test_clip_saturation_near_miss_just_under_the_share():

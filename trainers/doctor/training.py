@@ -203,19 +203,21 @@ def _share(epochs: list[dict[str, Any]]) -> float:
     "size, not a guard against spikes; with the stock max_norm 10, 100% of YOLO steps are clipped (norms ~100-4000).",
 )  # fmt: skip
 def clip_saturation(ctx: Context) -> Finding | None:
-    recent = _clipped_epochs(ctx)[-CLIP_EPOCHS:]
-    if not recent:
-        return None
-    share = _share(recent)
-    if share < CLIP_SATURATED:
+    clipped = _clipped_epochs(ctx)
+    recent = clipped[-CLIP_EPOCHS:]
+    if not recent or _share(recent) < CLIP_SATURATED:
         return None
     threshold = num(recent[-1]["steps"]["max_norm"])
-    suggestion = suggested_max_norm(recent)
-    p50 = [num(e["steps"]["grad_norm"].get("p50")) for e in recent]
-    span = epochs_text([e["epoch"] for e in recent])
+    # and back over the epochs before clipped as much at this threshold (a 4-epoch run all clipped read "epochs 2-4")
+    first = len(clipped) - len(recent)
+    while first and _share([e := clipped[first - 1]]) >= CLIP_SATURATED and num(e["steps"]["max_norm"]) == threshold:
+        first -= 1
+    saturated, suggestion = clipped[first:], suggested_max_norm(recent)
+    share, p50 = _share(saturated), [num(e["steps"]["grad_norm"].get("p50")) for e in recent]
     evidence = (
-        f"{share:.0%} of the steps of {span} were clipped at max_norm {fmt(threshold)}; their pre-clip norms had "
-        f"a median of {', '.join(fmt(v) for v in p50)} per epoch"
+        f"{share:.0%} of the steps of {epochs_text([e['epoch'] for e in saturated])} were clipped at max_norm "
+        f"{fmt(threshold)}; their pre-clip norms had a median of {', '.join(fmt(v) for v in p50)} in "
+        f"{epochs_text([e['epoch'] for e in recent])}"
         + (f", and the {CLIP_QUANTILE}th percentile of their per-epoch p90 is {fmt(suggestion)}" if suggestion else "")
         + "."
     )
@@ -227,7 +229,7 @@ def clip_saturation(ctx: Context) -> Finding | None:
     return Finding(
         "training.clip_saturation", "warning", f"Gradient clipping at {fmt(threshold)} clips {share:.0%} of steps",
         evidence, fix, {"clipped_share": share, "max_norm": threshold, "suggested_max_norm": suggestion},
-        tuple(e["epoch"] for e in recent), step_range(recent[0]), change,
+        tuple(e["epoch"] for e in saturated), step_range(saturated[0]), change,
     )  # fmt: skip
 
 
