@@ -112,14 +112,15 @@ def test_guessed_defaults_say_so_in_their_help():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("epochs", [4])
-def test_the_demo_trained_at_the_new_run_defaults_draws_no_avoidable_finding(tmp_path, epochs):
-    """Every customization on at its defaults, the New run form's training arguments, the demo data and base."""
+@pytest.mark.parametrize(("epochs", "switched_on"), [(4, "all"), (None, "form")], ids=["all-on-4-epochs", "new-run"])
+def test_the_demo_trained_at_the_new_run_defaults_draws_no_avoidable_finding(tmp_path, epochs, switched_on):
+    """The demo data and base with the New run form's training arguments, and either every customization on at its
+    defaults (4 epochs) or the form exactly as it opens (its epochs, its customizations switched on)."""
     from app.recipe_form import save_ui_recipe
     from trainers.doctor import diagnose_run
     from trainers.training.run import train_run
 
-    draft = all_on(epochs)
+    draft = all_on(epochs) if switched_on == "all" else build_recipe(FormValues())
     assert draft.ok, draft.problems
     path = save_ui_recipe(draft.recipe, tmp_path, "defaults")
     assert train_run(path, tmp_path / "runs", name="defaults") == 0
