@@ -29,8 +29,12 @@ from plotly.basedatatypes import BasePlotlyType
 from trainers.telemetry.run_log import RunLog
 
 NO_DATA = "No data yet"
+# 20 colours that tell apart as lines: plotly's first ten, then ten picked from its Dark24/Light24/Alphabet sets each
+# as far (CIE Lab) from the ones before and from black and white as can be; every pair is at least 27 apart (the
+# first ten's closest pair). A chart of 20 classes draws each in its own colour (a legend of 20 repeated 10).
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#511cfb", "#fe00fa", "#fc0080", "#6c7c32", "#b10da1", "#f8a19f", "#3283fe", "#b68100", "#1c8356", "#86ce00",
 )  # fmt: skip
 
 
@@ -161,7 +165,7 @@ def _default_template() -> dict[str, Any]:
 # ---- figure helpers ------------------------------------------------------------------------------------------------
 LEGEND_MAX = 25  # entries a legend may list; per-class charts draw the mean plus at most SHOWN classes
 ROW_PX = 18  # heatmap row height: fixed, so 365 classes scroll instead of squeezing
-FROZEN_FILL = "rgba(148, 103, 189, 0.10)"
+FROZEN_FILL = "rgba(148, 103, 189, 0.16)"  # light enough under the lines, dark enough for its legend swatch
 
 
 class Chart:
@@ -196,9 +200,10 @@ class Chart:
         self.layout.setdefault("annotations", []).append(note)
 
     def add_vrect(self, x0: float, x1: float, name: str, fillcolor: str) -> None:
+        """A shaded band over ``x0..x1``, listed in the legend by ``name`` (a band nobody names is a puzzle)."""
         self.add_shape(
             type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=0, y1=1, name=name, fillcolor=fillcolor,
-            line={"width": 0}, layer="below",
+            line={"width": 0}, layer="below", showlegend=True,
         )  # fmt: skip
 
     def add_hline(self, y: float, dash: str = "dot", color: str = "gray") -> None:

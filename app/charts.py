@@ -181,5 +181,14 @@ def compare_figure(logs: Mapping[str, RunLog | Iterable[Mapping[str, Any]]], met
             fig.add_trace(
                 scatter(x=x, y=_values(log, key), name=run, mode=epoch_mode(len(x)), line={"color": color(i)})
             )
+    drawn = np.concatenate([np.asarray(t["y"], dtype=float) for t in fig.data]) if fig.data else np.zeros(0)
+    drawn = drawn[np.isfinite(drawn)]
+    if not drawn.size:  # runs without this metric yet: say so, not an empty -1..1 axis
+        return empty(Chart(fig.layout), f"No {metric} in these runs yet")
+    if key in COMPARE_METRICS.values():  # scores in [0, 1]: a flat 0 or a constant drew an axis of -1..1
+        fig.update_yaxes(range=[0, 1.02])
+    elif drawn.min() == drawn.max():  # a constant: a range around it (plotly spans -1..1 around a constant 0)
+        pad = abs(float(drawn[0])) * 0.1 or 0.5
+        fig.update_yaxes(range=[float(drawn[0]) - pad, float(drawn[0]) + pad])
     epoch_axis(fig, sorted({int(x) for t in fig.data for x in t["x"]}))
-    return fig.figure() if fig.data else empty(fig)
+    return fig.figure()

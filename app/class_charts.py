@@ -55,9 +55,10 @@ def f1_figure(
             line={"color": "black", "dash": "dot"},
         )
     )
-    for name in shown:
-        i = names.index(name)
-        fig.add_trace(scatter(x=epochs, y=values[i], name=name, mode=mode, line={"color": color(i)}))  # NaN: a gap
+    # coloured by place among the classes shown, so 20 lines have 20 colours (by class id, 80 classes went round the
+    # palette and person and fire hydrant were both blue); a NaN is a gap
+    for k, name in enumerate(shown):
+        fig.add_trace(scatter(x=epochs, y=values[names.index(name)], name=name, mode=mode, line={"color": color(k)}))
     if len(shown) < len(names):
         fig.update_layout(title=f"Per-class F1: {len(shown)} of {len(names)} classes and the mean")
     fig.update_yaxes(range=[0, 1.02])

@@ -15,6 +15,7 @@ from trainers.datasets.ultralytics_datasets import packaged_yaml
 from trainers.errors import Problem
 from trainers.recipe import Recipe
 from trainers.runs import downloads, model_zoo
+from trainers.runs.model_zoo import SCALES as SCALES  # model sizes in order, for the form's architectures
 from trainers.runs.model_zoo import Missing
 
 SWITCH_HINT = "switch on 'Allow download' beside Start"

@@ -35,8 +35,8 @@ DEMO_MODEL = REPO_ROOT / "assets" / "demo_base.pt"
 PREFIX = "nr_"
 
 BUILTIN_MODELS = (
-    *(f"yolo26{s}.yaml" for s in "nslmx"),
-    *(f"yolo11{s}.yaml" for s in "nslmx"),
+    *(f"yolo26{s}.yaml" for s in model_choices.SCALES),  # n, s, m, l, x as the checkpoints (not n, s, l, m, x)
+    *(f"yolo11{s}.yaml" for s in model_choices.SCALES),
     "rtdetr-l.yaml", "rtdetr-x.yaml", "rtdetr-resnet50.yaml", "rtdetr-resnet101.yaml",
 )  # fmt: skip
 OPTIMIZERS = ("auto", "SGD", "MuSGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSProp")

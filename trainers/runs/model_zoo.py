@@ -55,7 +55,8 @@ class Checkpoint:
         return f"{self.size_mb:.0f} MB" if self.size_mb >= 10 else f"{self.size_mb:.1f} MB"
 
 
-# The catalogue New run offers, smallest first within a family. Names as in ultralytics.utils.downloads'
+SCALES = "nsmlx"  # model sizes smallest first (nano, small, medium, large, extra-large): every list of sizes uses it
+# The catalogue New run offers, smallest first within a family (SCALES). Names as in ultralytics.utils.downloads'
 # GITHUB_ASSETS_NAMES (tests/test_model_zoo.py checks each); sizes rounded from the release's files.
 CHECKPOINTS = (
     Checkpoint("yolo26n.pt", "YOLO26", 5.3),
