@@ -27,6 +27,7 @@ from trainers.recipe import Recipe
 from trainers.run_files import UI_RECIPES_DIR
 from trainers.runs import checkpoint_check, launcher
 from trainers.runs.folder import ensure_name_free, validate_run_name
+from trainers.runs.run_names import run_stem
 from trainers.train_args import train_default
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -354,15 +355,9 @@ def _block(key: str, values: Mapping[str, Any], defaults: table.Settings) -> tup
 
 
 def recipe_stem(form: FormValues) -> str:
-    """A name for the recipe file (the launcher names the run after it): the run name, else the dataset's folder."""
-    if form.name.strip():
-        return form.name.strip()
-    if form.data_source == "demo":
-        return "demo"
-    if form.data_source == "imported":
-        return form.data_name.strip() or "run"
-    p = Path(form.data_path.strip())
-    return (p.parent.name if p.name in ("data.yaml", "data.yml") else p.stem) or "run"
+    """A name for the recipe file (the launcher names the run after it): the run name, else ``<dataset>-<model>``."""
+    data = data_path(form)[0] or (form.data_name if form.data_source == "imported" else form.data_path).strip()
+    return form.name.strip() or run_stem(data, model_path(form)[0])
 
 
 def save_ui_recipe(recipe: Recipe, root: Path, stem: str) -> Path:

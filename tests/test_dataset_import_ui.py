@@ -130,4 +130,4 @@ def test_the_ui_process_imports_an_upload_without_ultralytics_or_torch(tmp_path)
 def test_a_run_on_an_imported_dataset_is_named_after_it():
     from app.recipe_form import FormValues, recipe_stem
 
-    assert recipe_stem(FormValues(data_source="imported", data_name="coco-shapes")) == "coco-shapes"
+    assert recipe_stem(FormValues(data_source="imported", data_name="coco-shapes")) == "coco-shapes-demo_base"

@@ -177,8 +177,8 @@ def test_parse_layers_rejects_words():
 
 
 def test_recipe_stem_and_launch_write_the_recipe(tmp_path, monkeypatch):
-    assert recipe_form.recipe_stem(FormValues()) == "demo"
-    assert recipe_form.recipe_stem(FormValues(data_source="path", data_path="/d/coco8/data.yaml")) == "coco8"
+    assert recipe_form.recipe_stem(FormValues()) == "demo-demo_base"  # <dataset>-<model> (tests/test_run_names.py)
+    assert recipe_form.recipe_stem(FormValues(data_source="path", data_path="/d/coco8/data.yaml")) == "coco8-demo_base"
     assert recipe_form.recipe_stem(FormValues(name="mine")) == "mine"
     seen = []
 
