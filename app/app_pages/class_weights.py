@@ -42,7 +42,22 @@ def _use_in_new_run(names: list[str], weights: list[float], edited: bool) -> Non
     # Training derives weights from the train counts: an edited list or another split passes these exact numbers.
     explicit = edited or ss.cw_split != "train"
     ss[widget_key("class_weights", "weights")] = ", ".join(f"{w:.6g}" for w in weights) if explicit else ""
+    ss.nr_prefilled = _prefill_note(explicit)
     ss.weights_go_to_new_run = True
+
+
+def _prefill_note(explicit: bool) -> str:
+    """What 'Use in a new run' filled in, and the model New run keeps: this page has no model, and the demo base
+    checkpoint (the form's default) was kept for any dataset without a word."""
+    dataset = {"demo": "the bundled demo", "imported": ss.cw_data_name}.get(ss.cw_data_source, ss.cw_data_path)
+    weights = "these exact weights" if explicit else f"the {ss.cw_scheme} scheme"
+    source = ss.get("nr_model_source", "demo")
+    model = {"demo": "the demo base checkpoint", "pretrained": ss.get("nr_pretrained"),
+             "builtin": ss.get("nr_builtin"), "local": ss.get("nr_model_path")}.get(source)  # fmt: skip
+    note = f"Prefilled from Class weights: dataset {dataset}, class weights on ({weights}). The model is {model}"
+    if source == "demo" and ss.cw_data_source != "demo":
+        return note + " (trained on the demo's shapes): choose a pretrained checkpoint or an architecture under Model."
+    return note + "; change it under Model."
 
 
 SCHEME_FIELDS = [spec for spec in recipe_form.specs("class_weights") if spec.name != "weights"]
