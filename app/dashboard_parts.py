@@ -229,7 +229,7 @@ def console_and_files(run_dir: Path, name: str, failed: bool) -> None:
     recipe_file = run_dir / RECIPE_FILE
     if recipe_file.is_file():
         with st.expander("Recipe"):
-            st.code(recipe_file.read_text(encoding="utf-8"), language="yaml")
+            st.code(recipe_file.read_text(encoding="utf-8"), language="yaml", wrap_lines=True)  # long paths wrap
     files = exports.artifacts(run_dir)
     if files:
         st.markdown("**Downloads**")

@@ -203,7 +203,8 @@ with form_col:
         st.selectbox("Optimizer", recipe_form.OPTIMIZERS, key="nr_optimizer", help="auto picks the optimizer and lr0")
         errors_for("train.optimizer")
     with c2:
-        number("lr0", "nr_lr0", "train.lr0", step=0.001, format="%.5f")
+        # %.4g as the customizations' numbers: "%.5f" printed 0.01000, cut to "0.0100" in a quarter of the form
+        number("lr0", "nr_lr0", "train.lr0", step=0.001, format="%.4g")
         if ss.nr_optimizer == "auto":  # ultralytics' build_optimizer: 'optimizer=auto' found, ignoring 'lr0=...'
             st.caption(
                 ":orange[Ignored with optimizer auto]: ultralytics picks AdamW at lr 0.01/(4 + classes) "
@@ -226,7 +227,7 @@ with form_col:
         height=80,
     )
     errors_for("train")
-    st.text_input("Run name (optional)", key="nr_name", placeholder="generated from the dataset and the time")
+    st.text_input("Run name (optional)", key="nr_name", placeholder="generated from the dataset, model and time")
     errors_for("name")
 
     # ---- customizations ------------------------------------------------------------------------------------------
@@ -242,7 +243,7 @@ with form_col:
 
 with recipe_col:
     st.subheader("Recipe")
-    st.code(draft.yaml, language="yaml")
+    st.code(draft.yaml, language="yaml", wrap_lines=True)  # a long data path wraps instead of being cut at the edge
     st.download_button(
         "Download recipe.yaml",
         draft.yaml,
