@@ -156,9 +156,9 @@ def per_class_section(log: RunLog, reader: RunReader, name: str, run_dir: Path, 
     ordered = [r.name for r in per_class.sort_rows(rows, ss[sort_key])]
     left, right = st.columns([3, 1])
     # The classes shown are kept under a key of their own and handed to the picker as its default, never written to
-    # the widget's key: a refresh that cuts the previous one short before the picker is drawn (a loaded server, a
-    # slow epoch) leaves the browser without the picker's value, and it then shows the widget's default and sends it
-    # back. Without a default that was [], and the picker emptied itself at a live refresh ("0 of 80 classes").
+    # the widget's key: on a loaded server the browser can miss the value the script wrote (seen in Chromium: the
+    # picker drawn empty from its first refresh while the server held 20 classes), and it then shows the widget's
+    # default and sends it back. Without a default that was [], and the chart read "0 of 80 classes and the mean".
     choice_key = f"dash_shown_classes_{name}"
     known = set(ordered)
     choice = [c for c in ss.get(choice_key, chosen) if c in known]

@@ -1,14 +1,16 @@
 """A live 80-class run followed in headless Chromium keeps its F1 classes at every refresh (issue 18 item 5).
 
 Seen by hand: following a run started from New run, "Classes on the F1 chart" was empty by epoch 2 and the chart
-read "0 of 80 classes and the mean" (a reload brought the 20 back). The cause: on a loaded server a dashboard refresh
-takes longer than the 2 s between refreshes, so the next one cuts it short before the picker is drawn; the browser
-then has no value for the picker, shows the widget's default and sends it back at the next refresh. The picker had
-no default (its value was written to session state once), so it sent [].
+read "0 of 80 classes and the mean" (a reload brought the 20 back). On a server busy enough that each refresh takes
+longer than the 2 s between refreshes, the browser could miss the value the script wrote for the picker (seen here:
+the picker drawn empty from its first refresh while the server held 20 classes); it then shows the widget's default
+and sends it back at the next refresh. The picker had no default (its value was written to session state once), so
+it sent []. The race is not certain to happen in one run of this test: tests/test_dashboard_classes.py checks the
+default itself at every refresh.
 
 The "training process" is this test: the run is ``running`` under this process' pid and the test appends epoch
 events as the trainer would. The loaded server is made on purpose: a ``sitecustomize`` on the UI's PYTHONPATH holds
-each per-class section back for longer than a refresh, so refreshes are cut short as on the loaded machine.
+each per-class section back, busy for longer than a refresh, so refreshes queue up as on the loaded machine.
 """
 
 from __future__ import annotations
