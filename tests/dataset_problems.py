@@ -24,7 +24,8 @@ PLANTED: dict[str, tuple[Problem, str, str | None]] = {
     "cut": (Problem.CORRUPT, "JPEG without its end marker", f"0 {BOX}\n"),
     "text": (Problem.CORRUPT, "not a JPEG, PNG, BMP, WEBP or TIFF image", f"0 {BOX}\n"),
     "short": (Problem.MALFORMED, "line 2: expected 5 values", f"0 {BOX}\n0 0.5 0.5 0.2\n"),
-    "badid": (Problem.CLASS_ID, "line 1: class id 3 is out of range (0-2)", f"3 {BOX}\n1 {BOX}\n5 {BOX}\n"),  # 1-based ids
+    # 3 with 3 classes: the usual slip of 1-based ids
+    "badid": (Problem.CLASS_ID, "line 1: class id 3 is out of range (0-2)", f"3 {BOX}\n1 {BOX}\n5 {BOX}\n"),
     "outside": (Problem.OUTSIDE, "line 1: box outside the image", "2 1.500000 0.500000 0.200000 0.200000\n"),
     "empty": (Problem.EMPTY, "empty label file", ""),
     "tiny": (Problem.TINY, "1 box under 2 px", f"0 {BOX}\n1 0.500000 0.500000 0.010000 0.300000\n"),
