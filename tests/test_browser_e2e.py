@@ -30,11 +30,11 @@ def test_launch_watch_restart_reattach_and_stop_in_chromium(tmp_path):
         with chromium_page() as page:
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
             page.wait_for_selector(".st-key-new_run_start button", timeout=60_000)
-            # per-class F1 is on by default; turn on per-layer LR and gradient clipping
+            # per-class F1 and gradient clipping are on by default (the form's ON_BY_DEFAULT); turn on per-layer LR
             assert page.locator(".st-key-nr_per_class_f1_on input").is_checked()
-            for key in ("nr_layer_lr_on", "nr_grad_clip_on"):
-                page.locator(f".st-key-{key} label").first.click()
-                page.wait_for_function(f"() => document.querySelector('.st-key-{key} input').checked")
+            assert page.locator(".st-key-nr_grad_clip_on input").is_checked()
+            page.locator(".st-key-nr_layer_lr_on label").first.click()
+            page.wait_for_function("() => document.querySelector('.st-key-nr_layer_lr_on input').checked")
             page.locator(".st-key-nr_epochs input").fill("40")
             page.locator(".st-key-nr_epochs input").press("Enter")
             page.wait_for_timeout(1500)
