@@ -195,7 +195,9 @@ def test_new_run_device_box_shows_every_choice_whole(ui):
         page.goto(f"{ui.url}/", wait_until="networkidle")  # New run is the default page
         settle(page, ".st-key-nr_device input")
         box = page.locator(".st-key-nr_device input")
+        page.locator(".st-key-nr_device").evaluate("el => el.scrollIntoView({block: 'center'})")  # room below it
         box.click()
+        page.get_by_role("option").first.wait_for(timeout=30_000)  # the list opens a moment after the click
         options = page.get_by_role("option").all_inner_texts()
         page.get_by_role("option", name=options[0], exact=True).click()  # closes the list, keeps the choice
         assert len(options) == 5, options  # auto, cpu, GPU 0, GPU 1, both

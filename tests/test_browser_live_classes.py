@@ -137,3 +137,50 @@ def test_a_live_run_keeps_its_f1_classes_at_every_refresh(tmp_path):
             print(f"{len(seen)} looks at the picker over epochs 2-{EPOCHS}; screenshot {tmp_path / 'live80.png'}")
     finally:
         ui.stop()
+
+
+@pytest.mark.slow  # trains a tiny 80-class model
+@pytest.mark.timeout(600)
+def test_a_run_started_from_new_run_keeps_its_f1_classes_at_every_refresh(tmp_path):
+    from tests.test_browser_classes import many_class_dataset
+    from tests.test_browser_layout import settle
+
+    data = many_class_dataset(tmp_path / "coco80")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_SECTION)
+    ui = WorkbenchUI(tmp_path / "runs", env={"PYTHONPATH": str(hook), "WORKBENCH_TEST_SLOW_S": str(SLOW_S)}).start()
+    try:
+        with chromium_page(width=1400, height=1200) as page:
+            page.goto(f"{ui.url}/", wait_until="networkidle")
+            settle(page, ".st-key-new_run_start button")
+            page.locator(".st-key-nr_data_source").get_by_text("A data.yaml path").click()
+            settle(page, ".st-key-nr_data_path input")
+            page.locator(".st-key-nr_data_path input").fill(str(data))
+            page.locator(".st-key-nr_data_path input").press("Enter")
+            for key, value in (("nr_epochs", "8"), ("nr_imgsz", "64")):
+                settle(page, f".st-key-{key} input")
+                page.locator(f".st-key-{key} input").fill(value)
+                page.locator(f".st-key-{key} input").press("Enter")
+            settle(page, ".st-key-new_run_start button")
+            page.locator(".st-key-new_run_start button").click()
+            wait_for(lambda: [len(x) for x in shown_any(page)] == [SHOWN] * 2, 300, 0.1, "the default classes")
+            looks, end = 0, time.monotonic() + 300
+            while "completed" not in page.locator("body").inner_text() and time.monotonic() < end:
+                chips, lines = shown_any(page)
+                assert (len(chips), len(lines)) == (SHOWN, SHOWN), (looks, chips, lines)
+                looks += 1
+                time.sleep(0.3)
+            assert looks > 10, "the run ended before the page was watched"
+            print(f"{looks} looks at the picker while the run trained")
+    finally:
+        ui.stop()
+
+
+def shown_any(page) -> tuple[list[str], list[str]]:
+    """:func:`shown` for whichever run the dashboard shows."""
+    chips = page.evaluate(
+        "() => [...document.querySelectorAll('[class*=\"st-key-dash_classes_\"] [data-tag]')]"
+        ".map(t => t.getAttribute('aria-label'))"
+    )
+    return chips, [n for n in trace_names(page, "chart_f1") if n != MEAN_F1.label]
