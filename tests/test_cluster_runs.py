@@ -83,7 +83,9 @@ def test_workbench_stop_on_a_cluster_run_then_resume_completes(ray_head, tmp_pat
     import torch
 
     runs = tmp_path / "runs"
-    recipe = demo_recipe(tmp_path, epochs=6)
+    # 10 epochs: the stop, sent through Ray after epoch 1, must land before the last epoch ends even on a loaded
+    # machine (with 6, a run under 5x oversubscription finished first: a stop after the last epoch ends it completed)
+    recipe = demo_recipe(tmp_path, epochs=10)
     result = workbench("train", str(recipe), "--cluster", ray_head, "--runs-dir", str(runs), "--name", "s", "--detach")
     assert result.returncode == 0, result.stderr
     run_dir = runs / "s"
@@ -106,7 +108,7 @@ def test_workbench_stop_on_a_cluster_run_then_resume_completes(ray_head, tmp_pat
     result = workbench("resume", "s", "--runs-dir", str(runs))  # goes back to the cluster it ran on, followed
     assert result.returncode == 0, result.stderr[-3000:]
     status = read_status(run_dir)
-    assert status["status"] == "completed" and status["epoch"] == 6 and status["resumes"] == 1
+    assert status["status"] == "completed" and status["epoch"] == 10 and status["resumes"] == 1
     assert status["job_id"] != job
     assert cluster.job_status(ray_head, status["job_id"]) == "SUCCEEDED"  # followed until the job itself ended
     starts = [e for e in read_events(run_dir / "telemetry.jsonl")[0] if e["event"] == "run_start"]
