@@ -225,8 +225,10 @@ def test_class_weight_arms_are_the_new_run_pages_recipes():
     plain, weighted = bench.recipe(3, 10, None), bench.recipe(3, 10, {})
     assert plain["train"] == weighted["train"] and plain["train"]["seed"] == 3 and plain["train"]["nbs"] == 16
     assert plain["model"].endswith("assets/demo_base.pt") and plain["data"].endswith("assets/demo/data.yaml")
-    assert list(plain["customizations"]) == ["per_class_f1"]
-    assert list(weighted["customizations"]) == ["per_class_f1", "class_weights"]
+    from app.recipe_form import ON_BY_DEFAULT  # the arms are the page's defaults, with class weights on or off
+
+    assert set(plain["customizations"]) == set(ON_BY_DEFAULT)
+    assert set(weighted["customizations"]) == {*ON_BY_DEFAULT, "class_weights"}
     cw = weighted["customizations"]["class_weights"]
     assert (cw["scheme"], cw["normalize"], cw["cap"]) == ("inverse_frequency", "mean", None)  # the page's defaults
     assert bench.recipe(0, 10, {"scheme": "effective_number"})["customizations"]["class_weights"]["scheme"] == (
