@@ -13,9 +13,13 @@ A run folder (``<runs root>/<name>/``, ``docs/runs.md``)::
     weights/best.pt      BEST_CHECKPOINT
     results.csv          RESULTS_FILE        ultralytics' own per-epoch table
     export/              EXPORT_DIR          ``workbench export``'s default output
+    export/model/        MODEL_EXPORT_DIR    ``workbench export-model``'s default output: best.onnx and its
+                                             best.onnx.verify.json (VERIFY_SUFFIX), best.torchscript, ...
+    evidence/            EVIDENCE_DIR        per-validation predictions, confusions, PR curves (docs/telemetry.md)
 
 Folders of the runs root that are not runs start with a dot (run listings skip them): :data:`UI_RECIPES_DIR`,
-:data:`SWEEPS_DIR`, :data:`UI_SWEEPS_DIR`. Nothing here imports anything beyond the standard library.
+:data:`SWEEPS_DIR`, :data:`UI_SWEEPS_DIR`, :data:`UI_EXPORTS_DIR`. Nothing here imports anything beyond the standard
+library.
 """
 
 from __future__ import annotations
@@ -39,12 +43,16 @@ LAST_CHECKPOINT = f"{WEIGHTS_DIR}/last.pt"
 BEST_CHECKPOINT = f"{WEIGHTS_DIR}/best.pt"
 RESULTS_FILE = "results.csv"
 EXPORT_DIR = "export"
+MODEL_EXPORT_DIR = f"{EXPORT_DIR}/model"
+VERIFY_SUFFIX = ".verify.json"  # beside each exported model: its boxes against the .pt's (docs/export-model.md)
+EVIDENCE_DIR = "evidence"
 
 # In the runs root, beside the runs.
 UI_RECIPES_DIR = ".ui-recipes"  # the recipe New run wrote for each run it started (one file per run)
 SWEEPS_DIR = ".sweeps"  # <runs root>/.sweeps/<name>/: SWEEP_RECORD_FILE and each variant's recipe
 SWEEP_RECORD_FILE = "sweep.json"
 UI_SWEEPS_DIR = ".ui-sweeps"  # <runs root>/.ui-sweeps/<name>.yaml and .log: sweeps started from the UI
+UI_EXPORTS_DIR = ".ui-exports"  # <runs root>/.ui-exports/<run>/<weights>.<format>.json and .log: Runs page exports
 
 
 def chosen_folder(cli_value: str | os.PathLike[str] | None, flag: str, env: str, default: str) -> tuple[Path, str]:

@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from trainers import customizations as table
@@ -131,6 +139,15 @@ def _relocated(err: Any, loc: tuple) -> InitErrorDetails:
     return details
 
 
+class EvidenceSettings(BaseModel):
+    """What each validation keeps as evidence (docs/telemetry.md, "Evidence"): the sample of val images whose
+    ground-truth and predicted boxes are kept; the confusion counts and PR curves are always kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample: int = Field(16, ge=0, le=256, description="val images whose boxes are kept at each validation (0: none)")
+
+
 class Recipe(BaseModel):
     """What the user chose: model, dataset, ultralytics training arguments and customizations."""
 
@@ -140,6 +157,15 @@ class Recipe(BaseModel):
     data: str = Field(..., description="path to a data.yaml")
     train: dict[str, Any] = Field(default_factory=dict, description="ultralytics training arguments")
     customizations: Customizations = Field(default_factory=Customizations)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings, description="per-validation evidence kept")
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: Any) -> dict[str, Any]:
+        # `evidence` is written only when it differs from its defaults: recipes that never set it stay as they were
+        data = handler(self)
+        if self.evidence == EvidenceSettings():
+            data.pop("evidence", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod

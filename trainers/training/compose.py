@@ -2,18 +2,20 @@
 
 The MRO, outermost first, is::
 
-    TelemetryMixin  ->  customizations by rank (trainers/customizations, each row's `rank` and `why`)
-                    ->  WorkbenchBase  ->  DetectionTrainer | RTDETRTrainer
+    TelemetryMixin  ->  EvidenceMixin  ->  customizations by rank (trainers/customizations, each row's `rank` and
+                    `why`)  ->  WorkbenchBase  ->  DetectionTrainer | RTDETRTrainer
 
-``TelemetryMixin`` is outermost so it records what every customization produced (the ``validation`` record with its
-per-class table and chosen metric, group names); ``WorkbenchBase`` is innermost, right above ultralytics: the recipe,
-the records the mixins share, stock clipping measured, atomic and portable checkpoints. Each mixin calls ``super()``,
-so an outer one sees what the inner ones did. docs/recipe.md prints the table's ranks with their reasons.
+``TelemetryMixin`` is outermost so it records what every customization produced (the ``validation`` record with its per-
+class table and chosen metric, group names); ``EvidenceMixin`` keeps each validation's predictions and confusions
+(``<run>/evidence/``, written when the telemetry logs the epoch); ``WorkbenchBase`` is innermost, right above
+ultralytics: the recipe, the records the mixins share, stock clipping measured, atomic and portable checkpoints. Each
+mixin calls ``super()``, so an outer one sees what the inner ones did. docs/recipe.md prints the table's ranks with
+their reasons.
 
 The class is built with ``type()`` and carries its settings as class attributes (the typed recipe among them), which
 survive ultralytics' cloudpickle of the trainer class for multi-GPU workers; nothing is registered twice. The doctor's
-live checks are one of them (``live_doctor``): the ``doctor_stop`` customization sits below the doctor in the layers,
-so the training layer hands them to it here (a class of an importable module, so it pickles by reference).
+live checks are one of them (``live_doctor``): the ``doctor_stop`` customization sits below the doctor in the layers, so
+the training layer hands them to it here (a class of an importable module, so it pickles by reference).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def build_trainer_class(
     """
     from trainers.doctor.live import LiveDoctor
     from trainers.training.base import WorkbenchBase
+    from trainers.training.evidence_mixin import EvidenceMixin
     from trainers.training.telemetry_mixin import TelemetryMixin
 
     recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)
@@ -80,4 +83,4 @@ def build_trainer_class(
         "live_doctor": LiveDoctor,
     }
     mixins = [row.mixin for row in rows]
-    return type(f"Workbench{tag}{base.__name__}", (TelemetryMixin, *mixins, WorkbenchBase, base), attrs)
+    return type(f"Workbench{tag}{base.__name__}", (TelemetryMixin, EvidenceMixin, *mixins, WorkbenchBase, base), attrs)
