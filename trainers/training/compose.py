@@ -5,8 +5,8 @@ The MRO, outermost first, is::
     TelemetryMixin  ->  EvidenceMixin  ->  customizations by rank (trainers/customizations, each row's `rank` and
                     `why`)  ->  WorkbenchBase  ->  DetectionTrainer | RTDETRTrainer
 
-``TelemetryMixin`` is outermost so it records what every customization produced (the ``validation`` record with its per-
-class table and chosen metric, group names); ``EvidenceMixin`` keeps each validation's predictions and confusions
+``TelemetryMixin`` is outermost so it records what every customization produced (the ``validation`` record with its
+per-class table and chosen metric, group names); ``EvidenceMixin`` keeps each validation's predictions and confusions
 (``<run>/evidence/``, written when the telemetry logs the epoch); ``WorkbenchBase`` is innermost, right above
 ultralytics: the recipe, the records the mixins share, stock clipping measured, atomic and portable checkpoints. Each
 mixin calls ``super()``, so an outer one sees what the inner ones did. docs/recipe.md prints the table's ranks with
