@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import dashboard_parts, run_views
+from app import dashboard_parts, evidence_section, run_views
 from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
 from trainers.runs import launcher
@@ -141,6 +141,7 @@ def dashboard() -> None:
     # ---- charts ---------------------------------------------------------------------------------------------
     mark = dashboard_parts.findings_section(found, now.findings, with_dataset, run_dir) if found is not None else ()
     dashboard_parts.per_class_section(log, reader, name, run_dir, mark)
+    evidence_section.evidence_section(run_dir, name)
     dashboard_parts.training_charts(log, reader, name, ss.dash_lr_log, ss.dash_gn_log, mark)
     dashboard_parts.system_panel(log)
     dashboard_parts.console_and_files(run_dir, name, state == RunStatus.FAILED)
