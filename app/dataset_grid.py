@@ -77,14 +77,8 @@ def tile_html(scan: SplitScan, tile: Tile, highlight: int | None = None) -> str:
     thumb = tile.thumb
     if thumb is not None and thumb.error:  # found only by decoding it: said beside what the header scan saw
         issues.append(Issue(Problem.CORRUPT, f"{thumb.error}: ultralytics drops this image"))
-    ratio = w / h if w > 0 and h > 0 else 1.0
-    size = f"width:100%;aspect-ratio:{ratio:.4f}" if ratio >= 1 else f"height:100%;aspect-ratio:{ratio:.4f}"
-    if thumb is not None and thumb.jpeg is not None:
-        picture = f'<img src="data:image/jpeg;base64,{base64.b64encode(thumb.jpeg).decode("ascii")}" alt="">'
-    else:
-        note = "no image: a label file alone" if i >= scan.n_images else "image not shown: it does not decode"
-        picture = f'<div class="wb-note">{note}</div>'
-    boxes = _boxes_html(scan, i, highlight)
+    note = "no image: a label file alone" if i >= scan.n_images else "image not shown: it does not decode"
+    picture = picture_html(w, h, thumb.jpeg if thumb is not None else None, note, _boxes_html(scan, i, highlight))
     flagged = " wb-flagged" if issues else ""
     kinds = " ".join(x.problem.value for x in issues)
     caption = f'<div class="wb-name" title="{html.escape(scan.items[i])}">{html.escape(scan.relative(scan.items[i]))}'
@@ -92,8 +86,37 @@ def tile_html(scan: SplitScan, tile: Tile, highlight: int | None = None) -> str:
     caption += "".join(f'<div class="wb-problem">{html.escape(x.text)}</div>' for x in issues)
     return (
         f'<figure class="wb-tile{flagged}" data-item="{i}" data-problems="{kinds}">'
-        f'<div class="wb-frame"><div class="wb-pic" style="{size}">{picture}{boxes}</div></div>'
+        f"{picture}"
         f'<figcaption class="wb-cap">{caption}</figcaption></figure>'
+    )
+
+
+def picture_html(width: int, height: int, jpeg: bytes | None, note: str, boxes: str) -> str:
+    """The square frame of a tile: the picture (``jpeg``, else ``note`` in its place) at the image's aspect ratio, with
+    ``boxes`` (:func:`box_html`) over it."""
+    ratio = width / height if width > 0 and height > 0 else 1.0
+    size = f"width:100%;aspect-ratio:{ratio:.4f}" if ratio >= 1 else f"height:100%;aspect-ratio:{ratio:.4f}"
+    if jpeg is not None:
+        picture = f'<img src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode("ascii")}" alt="">'
+    else:
+        picture = f'<div class="wb-note">{html.escape(note)}</div>'
+    return f'<div class="wb-frame"><div class="wb-pic" style="{size}">{picture}{boxes}</div></div>'
+
+
+def box_html(
+    place: tuple[float, float, float, float], colour: str, label: str, classes: str = "", tag: str | None = None
+) -> str:
+    """One box: a ``<div>`` from ``place`` (left, top, right, bottom in percent of the image) bordered in ``colour``,
+    ``label`` as its tooltip and ``data-class``, with ``tag`` as a name tag in the colour (none when ``None``);
+    ``classes``: more CSS classes (``wb-bad``, ``wb-top``, ``wb-dim``...)."""
+    x0, y0, x1, y1 = place
+    style = f"background:{colour};color:{_text_colour(colour)}"
+    inner = f'<span class="wb-tag" style="{style}">{html.escape(tag)}</span>' if tag is not None else ""
+    where = f"left:{x0:.2f}%;top:{y0:.2f}%;width:{x1 - x0:.2f}%;height:{y1 - y0:.2f}%"
+    label = html.escape(label)
+    return (
+        f'<div class="{" ".join(("wb-box", *classes.split()))}" data-class="{label}" title="{label}" '
+        f'style="{where};border-color:{colour}">{inner}</div>'
     )
 
 
@@ -111,18 +134,10 @@ def _boxes_html(scan: SplitScan, item: int, highlight: int | None) -> str:
         c = int(cls[k])
         colour = class_colour(c) if c >= 0 else BAD_ID_COLOUR
         name = scan.names[c] if c >= 0 else f"id {raw[k]:g}?"
-        classes = "wb-box" + (" wb-bad" if c < 0 else "") + (" wb-top" if y0[k] < 8 else "")
-        classes += " wb-dim" if highlight is not None and c != highlight else ""
-        tag = ""
-        if cls.size <= LABELLED_BOXES:
-            style = f"background:{colour};color:{_text_colour(colour)}"
-            tag = f'<span class="wb-tag" style="{style}">{html.escape(name)}</span>'
-        place = f"left:{x0[k]:.2f}%;top:{y0[k]:.2f}%;width:{x1[k] - x0[k]:.2f}%;height:{y1[k] - y0[k]:.2f}%"
-        label = html.escape(name)
-        out.append(
-            f'<div class="{classes}" data-class="{label}" title="{label}" style="{place};border-color:{colour}">'
-            f"{tag}</div>"
-        )
+        classes = ("wb-bad " if c < 0 else "") + ("wb-top " if y0[k] < 8 else "")
+        classes += "wb-dim" if highlight is not None and c != highlight else ""
+        tag = name if cls.size <= LABELLED_BOXES else None
+        out.append(box_html((x0[k], y0[k], x1[k], y1[k]), colour, name, classes, tag))
     return "".join(out)
 
 
