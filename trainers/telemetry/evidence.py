@@ -144,7 +144,8 @@ def write_epoch(run_dir: str | os.PathLike[str], epoch: int | str, tables: dict[
         schema = SCHEMAS[table]
         columns = tables.get(table) or {}
         data = pa.table(
-            {f.name: pa.array(np.asarray(columns.get(f.name, [])), type=f.type) for f in schema}, schema=schema
+            {f.name: pa.array(np.asarray(columns[f.name]) if f.name in columns else [], type=f.type) for f in schema},
+            schema=schema,
         )
         path = tmp / f"{table}.parquet"
         pq.write_table(data, path, compression="zstd")

@@ -10,6 +10,16 @@ Three files in ``--out`` (default ``<run>/export``), CSV or Parquet:
 - ``per_class``: one row per epoch and class (long format): ``epoch``, ``id``, ``name``, ``precision``, ``recall``,
   ``f1``, ``ap50``, ``ap``, ``present``.
 
+And, for a run with evidence (``<run>/evidence/``, :mod:`trainers.telemetry.evidence`), one row per validation and
+item, ``epoch`` (empty for the final evaluation) and ``final_eval`` first:
+
+- ``predictions``: the sample images' boxes: ``image`` (sample position), ``file``, ``kind`` (``gt``/``pred``),
+  ``cls``, ``name``, ``conf`` (1 for ground truth), ``x1``, ``y1``, ``x2``, ``y2`` (original image pixels);
+- ``confusion``: the confusion matrix's non-zero cells: ``pred``, ``pred_name``, ``true``, ``true_name``, ``count``
+  (class id ``nc`` and name ``background`` for the background row and column);
+- ``pr_curves``: ``cls``, ``name``, ``recall``, ``precision`` (IoU 0.5, 101 recall points);
+- ``unlabelled``: confident predictions overlapping no label: ``file``, ``cls``, ``name``, ``conf``, the box.
+
 Written with pyarrow (already a dependency), files written whole and renamed into place.
 """
 
@@ -25,6 +35,7 @@ import pyarrow as pa
 from trainers.errors import RunError
 from trainers.metrics import FITNESS, MEAN_F1, PER_CLASS_COLUMNS
 from trainers.run_files import EXPORT_DIR, TELEMETRY_FILE
+from trainers.telemetry.evidence import FINAL, PRED, Evidence
 from trainers.telemetry.run_log import RunLog
 from trainers.telemetry.run_reader import RunReader
 from trainers.telemetry.step_data import MemorySteps, StoreSteps
@@ -69,10 +80,55 @@ def per_class_table(log: RunLog) -> pa.Table:
     return pa.table(out)
 
 
+def evidence_tables(run_dir: str | os.PathLike[str]) -> dict[str, pa.Table]:
+    """The run's evidence as long tables (see the module docstring); empty when it has none."""
+    ev = Evidence(run_dir)
+    if not ev:
+        return {}
+    names = [*ev.names, "background"]
+    files = [img["file"] for img in ev.images]
+    parts: dict[str, list[pa.Table]] = {"predictions": [], "confusion": [], "pr_curves": [], "unlabelled": []}
+    for epoch in ev.epochs:
+        e = ev.epoch(epoch)
+
+        def tagged(columns: dict[str, Any], n: int, epoch=epoch) -> pa.Table:
+            head = {"epoch": pa.array([None if epoch == FINAL else epoch] * n, pa.int64()),
+                    "final_eval": pa.array([epoch == FINAL] * n, pa.bool_())}  # fmt: skip
+            return pa.table({**head, **columns})
+
+        b = e.boxes
+        image = b["image"].astype(int)
+        parts["predictions"].append(tagged({
+            "image": image, "file": [files[i] if i < len(files) else None for i in image],
+            "kind": np.where(b["kind"] == PRED, "pred", "gt"), "cls": b["cls"].astype(int),
+            "name": [names[c] for c in b["cls"].astype(int)], "conf": b["conf"],
+            **{k: b[k] for k in ("x1", "y1", "x2", "y2")},
+        }, len(image)))  # fmt: skip
+        cm = e.confusion
+        pred, true = np.nonzero(cm)
+        parts["confusion"].append(tagged({
+            "pred": pred, "pred_name": [names[i] for i in pred], "true": true, "true_name": [names[i] for i in true],
+            "count": cm[pred, true],
+        }, len(pred)))  # fmt: skip
+        pr = e.table("pr")
+        cls = pr["cls"].to_numpy().astype(int)
+        parts["pr_curves"].append(tagged({
+            "cls": cls, "name": [names[c] for c in cls], "recall": pr["recall"], "precision": pr["precision"],
+        }, len(cls)))  # fmt: skip
+        u = e.unlabelled
+        ucls = u["cls"].to_numpy().astype(int)
+        parts["unlabelled"].append(tagged({
+            "file": u["file"], "cls": ucls, "name": [names[c] for c in ucls], "conf": u["conf"],
+            **{k: u[k] for k in ("x1", "y1", "x2", "y2")},
+        }, len(ucls)))  # fmt: skip
+    return {name: pa.concat_tables(tables) for name, tables in parts.items()}
+
+
 def export_run(
     run_dir: str | os.PathLike[str], fmt: str = "csv", out: str | os.PathLike[str] | None = None
 ) -> list[Path]:
-    """Write ``steps``, ``epochs`` and ``per_class`` of ``run_dir`` into ``out``; return the files written.
+    """Write ``steps``, ``epochs``, ``per_class`` and the evidence tables of ``run_dir`` into ``out``; return the files
+    written.
 
     Raises:
         RunError: Unknown format, or the folder has no telemetry.
@@ -86,7 +142,8 @@ def export_run(
     folder = Path(out) if out is not None else run_dir / EXPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, table in (("steps", step_table(log)), ("epochs", epoch_table(log)), ("per_class", per_class_table(log))):
+    tables = {"steps": step_table(log), "epochs": epoch_table(log), "per_class": per_class_table(log)}
+    for name, table in {**tables, **evidence_tables(run_dir)}.items():
         path = folder / f"{name}.{fmt}"
         tmp = path.with_name(f".{path.name}.partial")
         if fmt == "csv":
