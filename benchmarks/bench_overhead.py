@@ -4,7 +4,9 @@ Both trainers run in this one process, on the same data, model YAML, seed and ar
 epoch: each trains in its own thread, and a turn (setup, then one epoch: its training loop, validation, save and the
 epoch's callbacks) runs only while the other trainer waits, so the two epochs of a pair are measured seconds apart
 under the same load, not a whole run apart. Ours writes its run folder as a real run does (events log, step store,
-status.json). Each epoch is timed three ways:
+status.json) and keeps the per-validation evidence (``evidence/``: sample boxes, confusion counts, PR curves; its bytes
+per validation are reported, and those of one validation at 80 classes with every table at its cap). Each epoch is
+timed three ways:
 
 - **epoch**: ``on_train_epoch_start`` -> the end of ``on_fit_epoch_end``: the same work as ultralytics'
   ``trainer.epoch_time`` (train + val + save + the epoch's callbacks), without the other trainer's turn;
@@ -213,6 +215,8 @@ def run_pair(size: dict, data: Path, out: Path, idx: int, model: str, device: st
             timer = EpochTimer(trainer)
             trainer.train()
             rows[kind] = timer.rows[: size["epochs"]]
+            if kind == "ours":  # bytes of evidence each validation wrote (trainers/training/evidence_mixin.py)
+                rows["evidence"] = [{"bytes": b} for b in getattr(trainer, "evidence_bytes", [])]
         except BaseException as e:  # re-raised in the main thread
             errors.append(e)
         finally:
@@ -236,11 +240,12 @@ def measure(size_name: str, size: dict, out: Path, model: str, device: str) -> d
     """Run stock and ours ``repeats`` times each, alternating, and compare the epochs after the unfreeze."""
     data = make_data(out, size["copies"])
     skip = max(2, ALL_SEVEN["freeze"]["frozen_epochs"] + 1)  # drop epoch 1 and the frozen epochs
-    stock, ours = [], []
+    stock, ours, evidence = [], [], []
     for i in range(size["repeats"]):
         rows = run_pair(size, data, out, i, model, device)
         stock += rows["stock"][skip:]
         ours += rows["ours"][skip:]
+        evidence += [r["bytes"] for r in rows.get("evidence", [])]
     pairs = list(zip(ours, stock, strict=True))
     steps = stock[0]["steps"] if stock else 0
 
@@ -276,11 +281,44 @@ def measure(size_name: str, size: dict, out: Path, model: str, device: str) -> d
             "overhead_ms": diff("tail_s", 1e3),
             "cpu_overhead_ms": diff("tail_cpu_s", 1e3),
         },
+        "evidence_bytes_per_validation": _median(evidence),
         "goal": size["goal"],
         "load_average": os.getloadavg()[0],
     }
     result["goal_met"] = result["median_ratio"] <= size["goal"]
     return result
+
+
+def evidence_worst_case(out: Path, nc: int = 80, sample: int = 16) -> dict:
+    """Bytes of one validation's evidence at ``nc`` classes with every table at its cap: the default sample, 20 labels
+    and the 100 kept predictions per image, every cell of the confusion matrix non-zero, a PR curve per class and
+    the 200 unlabelled candidates from 200 files; random values, which compress worst. The goal: <= 200 KB."""
+    import numpy as np
+
+    from trainers.telemetry import evidence as ev
+
+    rng = np.random.default_rng(0)
+    per_image = 20 + ev.PRED_PER_IMAGE
+    n = sample * per_image
+    xy = rng.uniform(0, 640, (n, 2)).astype(np.float32)
+    wh = rng.uniform(4, 200, (n, 2)).astype(np.float32)
+    kind = np.tile(np.r_[np.zeros(20), np.ones(ev.PRED_PER_IMAGE)], sample)
+    boxes = {
+        "image": np.repeat(np.arange(sample), per_image), "kind": kind, "cls": rng.integers(0, nc, n),
+        "conf": np.where(kind == ev.GT, 1.0, rng.uniform(ev.PRED_MIN_CONF, 1, n)),
+        "x1": xy[:, 0], "y1": xy[:, 1], "x2": xy[:, 0] + wh[:, 0], "y2": xy[:, 1] + wh[:, 1],
+    }  # fmt: skip
+    pred, true = np.divmod(np.arange((nc + 1) ** 2), nc + 1)
+    confusion = {"pred": pred, "true": true, "count": rng.integers(1, 5000, len(pred))}
+    pr = {"cls": np.repeat(np.arange(nc), ev.PR_POINTS), "recall": np.tile(np.linspace(0, 1, ev.PR_POINTS), nc),
+          "precision": rng.uniform(0, 1, nc * ev.PR_POINTS)}  # fmt: skip
+    k = ev.UNLABELLED_KEEP
+    unlabelled = {"file": np.array([f"/data/datasets/some-export/images/val/{i:012d}.jpg" for i in range(k)]),
+                  "cls": rng.integers(0, nc, k), "conf": rng.uniform(ev.UNLABELLED_CONF, 1, k),
+                  **{c: rng.uniform(0, 640, k) for c in ("x1", "y1", "x2", "y2")}}  # fmt: skip
+    size = ev.write_epoch(out / "evidence-worst-case", 1, {"boxes": boxes, "confusion": confusion, "pr": pr,
+                                                             "unlabelled": unlabelled})  # fmt: skip
+    return {"classes": nc, "sample": sample, "bytes": size, "goal_bytes": 200_000, "goal_met": size <= 200_000}
 
 
 def run_benchmark(
@@ -302,7 +340,7 @@ def run_benchmark(
         size.update({k: v for k, v in (("repeats", repeats), ("epochs", epochs), ("imgsz", imgsz)) if v})
         results[name] = measure(name, size, out, model, device)
     first, *rest = sizes
-    doc = {**results[first], "load_average_start": load_start}
+    doc = {**results[first], "load_average_start": load_start, "evidence_80_classes": evidence_worst_case(out)}
     for name in rest:
         doc[name] = results[name]
     return doc
