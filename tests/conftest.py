@@ -197,3 +197,23 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, what: str
             return value
         time.sleep(interval)
     raise AssertionError(f"{what} not met within {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def demo_run_64(tmp_path_factory, demo) -> Path:
+    """A finished run folder: one epoch at imgsz 64 on the demo, fine-tuned from its base checkpoint (confident boxes
+    from epoch 1), trained by ``workbench train`` in a subprocess. Read-only: copy it to change it."""
+    import subprocess
+
+    import yaml
+
+    root = tmp_path_factory.mktemp("demo-run-64")
+    recipe = root / "recipe.yaml"
+    train = {"epochs": 1, "imgsz": 64, "batch": 16, "nbs": 16, "workers": 0, "plots": False}
+    recipe.write_text(yaml.safe_dump({"model": str(demo[1]), "data": str(demo[0]), "train": train}))
+    out = subprocess.run(
+        [sys.executable, "-m", "trainers.cli", "train", str(recipe), "--runs-dir", str(root), "--name", "r"],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return root / "r"

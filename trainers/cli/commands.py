@@ -26,6 +26,7 @@ from typing import Any
 from trainers import SOURCE_ROOT
 from trainers.cli import cluster as cluster_commands
 from trainers.cli import dataset_import
+from trainers.cli import model_export as model_export_command
 from trainers.cli.reports import cmd_compare, cmd_counts, cmd_doctor, cmd_export, cmd_runs
 from trainers.errors import RunError, WorkbenchError
 
@@ -280,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="folder for the files (default: <run>/export)")
     p.add_argument("--runs-dir", help=runs_dir_help)
     p.set_defaults(func=cmd_export)
+    model_export_command.add_parser(sub, runs_dir_help)
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--json", action="store_true", help="print one JSON document")
