@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import exports, run_findings, run_views
+from app import exports, model_export_jobs, model_export_panel, run_findings, run_views
 from app.compare_views import WINNER_MARK
 from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
@@ -58,15 +58,15 @@ st.title("Runs")
 st.caption(f"Runs in `{root}`")
 rows = run_views.run_rows(root)
 counts = {r.name: findings(r.path, run_findings.version(r.path)) for r in rows}  # queues the dataset scans
-live = any(r.active for r in rows) or run_findings.scanning()
+live = any(r.active for r in rows) or run_findings.scanning() or model_export_jobs.running(root)
 
 
 @st.fragment(run_every=REFRESH_S if live else None)
 def run_list() -> None:
     current = run_views.run_rows(root)
     counts.update({r.name: findings(r.path, run_findings.version(r.path)) for r in current})
-    if (any(r.active for r in current) or run_findings.scanning()) != live:
-        st.rerun()  # a run or a scan started or ended: rerun the page so the refresh interval follows
+    if (any(r.active for r in current) or run_findings.scanning() or model_export_jobs.running(root)) != live:
+        st.rerun()  # a run, a scan or an export started or ended: rerun the page so the refresh interval follows
     flash = ss.pop("runs_flash", None)
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])
@@ -139,6 +139,7 @@ def run_list() -> None:
                             mime=mime, key=f"runs_download_{row.name}_{label}", icon=":material/download:",
                             on_click="ignore",
                         )  # fmt: skip
+            model_export_panel.export_popover(actions, row, root)
             actions.button(
                 "Delete", key=f"runs_delete_{row.name}", on_click=_act, args=("ask_delete", row.path, row.name),
                 disabled=row.active, help="stop the run first" if row.active else None,
