@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 
 from app.chart_style import LEGEND_MAX, bar, color, empty, figure, heatmap, scatter
 from trainers.run_files import EVIDENCE_DIR
-from trainers.telemetry.evidence import FINAL, class_box_counts, evidence_epochs, top_confusions
+from trainers.telemetry.evidence import FINAL, class_box_counts, epoch_folder_name, evidence_epochs, top_confusions
 
 MATRIX_MAX = 20  # classes up to which the full matrix is drawn (21 x 21 cells stay readable at ~30 px)
 CELL_TEXT_MAX = 12  # classes up to which each cell prints its share (past it the numbers overlap)
@@ -44,6 +44,23 @@ def evidence_version(run_dir: str | os.PathLike[str]) -> tuple[tuple[int | str, 
     except OSError:
         mtime = 0
     return epochs, mtime
+
+
+def epoch_stamp(run_dir: str | os.PathLike[str], epoch: int | str) -> int:
+    """An epoch folder's mtime_ns (0 when missing): a redone epoch is a new folder renamed into place, a new stamp."""
+    try:
+        return (Path(run_dir) / EVIDENCE_DIR / epoch_folder_name(epoch)).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def shown_epoch(epochs: Sequence[int | str], best: int | None) -> tuple[int | str, str]:
+    """The epoch whose evidence stands for a run (``epochs`` not empty): its best epoch (status.json's) when that has
+    evidence, else the last validation with evidence; and a sentence saying which."""
+    if best in epochs:
+        return best, f"The best epoch, {best} (the weights in best.pt)."
+    why = f"The best epoch ({best}) has no evidence" if best else "No best epoch yet"
+    return epochs[-1], f"{why}: the last validation with evidence, {epoch_label(epochs[-1])}."
 
 
 def epoch_label(epoch: int | str) -> str:

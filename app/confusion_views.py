@@ -21,9 +21,8 @@ from app.exports import read_bytes
 from trainers.datasets.datasets_dir import datasets_root
 from trainers.datasets.thumbnails import make_thumbnails, thumbnail_cache_dir
 from trainers.errors import WorkbenchError
-from trainers.run_files import EVIDENCE_DIR
 from trainers.runs.status import read_status
-from trainers.telemetry.evidence import FINAL, Evidence, epoch_folder_name
+from trainers.telemetry.evidence import FINAL, Evidence
 
 NO_EVIDENCE = "No evidence yet: it is written at each validation (the end of every epoch)."
 PLOT_PX = 1200  # gallery images are scaled to this longer side (results.png is 2400 px wide)
@@ -31,14 +30,6 @@ GALLERY_COLUMNS = 3
 
 
 # ---- cached reads ------------------------------------------------------------------------------------------------
-def _stamp(run_dir: Path, epoch: int | str) -> int:
-    """The epoch folder's mtime_ns: a redone epoch is a new folder renamed into place, so a new stamp."""
-    try:
-        return (run_dir / EVIDENCE_DIR / epoch_folder_name(epoch)).stat().st_mtime_ns
-    except OSError:
-        return 0
-
-
 @st.cache_data(max_entries=32, show_spinner=False)
 def _names(run_dir: str, version: tuple) -> list[str]:
     return Evidence(run_dir).names
@@ -56,7 +47,7 @@ def _above(run_dir: str, epoch: int | str, stamp: int) -> dict[tuple[int, int], 
 
 def _above_by_epoch(run_dir: Path, epochs: tuple[int | str, ...]) -> dict[int | str, dict[tuple[int, int], float]]:
     """Each epoch's pairs at or above the share: only an epoch not seen before is read (a few bytes kept each)."""
-    return {e: _above(str(run_dir), e, _stamp(run_dir, e)) for e in epochs}
+    return {e: _above(str(run_dir), e, cc.epoch_stamp(run_dir, e)) for e in epochs}
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -68,7 +59,8 @@ def _curves(run_dir: str, epoch: int | str, stamp: int) -> dict[str, tuple[np.nd
     return {name: c for name, c in curves.items() if len(c[0])}
 
 
-def _thumb_dir() -> Path:
+def thumb_dir() -> Path:
+    """Where thumbnails are cached: the datasets folder's cache, as the dataset page's (else the user cache)."""
     try:
         return thumbnail_cache_dir(datasets_root())
     except WorkbenchError:  # no usable datasets folder: the user cache
@@ -78,7 +70,7 @@ def _thumb_dir() -> Path:
 @st.cache_data(max_entries=16, show_spinner=False)
 def _plot_images(run_dir: str, listing: tuple[tuple[str, int, int], ...]) -> list[bytes | None]:
     """The gallery's JPEGs (a thumbnail cache on disk: only a new or changed plot is decoded)."""
-    thumbs = make_thumbnails([str(Path(run_dir) / f) for f, _, _ in listing], _thumb_dir(), px=PLOT_PX)
+    thumbs = make_thumbnails([str(Path(run_dir) / f) for f, _, _ in listing], thumb_dir(), px=PLOT_PX)
     return [t.jpeg for t in thumbs]
 
 
@@ -118,7 +110,7 @@ def confusions_tab(run_dir: Path, name: str) -> None:
         return
     version, epochs, names = found
     epoch = _epoch_picker("ev_conf_epoch", epochs)
-    at = (epoch, _stamp(run_dir, epoch))
+    at = (epoch, cc.epoch_stamp(run_dir, epoch))
     matrix = lambda: _matrix(str(run_dir), *at)  # noqa: E731  (read only when a figure is drawn again)
     if len(names) <= cc.MATRIX_MAX:
         fig = cached_figure(f"{name}/ev_matrix", at, lambda: cc.matrix_figure(matrix(), names, epoch))
@@ -150,7 +142,8 @@ def confusions_tab(run_dir: Path, name: str) -> None:
     st.caption("Green: found as itself; red: taken for another class; grey (background): missed.")
 
 
-def _best_epoch(run_dir: Path) -> int | None:
+def best_epoch(run_dir: Path) -> int | None:
+    """status.json's best epoch (kept across resumes), None when there is none or it cannot be read."""
     try:
         best = read_status(run_dir).get("best_epoch")
     except WorkbenchError:
@@ -165,14 +158,8 @@ def pr_tab(run_dir: Path, name: str) -> None:
     if found is None:
         return
     _, epochs, _ = found
-    best = _best_epoch(run_dir)
-    if best in epochs:
-        epoch, said = best, f"The best epoch, {best} (the weights in best.pt)."
-    else:
-        epoch = epochs[-1]
-        why = f"The best epoch ({best}) has no evidence" if best else "No best epoch yet"
-        said = f"{why}: the last validation with evidence, {cc.epoch_label(epoch)}."
-    at = (epoch, _stamp(run_dir, epoch))
+    epoch, said = cc.shown_epoch(epochs, best_epoch(run_dir))
+    at = (epoch, cc.epoch_stamp(run_dir, epoch))
     curves = cached_figure(f"{name}/ev_curves", at, lambda: _curves(str(run_dir), *at))
     if not curves:
         st.caption(f"No precision-recall curves were kept at {cc.epoch_label(epoch)}.")
