@@ -1,11 +1,12 @@
 """Compare: what differs between the selected runs' recipes, where each ended up, a metric and a class overlaid, and
-the per-class F1 of every run as one class x run heatmap."""
+the per-class F1 of every run as one class x run heatmap; the train loss, mAP50-95 and LR always overlaid, and one
+sample image as each run predicted it, side by side (app/compare_overlays.py)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, class_charts, compare_views, run_views
+from app import charts, class_charts, compare_overlays, compare_views, run_views
 from app.dashboard_parts import HEATMAP_BOX_PX
 from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
@@ -68,6 +69,7 @@ st.caption(
 )
 
 logs = {name: run_views.run_events(root / name).poll() for name in ss.cmp_runs}
+compare_overlays.overlay_section(logs)  # loss, mAP50-95 and LR overlaid, drawn without choosing
 metrics = list(charts.COMPARE_METRICS)
 for log in logs.values():
     metrics += [k for k in log.metric_keys() if k not in charts.DETECTION_METRICS and k not in metrics]
@@ -98,3 +100,5 @@ if classes:
     # one fixed-height row per class: 80-365 classes scroll inside the box instead of stretching the page
     with st.container(height=min(HEATMAP_BOX_PX, class_charts.heatmap_height(len(classes)) + 30), border=False):
         st.plotly_chart(compare_views.classes_figure(logs), key="chart_compare_classes", width="stretch")
+
+compare_overlays.same_image_section(root, ss.cmp_runs)
