@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from trainers.doctor import classes, data, training  # noqa: F401 (importing a family registers its rules)
+from trainers.doctor import classes, data, predictions, training  # noqa: F401 (importing a family registers its rules)
 from trainers.doctor.dataset_facts import DatasetFacts, dataset_facts_for_run
 from trainers.doctor.finding import Finding, at_least, sort_findings
 from trainers.doctor.registry import RULES, Context, Rule
@@ -24,6 +24,7 @@ def diagnose(
     *,
     live_only: bool = False,
     min_severity: str = "info",
+    run_dir: str | os.PathLike[str] | None = None,
 ) -> list[Finding]:
     """The findings of a run, most severe first, then by id.
 
@@ -36,11 +37,13 @@ def diagnose(
             the rules that need them.
         live_only: Only the rules the ``doctor_stop`` customization runs during training.
         min_severity: Only the rules whose findings are at least this severe.
+        run_dir: The run folder, whose per-epoch evidence the prediction rules read (:mod:`~trainers.doctor.
+            predictions`); None skips them.
     """
-    ctx = Context(as_log(log), dataset)
+    ctx = Context(as_log(log), dataset, Path(run_dir) if run_dir is not None else None)
     found = []
     for r in rules(live_only=live_only, min_severity=min_severity):
-        if r.needs_dataset and dataset is None:
+        if (r.needs_dataset and dataset is None) or (r.needs_evidence and run_dir is None):
             continue
         try:
             finding = r.check(ctx)
@@ -76,7 +79,8 @@ def read_run_log(run_dir: str | os.PathLike[str]) -> RunLog:
 
 
 def diagnose_run(run_dir: str | os.PathLike[str], *, dataset: bool = True) -> list[Finding]:
-    """The findings of a run folder: its telemetry, and its dataset (scanned once, cached in ``dataset_check.json``).
+    """The findings of a run folder: its telemetry, its per-epoch evidence, and its dataset (scanned once, cached in
+    ``dataset_check.json``).
 
     Args:
         run_dir: The run folder.
@@ -87,4 +91,4 @@ def diagnose_run(run_dir: str | os.PathLike[str], *, dataset: bool = True) -> li
         RunError: ``run_dir`` is not a run folder.
     """
     log = read_run_log(run_dir)
-    return diagnose(log, dataset_facts_for_run(run_dir) if dataset else None)
+    return diagnose(log, dataset_facts_for_run(run_dir) if dataset else None, run_dir=run_dir)

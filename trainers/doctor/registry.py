@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainers.doctor.finding import Finding, Severity
@@ -36,6 +37,8 @@ class Rule:
         check: The rule itself.
         live: Whether the ``doctor_stop`` customization also runs it after every epoch of a training run.
         needs_dataset: Whether it needs the dataset facts (skipped when ``diagnose`` gets none).
+        needs_evidence: Whether it reads the run folder's per-epoch evidence (skipped when ``diagnose`` gets no run
+            folder).
     """
 
     id: str
@@ -46,6 +49,7 @@ class Rule:
     check: Callable[[Context], Finding | None]
     live: bool = False
     needs_dataset: bool = False
+    needs_evidence: bool = False
 
 
 RULES: dict[str, Rule] = {}
@@ -60,13 +64,14 @@ def rule(
     *,
     live: bool = False,
     needs_dataset: bool = False,
+    needs_evidence: bool = False,
 ) -> Callable[[Callable[[Context], Finding | None]], Callable[[Context], Finding | None]]:
     """Register the decorated function as the rule ``id``."""
 
     def register(check: Callable[[Context], Finding | None]) -> Callable[[Context], Finding | None]:
         if id in RULES:
             raise ValueError(f"doctor rule {id!r} is already registered")
-        RULES[id] = Rule(id, severity, title, dict(thresholds), why, check, live, needs_dataset)
+        RULES[id] = Rule(id, severity, title, dict(thresholds), why, check, live, needs_dataset, needs_evidence)
         return check
 
     return register
@@ -74,13 +79,15 @@ def rule(
 
 @dataclass
 class Context:
-    """What a rule is given: the folded log, the dataset facts (or None) and the recipe the run was trained with.
+    """What a rule is given: the folded log, the dataset facts (or None), the recipe the run was trained with and the
+    run folder (or None), whose ``evidence/`` the prediction rules read.
 
     Derived values are computed once per diagnosis and shared by the rules (``cached_property``).
     """
 
     log: RunLog
     dataset: DatasetFacts | None = None
+    run_dir: Path | None = None
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @cached_property

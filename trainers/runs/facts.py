@@ -71,9 +71,12 @@ def eta_seconds(log: RunLog, epochs: int | None, now: float | None = None) -> fl
     return max(0.0, left * per_epoch - min(elapsed, per_epoch))
 
 
-def findings_of(log: RunLog, dataset: DatasetFacts | None) -> list[Finding] | None:
-    """The doctor's findings as the header counts them; None before the first epoch (the header shows no doctor)."""
-    return diagnose(log, dataset) if log.epochs else None
+def findings_of(
+    log: RunLog, dataset: DatasetFacts | None, run_dir: str | os.PathLike[str] | None = None
+) -> list[Finding] | None:
+    """The doctor's findings as the header counts them; None before the first epoch (the header shows no doctor).
+    ``run_dir``: the run folder, whose per-epoch evidence the prediction rules read (None leaves them out)."""
+    return diagnose(log, dataset, run_dir=run_dir) if log.epochs else None
 
 
 @dataclass(frozen=True)
@@ -132,5 +135,5 @@ def read_run_facts(run_dir: str | os.PathLike[str], status: Mapping[str, Any]) -
     """A run folder's facts: its telemetry and step store read whole, its dataset facts from ``dataset_check.json``
     or scanned once and cached there (as ``workbench doctor`` does; only for a run that finished an epoch)."""
     log = RunReader(Path(run_dir)).poll()
-    found = findings_of(log, dataset_facts_for_run(run_dir)) if log.epochs else None
+    found = findings_of(log, dataset_facts_for_run(run_dir), run_dir) if log.epochs else None
     return run_facts(status, log, found)
