@@ -16,6 +16,7 @@ import streamlit as st
 from app import charts, class_charts, dataset_info, doctor_views, exports, run_views
 from app.chart_style import LEGEND_MAX, Mark
 from trainers.doctor import Finding, severity_count
+from trainers.doctor.predictions import evidence_stamp
 from trainers.run_files import DATA_FILE, RECIPE_FILE
 from trainers.statuses import Severity
 from trainers.telemetry import per_class
@@ -69,10 +70,10 @@ def marks(found: list[Finding]) -> tuple[Mark, ...]:
 
 def run_findings(log: RunLog, reader: RunReader, name: str, run_dir: Path) -> tuple[list[Finding] | None, bool]:
     """The doctor's findings so far (None before the first epoch) and whether the dataset rules were part of them;
-    diagnosed again only when the epochs changed, or while the dataset scan is still running."""
-    found, with_dataset = cached_figure(
-        f"{name}/findings", reader.epochs_version, lambda: doctor_views.findings(log, run_dir)
-    )
+    diagnosed again only when the epochs or the evidence folder changed (a validation's evidence lands just after its
+    epoch event), or while the dataset scan is still running."""
+    version = (reader.epochs_version, evidence_stamp(run_dir))
+    found, with_dataset = cached_figure(f"{name}/findings", version, lambda: doctor_views.findings(log, run_dir))
     if not with_dataset:  # the dataset scan is still running: diagnose again on the next refresh
         st.session_state["_dash_figures"].pop(f"{name}/findings", None)
     return found, with_dataset
@@ -99,6 +100,9 @@ def findings_section(
             if f.recipe_change:
                 if action.button("Apply fix", key=f"apply_fix_{slug}", icon=":material/build:", help=APPLY_HELP):
                     _apply_fix(run_dir, f)
+            if link := f.numbers.get("dataset_link"):  # the images it names, on the Dataset page's grid
+                action.page_link("app_pages/datasets.py", label="Show images", icon=":material/photo_library:",
+                                 query_params=link, help="these images on the Dataset page")  # fmt: skip
     return marks(found)
 
 

@@ -55,7 +55,7 @@ def findings(log: RunLog, run_dir: str | os.PathLike[str], wait: float = 0.5) ->
     if not log.epochs:
         return None, True
     facts, ready = dataset_facts(run_dir, wait)
-    return findings_of(log, facts), ready
+    return findings_of(log, facts, run_dir), ready
 
 
 @dataclass(frozen=True)

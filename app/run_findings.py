@@ -24,6 +24,7 @@ from trainers.doctor import (
     read_run_log,
     severity_count,
 )
+from trainers.doctor.predictions import evidence_stamp
 from trainers.errors import WorkbenchError
 from trainers.run_files import DATA_FILE, DATASET_CHECK_FILE, STATUS_FILE, TELEMETRY_FILE
 from trainers.statuses import Severity
@@ -112,7 +113,8 @@ def forget(run_dir: str | os.PathLike[str]) -> None:
 # ---- counts --------------------------------------------------------------------------------------------------------
 def version(run_dir: str | os.PathLike[str]) -> tuple:
     """What a run's findings depend on: status.json's mtime (written every epoch and at the end), telemetry's size,
-    and whether its dataset facts are there yet. The page computes the count again only when this changed."""
+    whether its dataset facts are there yet, and its evidence folder's mtime (a validation's evidence lands just after
+    its epoch event). The page computes the count again only when this changed."""
     run_dir = Path(run_dir)
     stamps = []
     for name in (STATUS_FILE, TELEMETRY_FILE):
@@ -123,7 +125,7 @@ def version(run_dir: str | os.PathLike[str]) -> tuple:
             stamps.append((0, 0))
     with _LOCK:
         scanned = str(run_dir.resolve()) in _SCANNED
-    return (*stamps, scanned or (run_dir / DATASET_CHECK_FILE).is_file())
+    return (*stamps, scanned or (run_dir / DATASET_CHECK_FILE).is_file(), evidence_stamp(run_dir))
 
 
 def findings_count(run_dir: str | os.PathLike[str]) -> FindingsCount | None:
@@ -134,7 +136,7 @@ def findings_count(run_dir: str | os.PathLike[str]) -> FindingsCount | None:
     run_dir = Path(run_dir)
     facts, ready = _facts(run_dir)
     try:
-        findings = diagnose(read_run_log(run_dir), facts)
+        findings = diagnose(read_run_log(run_dir), facts, run_dir=run_dir)
     except (WorkbenchError, OSError):
         return None
     return FindingsCount(count_by_severity(findings), dataset_pending=not ready)

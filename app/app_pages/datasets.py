@@ -1,4 +1,5 @@
 """Dataset page (``/datasets?name=NAME`` or ``?path=DATA_YAML``): a look at the data before training.
+``&split=S&image=FILE&image=...`` shows just those images (the doctor's links, :mod:`app.dataset_links`).
 
 The images of a split in a grid with their boxes drawn and labelled (a colour per class), label problems first and
 named under each image (orphan label files, corrupt images, label files that do not parse, class ids out of range,
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import dataset_grid, dataset_view, import_panel
+from app import dataset_grid, dataset_links, dataset_view, import_panel
 from app.dataset_grid import PAGE_SIZE, class_colour
 from app.recipe_form import DEMO_DATA
 from app.state import init_state
@@ -36,6 +37,11 @@ if ss.get("ds_from_url") != url:
     if url[0]:
         ss.ds_name = url[0]
     ss.ds_page = 1
+linked = dataset_links.from_url(st.query_params)  # (split, images): a link to chosen images
+if ss.get("ds_linked") != linked:
+    ss.ds_linked, ss.ds_images, ss.ds_page = linked, list(linked[1]) if linked else [], 1
+    if linked and linked[0]:
+        ss.ds_split = linked[0]
 if url[0] and not url[1] and (url_error := dataset_view.yaml_for(url[0], None, root)[1]):
     st.error(url_error, icon=":material/error:")
 if ss.get("ds_name") not in [*names, DEMO]:
@@ -44,6 +50,12 @@ if ss.get("ds_name") not in [*names, DEMO]:
 
 def _first_page() -> None:
     ss.ds_page = 1
+
+
+def _show_all() -> None:
+    ss.ds_images, ss.ds_linked, ss.ds_page = [], None, 1
+    for key in ("split", "image"):
+        st.query_params.pop(key, None)
 
 
 a, b = st.columns([2, 3])
@@ -78,6 +90,9 @@ except OSError as e:  # unreadable files the loader did not anticipate
 
 c, d, e, f = st.columns([1.2, 2, 1.6, 1])
 ss.ds_split = scan.split  # the split asked for, or the first when this dataset has no such split
+if ss.get("ds_images"):  # a link's images stay in the URL (a reload or a shared link shows the same) until Show all
+    st.query_params.update({"split": scan.split, "image": ss.ds_images})
+    ss.ds_linked = dataset_links.from_url(st.query_params)
 c.selectbox("Split", list(ds.splits), key="ds_split", on_change=_first_page)
 if ss.get("ds_class") not in [ALL, *scan.names]:
     ss.ds_class = ALL
@@ -109,6 +124,12 @@ if view != "Statistics":
     cls = None if ss.ds_class == ALL else scan.names.index(ss.ds_class)
     shown = scan.shown(cls, bool(ss.get("ds_problems_only")))
     pages = dataset_view.page_count(shown.size)
+    if ss.get("ds_images"):
+        shown, absent = dataset_links.only_images(scan, shown, ss.ds_images)
+        note, clear = st.columns([5, 1], vertical_alignment="center")
+        note.info(dataset_links.caption(len(ss.ds_images), absent, scan.split), icon=":material/filter_alt:")
+        clear.button("Show all", key="ds_show_all", on_click=_show_all)
+        pages = dataset_view.page_count(shown.size)
     ss.ds_page = min(max(1, int(ss.get("ds_page", 1))), pages)
     g, h = st.columns([1, 4])
     g.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, step=1, key="ds_page")
