@@ -22,8 +22,10 @@ from trainers.train_args import STOCK_MAX_NORM
 DEMO_NORMS = [(81.8, 98.4), (78.9, 121.2), (88.0, 124.1), (82.2, 83.4), (87.8, 103.5), (90.1, 107.5), (96.4, 153.3),
               (67.8, 130.9), (121.3, 169.0), (132.9, 188.6)]  # fmt: skip
 CLIP_RULES = ("training.clip_saturation", "training.clip_never_active")
-# What the demo's data draws whatever the defaults: its rare classes (crosses are 20x rarer than circles) trail.
-DATA_FINDINGS = {"classes.f1_gap", "classes.rare_collapse"}
+# What the demo's data draws whatever the defaults: its rare classes (crosses are 20x rarer than circles) trail, and
+# the crosses (8 val boxes, a colour the base checkpoint never saw) are best matched by circle predictions for 5-7 of
+# their 8 boxes from epoch 2 on (measured at the New run defaults, 10 epochs): the confusion rule says so.
+DATA_FINDINGS = {"classes.f1_gap", "classes.rare_collapse", "predictions.confused_classes"}
 
 
 def all_on(epochs: int):
