@@ -39,12 +39,18 @@ HOOKS = {
     "validate": "BaseTrainer._do_train",
     "save_model": "BaseTrainer._do_train",
     "final_eval": "BaseTrainer._do_train",
+    "get_validator": "BaseTrainer._setup_train",  # EvidenceMixin wraps the validator it returns
 }
 # Attributes and methods of ultralytics' trainer that the mixins read, write or call (hooks aside).
 ATTRIBUTES = {
     "add_callback", "args", "best", "best_fitness", "callbacks", "data", "device", "ema", "epoch", "epoch_time",
     "epochs", "fitness", "freeze_layer_names", "get_class_counts", "label_loss_items", "last", "loss_items",
-    "metrics", "model", "optimizer", "scaler", "start_epoch", "tloss", "validator", "world_size",
+    "metrics", "model", "optimizer", "scaler", "start_epoch", "test_loader", "tloss", "validator", "world_size",
+}  # fmt: skip
+# The validator's methods and attributes that trainers/training/evidence_mixin.py wraps, calls or reads.
+VALIDATOR = {
+    "init_metrics": ["model"], "update_metrics": ["preds", "batch"], "_prepare_batch": ["si", "batch"],
+    "scale_preds": ["predn", "pbatch"],
 }  # fmt: skip
 # Callback events the workbench registers for or reads.
 EVENTS = {
@@ -53,17 +59,18 @@ EVENTS = {
 }  # fmt: skip
 # Names imported from ultralytics' modules anywhere in trainers/ (module -> names).
 IMPORTS = {
-    "ultralytics": set(),  # import ultralytics: its __version__ for run_start
+    "ultralytics": {"YOLO"},  # its __version__ for run_start; YOLO loads a checkpoint or an export (export-model)
     "ultralytics.data.converter": {"convert_coco"},
     "ultralytics.models.rtdetr.train": {"RTDETRTrainer"},
     "ultralytics.models.yolo.detect": {"DetectionTrainer"},
     "ultralytics.nn.tasks": {
         "DetectionModel", "RTDETRDetectionModel", "guess_model_task", "load_checkpoint", "yaml_model_load",
     },
-    "ultralytics.utils": {"LOGGER", "RANK", "SETTINGS"},
+    "ultralytics.utils": {"LOGGER", "RANK", "SETTINGS", "ops"},
     "ultralytics.utils.callbacks": {"base", "platform"},
     "ultralytics.utils.downloads": {"safe_download", "unzip_file"},
     "ultralytics.utils.loss": {"FocalLoss", "VarifocalLoss"},
+    "ultralytics.utils.metrics": {"box_iou"},
     "ultralytics.utils.torch_utils": {"autocast", "unwrap_model"},
 }  # fmt: skip
 BOX_ATTRIBUTES = ("p", "r", "f1", "ap50", "ap", "ap_class_index")  # read by trainers.metrics.per_class_table
@@ -81,9 +88,10 @@ def our_mixins() -> list[type]:
     """Every class of ours that a composed trainer can have in its MRO."""
     from trainers import customizations as table
     from trainers.training.base import WorkbenchBase
+    from trainers.training.evidence_mixin import EvidenceMixin
     from trainers.training.telemetry_mixin import TelemetryMixin
 
-    return [TelemetryMixin, *(row.mixin for row in table.rows()), WorkbenchBase]
+    return [TelemetryMixin, EvidenceMixin, *(row.mixin for row in table.rows()), WorkbenchBase]
 
 
 def self_attributes(cls: type, stored_only: bool = False) -> set[str]:
@@ -213,6 +221,27 @@ def test_the_validators_metrics_have_what_the_per_class_table_reads():
     for name in BOX_ATTRIBUTES:
         assert hasattr(type(metrics.box), name) or hasattr(metrics.box, name), name
     assert {m.key for m in DETECTION} == set(metrics.keys)  # the catalogue's keys are ultralytics' own
+
+
+@pytest.mark.parametrize("family", ["yolo", "rtdetr"])
+def test_the_validator_methods_the_evidence_wraps_exist_with_their_parameters(family):
+    from ultralytics.models.rtdetr.val import RTDETRValidator
+    from ultralytics.models.yolo.detect import DetectionValidator
+
+    validator = RTDETRValidator if family == "rtdetr" else DetectionValidator
+    for name, params in VALIDATOR.items():
+        assert list(inspect.signature(getattr(validator, name)).parameters)[1:] == params, (family, name)
+
+
+def test_stock_validation_fills_the_confusion_matrix_only_with_plots_on():
+    """Why the recorder fills it itself with ``plots: false`` (and must not with plots on: it would count twice)."""
+    from ultralytics.models.yolo.detect import DetectionValidator
+    from ultralytics.utils.metrics import ConfusionMatrix, Metric
+
+    source = inspect.getsource(DetectionValidator.update_metrics)
+    assert re.search(r"if self\.args\.plots:\s+self\.confusion_matrix\.process_batch\(predn, pbatch", source)
+    assert list(inspect.signature(ConfusionMatrix.process_batch).parameters)[1:4] == ["detections", "batch", "conf"]
+    assert {"prec_values", "ap_class_index"} <= self_attributes(Metric, stored_only=True) | set(dir(Metric))
 
 
 def test_the_image_formats_restated_from_ultralytics_still_hold():
