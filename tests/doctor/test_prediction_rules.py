@@ -217,3 +217,24 @@ def test_a_diagnosis_with_nothing_new_reads_no_table_and_a_new_epoch_reads_only_
     assert CONFUSED in findings(run, 3) and sorted(reads) == sorted(
         str(run / "evidence" / "epoch-0003" / t) for t in ("confusion.parquet", "unlabelled.parquet")
     )
+
+
+def test_the_held_epochs_are_the_unbroken_run_up_to_the_newest(tmp_path):
+    run = confusion_run(tmp_path, {1: {(1, 0): 10}, 2: {}, 3: {(1, 0): 10}, 4: {(1, 0): 10}})
+    f = findings(run, 4)[CONFUSED]
+    assert f.numbers["pairs"][0]["epochs"] == [3, 4] and f.epochs == (3, 4)  # epoch 1 held, then a gap at 2
+
+
+def test_workbench_runs_json_and_doctor_count_them(tmp_path, capsys):
+    import json
+
+    from tests.doctor.runs import make_run
+    from trainers import cli
+
+    run = make_run(tmp_path, "seen", {"model": "yolo26n.yaml", "data": "/d/data.yaml", "train": {"epochs": 3}})
+    write_evidence(run, {e: tables(matrix(BOXES, {(1, 0): 10})) for e in (1, 2, 3)})
+    assert cli.main(["runs", "--json", "--runs-dir", str(tmp_path)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["findings"]["warning"] for r in listed["runs"]] == [1]  # the confused pair (healthy telemetry)
+    assert cli.main(["doctor", "seen", "--runs-dir", str(tmp_path), "--no-dataset"]) == 0
+    assert "WARNING  predictions.confused_classes  'square' predicted as 'circle'" in capsys.readouterr().out
