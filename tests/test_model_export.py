@@ -96,6 +96,15 @@ def test_verify_asks_both_models_for_boxes_down_to_the_threshold_less_the_tolera
     assert asked == [("best.pt", 64, pytest.approx(0.24)), ("best.onnx", 64, pytest.approx(0.24))]
 
 
+def test_degenerate_boxes_of_an_undertrained_model_match_their_copy():
+    # seen after one epoch on the demo: x2 < x1 (IoU 0 even with itself), and a box of zero width
+    odd = boxes((22.01, 49.89, 20.23, 54.67, 0.93, 0), (40, 40, 40, 60, 0.5, 1))
+    near = boxes((22.01, 49.89, 20.23, 54.67, 0.93, 0), (40, 40, 40.3, 60, 0.5, 1))
+    found = compare([odd], [near], ["a"])
+    assert found.passed and found.boxes_compared == 2 and found.max_box_diff_px == pytest.approx(0.3)
+    assert not compare([odd], [boxes((22.01, 49.89, 21.5, 54.67, 0.93, 0), (40, 40, 40, 60, 0.5, 1))], ["a"]).passed
+
+
 def test_matching_pairs_boxes_by_highest_iou_within_a_class():
     a = boxes((0, 0, 10, 10, 0.9, 0), (5, 0, 15, 10, 0.9, 0))
     b = boxes((5.2, 0, 15.2, 10, 0.9, 0), (0.1, 0, 10.1, 10, 0.9, 0))

@@ -6,8 +6,9 @@ OpenVINO through its runtime), on the same images at the same ``imgsz`` with the
 (:func:`compare`); what is compared, and the tolerance, is :class:`Tolerance` (docs/export-model.md):
 
 - every box of either model with confidence >= ``conf_threshold`` must have a partner in the other model's boxes
-  of the same class with IoU >= ``match_iou`` (the other model predicts down to ``conf_threshold - conf``, so a box
-  whose confidence moved across the threshold by less than the tolerance still finds its partner);
+  of the same class with IoU >= ``match_iou`` or every coordinate within ``box_px`` (the other model predicts down
+  to ``conf_threshold - conf``, so a box whose confidence moved across the threshold by less than the tolerance
+  still finds its partner);
 - for each such pair, the largest difference of one coordinate (x1, y1, x2, y2, in the original image's pixels)
   must be <= ``box_px`` and the confidence difference <= ``conf``.
 
@@ -93,11 +94,18 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def match(a: Boxes, b: Boxes, min_iou: float) -> list[tuple[int, int]]:
-    """Pairs ``(i, j)`` of a box of ``a`` and one of ``b`` of the same class, greedily by highest IoU (>= min_iou)."""
+def match(a: Boxes, b: Boxes, min_iou: float, near_px: float = 0.0) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)`` of a box of ``a`` and one of ``b`` of the same class, greedily by highest IoU (>= min_iou).
+
+    Two boxes whose coordinates all lie within ``near_px`` of each other are a pair too, whatever their IoU: an
+    undertrained model predicts boxes with x2 < x1 or of zero width (seen on the demo after one epoch), whose IoU
+    with their own copy is 0.
+    """
     if not len(a.conf) or not len(b.conf):
         return []
     overlap = iou(a.xyxy, b.xyxy)
+    near = np.abs(a.xyxy[:, None, :] - b.xyxy[None, :, :]).max(axis=2) <= near_px
+    overlap = np.where(near, np.maximum(overlap, min_iou), overlap)
     overlap[a.cls[:, None] != b.cls[None, :]] = -1.0
     pairs = []
     while True:
@@ -120,7 +128,7 @@ def compare(
     t = tolerance or Tolerance()
     out = Comparison(tolerance=t)
     for ref, exp, image in zip(reference, exported, images, strict=True):
-        pairs = match(ref, exp, t.match_iou)
+        pairs = match(ref, exp, t.match_iou, t.box_px)
         paired_ref = {i for i, _ in pairs}
         paired_exp = {j for _, j in pairs}
         missing = sum(1 for i, c in enumerate(ref.conf) if c >= t.conf_threshold and i not in paired_ref)
