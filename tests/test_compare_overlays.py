@@ -35,7 +35,8 @@ def pred(image, cls, conf, x1, y1, x2, y2):
 @pytest.fixture
 def runs(runs_root, tmp_path):
     """``a``, ``b`` (lr 0.002, losses doubled, mAP50-95 +0.1) and ``c``: a and b share both sample images, c's sample
-    is other files. In image 1, a finds the circle (0.9) and predicts a false square (0.3); b misses the circle."""
+    is other files. In image 1, a finds the circle (0.9) and predicts a false square (0.3); b misses the circle; image
+    0 has a triangle that a finds."""
     shared = sample_images(tmp_path / "val")
     other = sample_images(tmp_path / "other", n=1)
     loss2 = {"box_loss": (4.0, 4.8), "cls_loss": (2.0, 2.4)}
@@ -44,11 +45,15 @@ def runs(runs_root, tmp_path):
                                             metrics={MAP50_95.key: 0.4 + 0.01 * n}) for n in (1, 2, 3)])  # fmt: skip
     make_run(runs_root, "c", RECIPE)
     circle = gt(1, 0, 10, 10, 30, 30)
+    at = (5, 5, 20, 20)
+    triangle = gt(0, 2, *at)  # image 0's: never drawn on image 1
     write_evidence(runs_root / "a", NAMES, {1: diagonal(4), 2: diagonal(4)}, images=shared, boxes={
-        1: [circle, pred(1, 0, 0.9, 11, 10, 30, 31), pred(1, 1, 0.3, 40, 20, 60, 40)],
+        1: [circle, pred(1, 0, 0.9, 11, 10, 30, 31), pred(1, 1, 0.3, 40, 20, 60, 40), triangle, pred(0, 2, 0.8, *at)],
         2: [circle],  # epoch 2 is not the best (make_run's best epoch is 1): never drawn
     })  # fmt: skip
-    write_evidence(runs_root / "b", NAMES, {2: diagonal(4), 3: diagonal(4)}, images=shared, boxes={3: [circle]})
+    write_evidence(
+        runs_root / "b", NAMES, {2: diagonal(4), 3: diagonal(4)}, images=shared, boxes={3: [circle, triangle]}
+    )
     write_evidence(runs_root / "c", NAMES, {1: diagonal(4)}, images=other, boxes={1: []})
     return runs_root
 

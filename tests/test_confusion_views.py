@@ -4,6 +4,9 @@ classes, the top pairs and one class's row at 80, the PR curves at the best epoc
 
 from __future__ import annotations
 
+import base64
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,6 +18,12 @@ from tests.test_app_pages import charts_by_key, make_run, open_page
 from trainers.runs.status import write_status
 
 A, B = 5, 17  # at 80 classes: class_05 is taken for class_17
+
+
+def decoded(array: dict) -> np.ndarray:
+    """A plotly typed array as the page receives it (``{"dtype", "bdata", "shape"}``)."""
+    shape = tuple(int(n) for n in array["shape"].split(","))
+    return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).reshape(shape)
 
 
 def dashboard(run: str):
@@ -53,9 +62,9 @@ def test_up_to_20_classes_the_whole_normalized_matrix_with_background(small):
     heat = charts_by_key(at)["chart_ev_matrix"]["data"][0]
     labels = [*names_of(4), "background"]
     assert heat["x"] == labels and heat["y"] == labels
-    z = cc.normalized(np.array(heat["customdata"]))  # the counts drawn (z is their normalization, typed-array encoded)
+    z = decoded(heat["z"])
     assert z[:, :4].sum(axis=0) == pytest.approx([1, 1, 1, 1])  # each true class's boxes add up to 1
-    assert z[2, 1] == pytest.approx(0.25) and z[4, 1] == pytest.approx(0.25)  # taken for class_02; missed
+    assert z[1, 1] == pytest.approx(0.5) and z[2, 1] == pytest.approx(0.25) and z[4, 1] == pytest.approx(0.25)
     assert z[0, 4] == pytest.approx(1.0)  # the background column: every false box was a class_00
     assert at.select_slider(key="ev_conf_epoch").value == "final"  # the newest validation first
 
@@ -68,13 +77,27 @@ def test_the_matrix_follows_the_epoch_slider(small):
     assert "epoch 1" in charts_by_key(at)["chart_ev_matrix"]["layout"]["title"]["text"]
 
 
+def test_the_epoch_slider_follows_new_epochs_until_moved_away(small):
+    shutil.rmtree(small / "evidence" / "final")
+    at = dashboard("small")
+    assert at.select_slider(key="ev_conf_epoch").value == 2
+    write_evidence(small, names_of(4), {3: diagonal(4, 8)})  # a live run validates epoch 3
+    at.run()
+    assert at.select_slider(key="ev_conf_epoch").value == 3  # it was on the newest: it moves on
+    at.select_slider(key="ev_conf_epoch").set_value(1).run()
+    write_evidence(small, names_of(4), {4: diagonal(4, 8)})
+    at.run()
+    assert at.select_slider(key="ev_conf_epoch").value == 1  # moved away by the user: it stays
+    assert "epoch 1" in charts_by_key(at)["chart_ev_matrix"]["layout"]["title"]["text"]
+
+
 def test_80_classes_the_top_pairs_with_share_and_epochs(wide):
     at = dashboard("wide")
     assert "chart_ev_matrix" not in charts_by_key(at)
     table = next(t.value for t in at.table if cc.PAIR_COLUMNS[0] in t.value.columns)
     top = table.iloc[0].tolist()
     assert top == ["class_05", "class_17", "40.0%", "4 of 10", "1, 3"]  # epoch 2's 5% is under the 10% line
-    assert table.iloc[1].tolist()[:4] == ["class_30", "class_31", "30.0%", "3 of 10"]
+    assert table.iloc[1].tolist() == ["class_30", "class_31", "30.0%", "3 of 10", "3"]
     assert len(table) == 2
     assert any("**class_05** taken for **class_17** in 40.0%" in m.value for m in at.markdown)
 
