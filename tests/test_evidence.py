@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,9 +101,17 @@ def test_a_run_without_evidence_reads_as_empty(tmp_path):
 # ---- from real training --------------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("plots", [False, True])
-def test_every_epochs_confusion_columns_sum_to_the_val_boxes_per_class(tmp_path, plots):
+def test_every_epochs_confusion_columns_sum_to_the_val_boxes_per_class(tmp_path, plots, monkeypatch):
     """With plots off ultralytics skips the matrix and the recorder fills it; with plots on ultralytics fills it and
-    the recorder must not count a box twice."""
+    the recorder must not count a box twice. Writes are made slow: the evidence is written in a helper thread, and
+    every validation's (the final one's too) must be on disk when training returns."""
+    write = ev.write_epoch
+
+    def slow_write(*args, **kwargs):
+        time.sleep(0.5)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(ev, "write_epoch", slow_write)
     recipe = {
         "model": str(DEMO_BASE), "data": str(DEMO_DATA),
         "train": {"epochs": 2, "imgsz": 64, "batch": 16, "workers": 0, "plots": plots, "seed": 0},
