@@ -7,6 +7,7 @@ nothing here imports torch or ultralytics.
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 import zipfile
@@ -19,6 +20,19 @@ from app.run_views import RunRow, format_duration
 from trainers.errors import WorkbenchError
 from trainers.run_files import MODEL_EXPORT_DIR
 from trainers.runs.model_export import FORMATS, INSTALL_HINT, WEIGHTS, missing_packages, read_records
+
+MISSING_RECHECK_S = 30.0  # how long the answer "which export packages are missing" is reused
+
+
+def missing(fmt: str) -> list[str]:
+    """:func:`missing_packages`, asked again at most every 30 s: it reads package metadata, ~20 ms for ONNX, too slow
+    for every row at every refresh of the page (an install shows within 30 s)."""
+    return _missing_at(fmt, int(time.monotonic() // MISSING_RECHECK_S))
+
+
+@functools.lru_cache(maxsize=16)
+def _missing_at(fmt: str, _period: int) -> tuple[str, ...]:
+    return tuple(missing_packages(fmt))
 
 
 def export_popover(container, row: RunRow, root: Path) -> None:
@@ -46,12 +60,12 @@ def _controls(row: RunRow, root: Path) -> None:
     st.radio(
         "Weights", weights, format_func=lambda w: f"{w}.pt", key=f"runs_export_weights_{row.name}", horizontal=True
     )
-    missing = missing_packages(fmt)
-    if missing:
-        st.caption(f":orange[{FORMATS[fmt].label} needs {'; '.join(missing)}: `{INSTALL_HINT}`]")
+    lacking = missing(fmt)
+    if lacking:
+        st.caption(f":orange[{FORMATS[fmt].label} needs {'; '.join(lacking)}: `{INSTALL_HINT}`]")
     st.button(
         "Export", key=f"runs_export_{row.name}", type="primary", on_click=_start, args=(root, row.path, row.name),
-        disabled=bool(missing), icon=":material/deployed_code:",
+        disabled=bool(lacking), icon=":material/deployed_code:",
         help="exported on the CPU, then run on up to 16 val images and compared box by box with the .pt",
     )  # fmt: skip
 

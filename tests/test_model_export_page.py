@@ -129,7 +129,7 @@ def test_a_running_export_is_shown_refreshes_the_page_and_cannot_be_started_twic
 
 def test_a_missing_package_disables_export_and_names_the_extra(page_run, monkeypatch):
     monkeypatch.setattr(
-        model_export_panel, "missing_packages", lambda fmt: ["openvino is not installed"] if fmt == "openvino" else []
+        model_export_panel, "missing", lambda fmt: ("openvino is not installed",) if fmt == "openvino" else ()
     )
     at = open_page("runs")
     assert not at.button(key="runs_export_r").disabled
@@ -158,6 +158,18 @@ def write_export(run: Path, name: str, passed: bool, folder: bool = False) -> Pa
     record = {"file": name, "passed": passed, "created": "2026-01-01T00:00:00+00:00"}
     (out / f"{name}{VERIFY_SUFFIX}").write_text(json.dumps(record))
     return model
+
+
+def test_the_missing_packages_are_asked_again_only_every_30_s(monkeypatch):
+    asked = []
+    monkeypatch.setattr(model_export_panel, "missing_packages", lambda fmt: asked.append(fmt) or [f"{fmt} gone"])
+    now = [1000.0]
+    monkeypatch.setattr(model_export_panel.time, "monotonic", lambda: now[0])
+    model_export_panel._missing_at.cache_clear()
+    assert model_export_panel.missing("onnx") == ("onnx gone",) and model_export_panel.missing("onnx")
+    now[0] += model_export_panel.MISSING_RECHECK_S
+    model_export_panel.missing("onnx")
+    assert asked == ["onnx", "onnx"]
 
 
 def test_each_export_on_disk_can_be_downloaded_openvino_as_a_zip(page_run):
