@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +37,20 @@ PAIR_COLUMNS = ("true class (A)", "predicted as (B)", "share of A's boxes", "box
 
 # ---- versions: what the caches are keyed on ------------------------------------------------------------------------
 def evidence_version(run_dir: str | os.PathLike[str]) -> tuple[tuple[int | str, ...], int]:
-    """``(epochs with evidence, evidence folder mtime_ns)``: changes when an epoch is added or replaced (a folder is
-    renamed into place), so a cache keyed on it is read again only then (``((), 0)`` without evidence)."""
-    epochs = tuple(evidence_epochs(run_dir))
+    """``(epochs with evidence, evidence folder mtime_ns)``, from one stat while nothing changed: a folder added or
+    renamed into place (a new or redone epoch) changes the evidence folder's mtime, and only then is it listed again
+    (listing stats every epoch folder: 300 of them each refresh cost more than the rest of the tabs). ``((), 0)``
+    without evidence."""
     try:
         mtime = (Path(run_dir) / EVIDENCE_DIR).stat().st_mtime_ns
     except OSError:
-        mtime = 0
-    return epochs, mtime
+        return (), 0
+    return _epochs_at(str(run_dir), mtime), mtime
+
+
+@lru_cache(maxsize=256)
+def _epochs_at(run_dir: str, mtime: int) -> tuple[int | str, ...]:
+    return tuple(evidence_epochs(run_dir))
 
 
 def epoch_stamp(run_dir: str | os.PathLike[str], epoch: int | str) -> int:
@@ -153,6 +160,15 @@ def pairs_table(
     return pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
 
 
+def markdown_table(table: pd.DataFrame) -> str:
+    """``table`` as a Markdown table (its cells escaped): kept as text, it is drawn again at no cost on each refresh,
+    where ``st.table`` converts the frame to Arrow every time."""
+    escape = lambda v: re.sub(r"([\\`*_{}\[\]<>|#+!~$])", r"\\\1", str(v))  # noqa: E731
+    lines = ["| " + " | ".join(map(escape, table.columns)) + " |", "|" + " --- |" * len(table.columns)]
+    lines += ["| " + " | ".join(map(escape, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
 def class_row(matrix: np.ndarray, names: Sequence[str], cls: int) -> list[tuple[str, int, float]]:
     """What class ``cls``'s boxes were predicted as: ``(class or background, boxes, share)``, largest first, non-zero
     only (its own name is the share found right; background: the boxes missed)."""
@@ -240,8 +256,8 @@ def run_plots(run_dir: str | os.PathLike[str]) -> list[tuple[str, int, int]]:
     def rank(name: str) -> tuple[int, str]:
         return next((i for i, p in enumerate(PLOT_ORDER) if re.search(p, name)), len(PLOT_ORDER)), name
 
-    found = [(e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in entries]
-    return sorted(found, key=lambda f: rank(f[0]))
+    stats = [(e.name, e.stat()) for e in entries]
+    return sorted(((name, st.st_mtime_ns, st.st_size) for name, st in stats), key=lambda f: rank(f[0]))
 
 
 def plot_caption(file: str) -> str:

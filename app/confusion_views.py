@@ -22,6 +22,7 @@ from trainers.datasets.datasets_dir import datasets_root
 from trainers.datasets.thumbnails import make_thumbnails, thumbnail_cache_dir
 from trainers.errors import WorkbenchError
 from trainers.runs.status import read_status
+from trainers.statuses import ACTIVE_STATUSES
 from trainers.telemetry.evidence import FINAL, Evidence
 
 NO_EVIDENCE = "No evidence yet: it is written at each validation (the end of every epoch)."
@@ -120,9 +121,12 @@ def confusions_tab(run_dir: Path, name: str) -> None:
             "confusion matrix). Background row: boxes missed; background column: predictions where there was no box."
         )
         return
-    table = cached_figure(
-        f"{name}/ev_pairs", (at, version), lambda: cc.pairs_table(matrix(), names, _above_by_epoch(run_dir, epochs))
-    )
+
+    def pairs() -> tuple:
+        table = cc.pairs_table(matrix(), names, _above_by_epoch(run_dir, epochs))
+        return table, cc.markdown_table(table)
+
+    table, text = cached_figure(f"{name}/ev_pairs", (at, version), pairs)
     if table.empty:
         st.info(f"No class was taken for another at {cc.epoch_label(epoch)}.")
     else:
@@ -130,7 +134,7 @@ def confusions_tab(run_dir: Path, name: str) -> None:
         a, b, share = top[cc.PAIR_COLUMNS[0]], top[cc.PAIR_COLUMNS[1]], top[cc.PAIR_COLUMNS[2]]
         st.markdown(f"Most confused at {cc.epoch_label(epoch)}: **{a}** taken for **{b}** in {share} of {a}'s boxes.")
         with st.container(key="ev_pairs"):
-            st.table(table, hide_index=True)
+            st.markdown(text)
     ss = st.session_state
     if ss.get("ev_conf_class") not in names or ss.get("ev_conf_class_for") != name:
         ss.ev_conf_class = table.iloc[0][cc.PAIR_COLUMNS[0]] if not table.empty else names[0]
@@ -142,12 +146,17 @@ def confusions_tab(run_dir: Path, name: str) -> None:
     st.caption("Green: found as itself; red: taken for another class; grey (background): missed.")
 
 
+def run_status(run_dir: Path) -> dict:
+    """status.json ({} when it cannot be read)."""
+    try:
+        return read_status(run_dir)
+    except WorkbenchError:
+        return {}
+
+
 def best_epoch(run_dir: Path) -> int | None:
     """status.json's best epoch (kept across resumes), None when there is none or it cannot be read."""
-    try:
-        best = read_status(run_dir).get("best_epoch")
-    except WorkbenchError:
-        return None
+    best = run_status(run_dir).get("best_epoch")
     return best if isinstance(best, int) else None
 
 
@@ -186,6 +195,12 @@ def files_tab(run_dir: Path, name: str) -> None:
             "No ultralytics plots in this run's folder: it writes them with `plots: true` (its default), the "
             "confusion matrix and curves at the end of training."
         )
+        return
+    if run_status(run_dir).get("status") in ACTIVE_STATUSES and not st.toggle(
+        f"Show the {len(listing)} plots written so far", key="ev_show_plots",
+        help="drawn on request while the run trains: the dashboard refreshes every few seconds",
+    ):  # fmt: skip
+        st.caption("Ultralytics writes its confusion matrix and curves when training ends; the gallery opens then.")
         return
     images = _plot_images(str(run_dir), listing)
     for i, ((file, _, _), jpeg) in enumerate(zip(listing, images, strict=True)):

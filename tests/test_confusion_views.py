@@ -5,9 +5,12 @@ classes, the top pairs and one class's row at 80, the PR curves at the best epoc
 from __future__ import annotations
 
 import base64
+import os
+import re
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -15,7 +18,7 @@ from app import confusion_charts as cc
 from app.confusion_views import NO_EVIDENCE
 from tests.evidence_runs import diagonal, names_of, taken_for, write_evidence
 from tests.test_app_pages import charts_by_key, make_run, open_page
-from trainers.runs.status import write_status
+from trainers.runs.status import process_start_time, write_status
 
 A, B = 5, 17  # at 80 classes: class_05 is taken for class_17
 
@@ -24,6 +27,14 @@ def decoded(array: dict) -> np.ndarray:
     """A plotly typed array as the page receives it (``{"dtype", "bdata", "shape"}``)."""
     shape = tuple(int(n) for n in array["shape"].split(","))
     return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).reshape(shape)
+
+
+def pairs_shown(at) -> list[list[str]]:
+    """The top-pairs table as drawn (a Markdown table): its header, then its rows, cells unescaped."""
+    (text,) = [m.value for m in at.markdown if m.value.startswith(f"| {cc.PAIR_COLUMNS[0]}")]
+    lines = [line for line in text.splitlines() if not set(line) <= set("|- ")]  # not the |---|---| line
+    cells = [re.split(r"(?<!\\)\|", line.strip())[1:-1] for line in lines]
+    return [[re.sub(r"\\(.)", r"\1", c.strip()) for c in row] for row in cells]
 
 
 def dashboard(run: str):
@@ -94,11 +105,11 @@ def test_the_epoch_slider_follows_new_epochs_until_moved_away(small):
 def test_80_classes_the_top_pairs_with_share_and_epochs(wide):
     at = dashboard("wide")
     assert "chart_ev_matrix" not in charts_by_key(at)
-    table = next(t.value for t in at.table if cc.PAIR_COLUMNS[0] in t.value.columns)
-    top = table.iloc[0].tolist()
-    assert top == ["class_05", "class_17", "40.0%", "4 of 10", "1, 3"]  # epoch 2's 5% is under the 10% line
-    assert table.iloc[1].tolist() == ["class_30", "class_31", "30.0%", "3 of 10", "3"]
-    assert len(table) == 2
+    header, *rows = pairs_shown(at)
+    assert header == list(cc.PAIR_COLUMNS)
+    assert rows[0] == ["class_05", "class_17", "40.0%", "4 of 10", "1, 3"]  # epoch 2's 5% is under the 10% line
+    assert rows[1] == ["class_30", "class_31", "30.0%", "3 of 10", "3"]
+    assert len(rows) == 2
     assert any("**class_05** taken for **class_17** in 40.0%" in m.value for m in at.markdown)
 
 
@@ -147,6 +158,21 @@ def test_run_files_gallery_lists_ultralytics_plots_in_reading_order(small):
                          "labels.jpg"]  # fmt: skip
     images = at.get("image")
     assert len(images) == 5
+
+
+def test_while_the_run_trains_the_gallery_is_drawn_on_request(runs_root):
+    me = os.getpid()  # a run owned by a live process: the dashboard keeps it running and refreshes
+    run = make_run(runs_root, "live", "complete", status="running", pid=me, pid_start=process_start_time(me), epochs=6)
+    Image.new("RGB", (80, 60)).save(run / "labels.jpg")
+    at = dashboard("live")
+    assert not at.get("image") and any("the gallery opens then" in c.value for c in at.caption)
+    at.toggle(key="ev_show_plots").set_value(True).run()
+    assert len(at.get("image")) == 1
+
+
+def test_class_names_are_escaped_in_the_pairs_table():
+    text = cc.markdown_table(pd.DataFrame([["a|b", "*x*", "$5"]], columns=["A", "B", "C"]))
+    assert text.splitlines()[2] == "| a\\|b | \\*x\\* | \\$5 |"  # a | would split the cell, * set italics, $ math
 
 
 def test_plot_names_and_epoch_ranges():
