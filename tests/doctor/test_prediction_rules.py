@@ -124,10 +124,10 @@ def test_missing_labels_ranks_recurring_boxes_first_then_confidence_and_links_th
                                          "image": [i["file"] for i in f.numbers["images"]]}  # fmt: skip
 
 
-def test_another_class_or_a_box_elsewhere_in_an_earlier_epoch_is_not_the_same_box(tmp_path):
+def test_another_class_image_or_place_in_an_earlier_epoch_is_not_the_same_box(tmp_path):
     now = ("/d/a.jpg", 0, 0.9, BOX)
-    run = unlabelled_run(tmp_path, {1: [("/d/a.jpg", 1, 0.9, BOX)], 2: [("/d/a.jpg", 0, 0.9, shift(BOX, 30))],
-                                    3: [now]})  # fmt: skip
+    run = unlabelled_run(tmp_path, {1: [("/d/a.jpg", 1, 0.9, BOX), ("/d/b.jpg", 0, 0.9, BOX)],
+                                    2: [("/d/a.jpg", 0, 0.9, shift(BOX, 30))], 3: [now]})  # fmt: skip
     f = findings(run)[MISSING]
     assert f.numbers["images"][0]["epochs"] == 1 and f.severity == "info"  # seen once: maybe a confident mistake
 
@@ -238,3 +238,23 @@ def test_workbench_runs_json_and_doctor_count_them(tmp_path, capsys):
     assert [r["findings"]["warning"] for r in listed["runs"]] == [1]  # the confused pair (healthy telemetry)
     assert cli.main(["doctor", "seen", "--runs-dir", str(tmp_path), "--no-dataset"]) == 0
     assert "WARNING  predictions.confused_classes  'square' predicted as 'circle'" in capsys.readouterr().out
+
+
+def test_the_listing_is_kept_while_the_evidence_folder_is_unchanged_and_settled(tmp_path, monkeypatch):
+    import os
+
+    from trainers.doctor import predictions
+    from trainers.telemetry.evidence import write_epoch
+
+    run = confusion_run(tmp_path, {1: {(1, 0): 6}})
+    listed = []
+    real = predictions.Evidence
+    monkeypatch.setattr(predictions, "Evidence", lambda d: listed.append(d) or real(d))
+    findings(run, 1), findings(run, 1)
+    assert len(listed) == 2  # written just now: it may still be changing, so it is listed each time
+    old = os.stat(run / "evidence").st_mtime_ns - 10**10
+    os.utime(run / "evidence", ns=(old, old))  # settled 10 s ago
+    findings(run, 1), findings(run, 1)
+    assert len(listed) == 3
+    write_epoch(run, 2, tables(matrix(BOXES, {(1, 0): 6})))  # a new validation changes the folder's mtime
+    assert findings(run, 2)[CONFUSED].numbers["pairs"][0]["epochs"] == [1, 2] and len(listed) == 4
