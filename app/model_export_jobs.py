@@ -23,6 +23,7 @@ from trainers.errors import RunError
 from trainers.run_files import UI_EXPORTS_DIR, write_json_atomic
 from trainers.runs.placement import child_env
 from trainers.runs.status import proc_stat, process_alive
+from trainers.statuses import RunStatus
 
 ERROR_PREFIX = "workbench: error: "
 _children: dict[int, subprocess.Popen] = {}  # polled so that ended exports do not linger as zombies
@@ -35,7 +36,7 @@ class ExportJob:
     run: str
     weights: str  # best | last
     format: str  # onnx | torchscript | openvino
-    state: str  # running | done | failed
+    state: RunStatus  # RUNNING, then COMPLETED (a result, within the tolerance or not) or FAILED (an error)
     started: float  # time.time() at the start
     message: str  # done: the verification line; failed: the error, one line; running: ""
     passed: bool | None = None  # done: within the tolerance
@@ -67,7 +68,7 @@ def start_export(root: str | os.PathLike[str], run_dir: str | os.PathLike[str], 
     run = Path(run_dir).name
     folder = jobs_folder(root, run)
     key = f"{weights}.{fmt}"
-    if any(j.key == key and j.state == "running" for j in jobs(root, run)):
+    if any(j.key == key and j.state == RunStatus.RUNNING for j in jobs(root, run)):
         raise RunError(f"{run}: the export of {weights}.pt to {fmt} is running already")
     folder.mkdir(parents=True, exist_ok=True)
     cmd = export_command(run_dir, fmt, weights)
@@ -85,7 +86,7 @@ def start_export(root: str | os.PathLike[str], run_dir: str | os.PathLike[str], 
         folder / f"{key}.json",
         {"pid": proc.pid, "pid_start": stat[1] if stat else None, "started": started, "cmd": cmd},
     )
-    return ExportJob(run, weights, fmt, "running", started, "")
+    return ExportJob(run, weights, fmt, RunStatus.RUNNING, started, "")
 
 
 def jobs(root: str | os.PathLike[str], run: str) -> list[ExportJob]:
@@ -104,7 +105,7 @@ def running(root: str | os.PathLike[str]) -> bool:
     folder = Path(root) / UI_EXPORTS_DIR
     if not folder.is_dir():
         return False
-    return any(j.state == "running" for run in folder.iterdir() if run.is_dir() for j in jobs(root, run.name))
+    return any(j.state == RunStatus.RUNNING for run in folder.iterdir() if run.is_dir() for j in jobs(root, run.name))
 
 
 def _job(path: Path, run: str) -> ExportJob | None:
@@ -119,12 +120,12 @@ def _job(path: Path, run: str) -> ExportJob | None:
         proc.poll()  # our own child: reap it, or process_alive would see a zombie it cannot wait for
     alive, _ = process_alive(info.get("pid"), info.get("pid_start"))
     if alive:
-        return ExportJob(run, weights, fmt, "running", started, "")
+        return ExportJob(run, weights, fmt, RunStatus.RUNNING, started, "")
     state, message, passed, model = _outcome(path.with_suffix(".log"))
     return ExportJob(run, weights, fmt, state, started, message, passed, model)
 
 
-def _outcome(log: Path) -> tuple[str, str, bool | None, str | None]:
+def _outcome(log: Path) -> tuple[RunStatus, str, bool | None, str | None]:
     """(state, message, passed, model path) from an ended export's output."""
     try:
         lines = [x.strip() for x in log.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
@@ -136,8 +137,8 @@ def _outcome(log: Path) -> tuple[str, str, bool | None, str | None]:
                 record: dict[str, Any] = json.loads(line)
             except ValueError:
                 continue
-            return "done", str(record.get("summary", "")), bool(record.get("passed")), record.get("path")
+            return RunStatus.COMPLETED, str(record.get("summary", "")), bool(record.get("passed")), record.get("path")
         if line.startswith(ERROR_PREFIX):
-            return "failed", line.removeprefix(ERROR_PREFIX), None, None
+            return RunStatus.FAILED, line.removeprefix(ERROR_PREFIX), None, None
     last = lines[-1] if lines else "no output"
-    return "failed", f"the export process ended without a result ({last[:200]})", None, None
+    return RunStatus.FAILED, f"the export process ended without a result ({last[:200]})", None, None

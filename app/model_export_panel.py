@@ -20,6 +20,7 @@ from app.run_views import RunRow, format_duration
 from trainers.errors import WorkbenchError
 from trainers.run_files import MODEL_EXPORT_DIR
 from trainers.runs.model_export import FORMATS, INSTALL_HINT, WEIGHTS, missing_packages, read_records
+from trainers.statuses import RunStatus
 
 MISSING_RECHECK_S = 30.0  # how long the answer "which export packages are missing" is reused
 
@@ -38,7 +39,7 @@ def _missing_at(fmt: str, _period: int) -> tuple[str, ...]:
 def export_popover(container, row: RunRow, root: Path) -> None:
     """The Export popover of ``row`` in ``container`` (the row's actions), and a caption there while one runs."""
     jobs = model_export_jobs.jobs(root, row.name)
-    running = [j for j in jobs if j.state == "running"]
+    running = [j for j in jobs if j.state == RunStatus.RUNNING]
     with container.popover("Export", icon=":material/deployed_code:", help="the model as ONNX, TorchScript, OpenVINO"):
         _controls(row, root)
         for job in jobs:
@@ -83,9 +84,9 @@ def _start(root: Path, path: str, name: str) -> None:
 
 def _job_line(job: model_export_jobs.ExportJob) -> None:
     what = f"{job.weights}.pt → {FORMATS[job.format].label}"
-    if job.state == "running":
+    if job.state == RunStatus.RUNNING:
         st.info(f"{what}: exporting and verifying… ({format_duration(time.time() - job.started)})", icon="⏳")
-    elif job.state == "failed":
+    elif job.state == RunStatus.FAILED:
         st.error(f"{what}: {job.message}", icon=":material/error:")
     elif job.passed:
         st.success(job.message, icon=":material/check_circle:")

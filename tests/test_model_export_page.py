@@ -23,6 +23,7 @@ from tests.test_app_pages import MAIN, REPO, open_page
 from trainers.cli import commands
 from trainers.errors import RunError
 from trainers.run_files import MODEL_EXPORT_DIR, UI_EXPORTS_DIR, VERIFY_SUFFIX
+from trainers.statuses import RunStatus
 
 RECIPE = {"model": "yolo26n.yaml", "data": "/d/data.yaml", "train": {"epochs": 3}}
 
@@ -54,8 +55,10 @@ def started(monkeypatch, tmp_path):
             os.kill(pid, signal.SIGKILL)
 
 
-def ended(root: Path, run: str = "r") -> model_export_jobs.ExportJob:
-    return wait_for(lambda: next((j for j in model_export_jobs.jobs(root, run) if j.state != "running"), None))
+def ended(root: Path, run: str = "r", timeout: float = 60) -> model_export_jobs.ExportJob:
+    return wait_for(
+        lambda: next((j for j in model_export_jobs.jobs(root, run) if j.state != RunStatus.RUNNING), None), timeout
+    )
 
 
 def test_the_command_is_workbench_export_model_with_the_chosen_format_and_weights(tmp_path):
@@ -83,7 +86,8 @@ def test_export_offers_the_formats_and_the_runs_checkpoints_and_starts_the_expor
     assert calls == [(str(page_run), "torchscript", "last")]
     assert "Exporting last.pt of r to TorchScript in the background." in [s.value for s in at.success]
     job = ended(runs_root)
-    assert (job.state, job.passed, job.message, job.path) == ("done", True, record["summary"], record["path"])
+    assert (job.state, job.passed) == (RunStatus.COMPLETED, True)
+    assert (job.message, job.path) == (record["summary"], record["path"])
     at.run()
     assert record["summary"] in [s.value for s in at.success]  # the result line, in the popover
 
@@ -97,7 +101,7 @@ def test_a_failed_export_is_one_line_never_a_traceback(page_run, runs_root, star
     )
     at = open_page("runs")
     at.button(key="runs_export_r").click().run()
-    assert ended(runs_root).state == "failed"
+    assert ended(runs_root).state == RunStatus.FAILED
     at.run()
     shown = [e.value for e in at.error]
     assert shown == ["best.pt → ONNX: --format onnx needs packages that are missing (onnx is not installed)"]
@@ -109,7 +113,7 @@ def test_an_export_that_died_without_a_word_says_so_in_one_line(page_run, runs_r
     at = open_page("runs")
     at.button(key="runs_export_r").click().run()
     job = ended(runs_root)
-    assert job.state == "failed" and job.message == "the export process ended without a result (Killed)"
+    assert job.state == RunStatus.FAILED and job.message == "the export process ended without a result (Killed)"
 
 
 def test_a_running_export_is_shown_refreshes_the_page_and_cannot_be_started_twice(page_run, runs_root, started):
@@ -219,9 +223,8 @@ def test_export_from_the_runs_page_writes_a_verified_onnx_and_offers_it(runs_roo
     at = open_page("runs")
     at.button(key="runs_export_r").click().run()  # the defaults: ONNX, best.pt
     assert not at.exception
-    job = wait_for(lambda: next((j for j in model_export_jobs.jobs(runs_root, "r") if j.state != "running"), None),
-                   timeout=300)  # fmt: skip
-    assert job.state == "done" and job.passed, job.message
+    job = ended(runs_root, timeout=300)
+    assert job.state == RunStatus.COMPLETED and job.passed, job.message
     assert job.path == str(run / MODEL_EXPORT_DIR / "best.onnx") and Path(job.path).is_file()
     assert "passed" in job.message and "tolerance 1.0 px" in job.message
     record = json.loads((run / MODEL_EXPORT_DIR / f"best.onnx{VERIFY_SUFFIX}").read_text())
