@@ -18,7 +18,7 @@ import streamlit as st
 from app import charts
 from app import overlay_charts as oc
 from app.confusion_charts import epoch_label, epoch_stamp, evidence_version, shown_epoch
-from app.confusion_views import best_epoch, thumb_dir
+from app.confusion_views import READ_ERRORS, best_epoch, thumb_dir
 from trainers.datasets.thumbnails import make_thumbnails
 from trainers.metrics import MAP50_95
 from trainers.telemetry.evidence import Evidence
@@ -99,7 +99,7 @@ def same_image_section(root: Path, runs: Sequence[str]) -> None:
     file = pick.selectbox("Image", shared, key="cmp_image", format_func=labels.get, help="an image in the samples")
     conf = threshold.slider("Confidence", 0.05, 1.0, oc.DEFAULT_CONF, 0.05, key="cmp_conf",
                             help="predictions drawn from this confidence")  # fmt: skip
-    tiles, left_out = [], []
+    tiles, left_out, unreadable = [], [], []
     for run in runs:
         sample = with_evidence.get(run)
         files = [str(i.get("file")) for i in sample["images"]] if sample else []
@@ -109,7 +109,11 @@ def same_image_section(root: Path, runs: Sequence[str]) -> None:
         index = files.index(file)
         best = best_epoch(root / run)
         epoch, _ = shown_epoch(sample["epochs"], best)
-        boxes = _boxes(str(root / run), epoch, epoch_stamp(root / run, epoch))
+        try:
+            boxes = _boxes(str(root / run), epoch, epoch_stamp(root / run, epoch))
+        except READ_ERRORS:  # a damaged boxes file: the other runs still show
+            unreadable.append(run)
+            continue
         image = sample["images"][index]
         size = (int(image.get("width") or 0), int(image.get("height") or 0))
         jpeg = _thumb(file, _mtime(file))
@@ -123,3 +127,5 @@ def same_image_section(root: Path, runs: Sequence[str]) -> None:
         st.html(oc.side_by_side_html(tiles, conf))
     if left_out:
         st.caption(f"Not in the evidence sample of {', '.join(left_out)}.")
+    if unreadable:
+        st.warning(f"The evidence of {', '.join(unreadable)} cannot be read.", icon=":material/warning:")

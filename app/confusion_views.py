@@ -9,9 +9,12 @@ evidence folder, a stat or two, status.json and dictionary lookups.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import streamlit as st
 
 from app import confusion_charts as cc
@@ -103,6 +106,24 @@ def _evidence(run_dir: Path) -> tuple[tuple, list[int | str], list[str]] | None:
 
 
 # ---- the tabs ------------------------------------------------------------------------------------------------------
+READ_ERRORS = (OSError, ValueError, IndexError, pa.ArrowException)  # a damaged or foreign evidence file
+
+
+def _guarded(tab: Callable[[Path, str], None]) -> Callable[[Path, str], None]:
+    """``tab``, with evidence it cannot read said in one line instead of a traceback (read again next time)."""
+
+    @functools.wraps(tab)
+    def run(run_dir: Path, name: str) -> None:
+        try:
+            tab(run_dir, name)
+        except READ_ERRORS as e:
+            said = (str(e).strip().splitlines() or [""])[0][:200]
+            st.warning(f"This run's evidence cannot be read ({type(e).__name__}: {said}).", icon=":material/warning:")
+
+    return run
+
+
+@_guarded
 def confusions_tab(run_dir: Path, name: str) -> None:
     """The normalized matrix (at most :data:`~app.confusion_charts.MATRIX_MAX` classes), else the top confused pairs
     and one class's row; at the epoch chosen on a slider."""
@@ -160,6 +181,7 @@ def best_epoch(run_dir: Path) -> int | None:
     return best if isinstance(best, int) else None
 
 
+@_guarded
 def pr_tab(run_dir: Path, name: str) -> None:
     """Precision-recall curves of chosen classes (default: the worst AP50) at the best epoch (status.json), else the
     last epoch with evidence; the caption says which."""
@@ -187,6 +209,7 @@ def pr_tab(run_dir: Path, name: str) -> None:
     st.caption(f"{said} AP50 is the area under each curve.")
 
 
+@_guarded
 def files_tab(run_dir: Path, name: str) -> None:
     """Ultralytics' own plots in the run folder, a gallery with a download button each."""
     listing = tuple(cc.run_plots(run_dir))

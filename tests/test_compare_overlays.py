@@ -116,6 +116,14 @@ def test_the_confidence_slider_hides_the_less_confident_predictions(runs):
     assert 'data-run="a" data-missed="0" data-false="0"' in body
 
 
+def test_a_damaged_boxes_file_leaves_the_other_runs_tiles(runs):
+    (runs / "a" / "evidence" / "epoch-0001" / "boxes.parquet").write_bytes(b"damaged")
+    at = open_page("compare", cmp_runs=["a", "b"])
+    (body,) = [h.proto.body for h in at.get("html") if "wb-side" in h.proto.body]
+    assert 'data-run="b"' in body and 'data-run="a"' not in body
+    assert [w.value for w in at.warning] == ["The evidence of a cannot be read."]
+
+
 def test_runs_without_a_shared_image_or_one_run_say_so(runs):
     at = open_page("compare", cmp_runs=["a", "c"])
     assert any("share no sample image" in c.value for c in at.caption)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 from app import confusion_charts as cc
 from app.confusion_views import NO_EVIDENCE
@@ -137,6 +138,27 @@ def test_pr_curves_without_a_best_epoch_say_they_show_the_last(wide):
     names = [t["name"] for t in charts_by_key(at)["chart_ev_pr"]["data"]]
     assert names[0].endswith("(AP50 0.50)")
     assert any("No best epoch yet: the last validation with evidence, epoch 3" in c.value for c in at.caption)
+
+
+def _tab(run_dir: str, tab: str) -> None:  # an AppTest script: one tab alone
+    from pathlib import Path
+
+    from app import confusion_views
+
+    getattr(confusion_views, tab)(Path(run_dir), "small")
+
+
+def test_a_damaged_evidence_file_is_one_line_not_a_traceback(small):
+    (small / "evidence" / "final" / "confusion.parquet").write_bytes(b"not parquet")
+    (small / "evidence" / "epoch-0002" / "pr.parquet").write_bytes(b"")
+    for tab in ("confusions_tab", "pr_tab"):  # Confusions opens at the final epoch, PR curves at the best (2)
+        at = AppTest.from_function(_tab, args=(str(small), tab), default_timeout=30).run()
+        assert not at.exception, [e.value for e in at.exception]
+        (said,) = [w.value for w in at.warning]
+        assert said.startswith("This run's evidence cannot be read (") and "\n" not in said
+    at = AppTest.from_function(_tab, args=(str(small), "confusions_tab"), default_timeout=30).run()
+    at.select_slider(key="ev_conf_epoch").set_value(2).run()  # the other epochs still open
+    assert not at.warning and at.get("plotly_chart")
 
 
 def test_no_evidence_is_one_caption_in_each_tab(runs_root):
