@@ -160,9 +160,12 @@ def test_a_live_run_adds_epochs_and_keeps_the_choices(runs_root):
     assert epoch_slider(at).value == 2  # was at the newest: follows it
     assert at.slider(key=f"pred_conf_w_{RUN}").value == pytest.approx(0.5)
     assert at.toggle(key=f"pred_worst_w_{RUN}").value is False
+    pe.add_epoch(run, 3)
+    at.run()
+    assert epoch_slider(at).value == 3  # the slider drawn before moves on too
     epoch_slider(at).set_value(1).run()
     at.selectbox(key=f"pred_class_w_{RUN}").set_value(pe.CROSS).run()
-    for n in (3, 4):
+    for n in (4, 5):
         pe.add_epoch(run, n)
         at.run()
         slider = epoch_slider(at)
@@ -236,8 +239,13 @@ def test_a_refresh_with_nothing_new_reads_and_draws_nothing_again(runs_root, mon
     from trainers.telemetry import evidence
 
     at = at_epoch(runs_root)
-    reads, thumbs = [], []
-    real_read, real_thumbs = evidence.pq.read_table, prediction_views.make_thumbnails
+    at.button(key=f"pred_open_{RUN}_5").click().run()
+    reads, thumbs, drawn = [], [], []
+    real_read, real_thumbs, real_tile = (
+        evidence.pq.read_table,
+        prediction_views.make_thumbnails,
+        prediction_grid.tile_html,
+    )
     # the tab reads boxes only (the other tabs read the other tables)
     monkeypatch.setattr(
         evidence.pq,
@@ -245,9 +253,11 @@ def test_a_refresh_with_nothing_new_reads_and_draws_nothing_again(runs_root, mon
         lambda p, **k: (str(p).endswith("boxes.parquet") and reads.append(p)) or real_read(p, **k),
     )
     monkeypatch.setattr(prediction_views, "make_thumbnails", lambda *a, **k: thumbs.append(a) or real_thumbs(*a, **k))
+    monkeypatch.setattr(prediction_grid, "tile_html", lambda *a, **k: drawn.append(a) or real_tile(*a, **k))
     before = [el.proto.body for el in at.get("html")]
     at.run()
-    assert (reads, thumbs) == ([], []) and [el.proto.body for el in at.get("html")] == before
+    assert (reads, thumbs, drawn) == ([], [], []) and [el.proto.body for el in at.get("html")] == before
+    assert len(tiles(at, large=True)) == 2  # the opened image too
     pe.add_epoch(runs_root / RUN, 3)  # a new epoch: listed, and read only when shown
     at.run()
     assert list(epoch_slider(at).options)[-2] == "epoch 3" and epoch_slider(at).value == 1
