@@ -287,4 +287,8 @@ def _opened(
             html, table = _large(str(run_dir), stamp, e, conf, cls, image, image_stamp)
             col.markdown(f"**{epoch_label(e)}**")
             col.html(html)
-            col.dataframe(table, hide_index=True, key=f"pred_boxes_{name}_{e}", height=min(400, 38 + 35 * len(table)))
+            if table:
+                rows = min(400, 38 + 35 * len(table))
+                col.dataframe(table, hide_index=True, key=f"pred_boxes_{name}_{e}", height=rows)
+            else:
+                col.caption("No labelled box and no prediction at this threshold.")

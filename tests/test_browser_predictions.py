@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,7 @@ from trainers.telemetry.evidence import GT, PRED, Evidence
 
 pytestmark = [pytest.mark.browser]
 SCREENSHOT = REPO / "assets" / "screenshot-predictions.png"
+TALL = 7000  # a window taller than the dashboard, for screenshots of the whole tab (tab_screenshot)
 JS_TILES = """() => [...document.querySelectorAll('figure.wb-tile')].filter(f => !f.closest('.wb-large')).map(f => {
     const img = f.querySelector('img'), pic = f.querySelector('.wb-pic').getBoundingClientRect();
     return {image: +f.dataset.image, flagged: f.classList.contains('wb-flagged'),
@@ -85,6 +87,19 @@ def epoch_shown(page, run: str) -> str | None:
     )
 
 
+def tab_screenshot(page, path: Path) -> Path:
+    """The section's title, its tabs and the Predictions tab, whole (the window must be taller than the page:
+    Streamlit scrolls inside a box of its own, so a screenshot sees the window only)."""
+    top = page.get_by_text("What the model sees").bounding_box()
+    panel = page.locator("[role='tabpanel']").first.bounding_box()
+    assert top and panel
+    assert panel["y"] + panel["height"] < page.viewport_size["height"], "the window is too short for the whole tab"
+    clip = {"x": panel["x"] - 8, "y": top["y"] - 8, "width": panel["width"] + 16,
+            "height": panel["y"] + panel["height"] - top["y"] + 16}  # fmt: skip
+    page.screenshot(path=str(path), clip=clip)
+    return path
+
+
 def open_dashboard(page, ui, run: str) -> None:
     # not "networkidle": a live page refreshes every 2 s and need not go quiet
     page.goto(f"{ui.url}/dashboard?run={run}", wait_until="domcontentloaded", timeout=120_000)
@@ -97,7 +112,7 @@ def test_a_finished_run_shows_every_sample_image_with_both_kinds_of_boxes(tmp_pa
     run = pe.evidence_run(runs, "done")
     ui = WorkbenchUI(runs).start()
     try:
-        with chromium_page(width=1400, height=2400) as page:
+        with chromium_page(width=1400, height=TALL) as page:
             open_dashboard(page, ui, "done")
             settle(page, "figure.wb-tile")
             check_drawn(page, Evidence(run).epoch("final").boxes, len(pe.IMAGES), 0.25, (pe.SIZE, pe.SIZE))
@@ -105,7 +120,7 @@ def test_a_finished_run_shows_every_sample_image_with_both_kinds_of_boxes(tmp_pa
             assert not any(t["flagged"] for t in tiles(page))  # final: every box predicted right
             page.locator(f".st-key-pred_open_done_{pe.WORST_025[0]} button").first.click()
             wait_for(lambda: page.locator(".wb-large").count() == 2, 60, 0.25, "the image large at two epochs")
-            page.screenshot(path=str(tmp_path / "predictions-done.png"), full_page=True)
+            tab_screenshot(page, tmp_path / "predictions-done.png")
     finally:
         ui.stop()
 
@@ -117,7 +132,7 @@ def test_a_live_run_gains_an_epoch_and_keeps_the_threshold(tmp_path):
     boxes1 = Evidence(run).epoch(1).boxes
     ui = WorkbenchUI(runs).start()
     try:
-        with chromium_page(width=1400, height=2400) as page:
+        with chromium_page(width=1400, height=TALL) as page:
             open_dashboard(page, ui, "live")
             wait_for(lambda: sum(t["flagged"] for t in tiles(page)) == 5, 60, 0.25, "epoch 1's five wrong images")
             check_drawn(page, boxes1, len(pe.IMAGES), 0.25, (pe.SIZE, pe.SIZE))
@@ -136,7 +151,7 @@ def test_a_live_run_gains_an_epoch_and_keeps_the_threshold(tmp_path):
             wait_for(lambda: not any(t["flagged"] for t in tiles(page)), 60, 0.25, "epoch 2's tiles")
             check_drawn(page, Evidence(run).epoch(2).boxes, len(pe.IMAGES), 0.5, (pe.SIZE, pe.SIZE))
             check_legend(page, 0.5)  # the user's threshold survived the new epoch
-            page.screenshot(path=str(tmp_path / "predictions-live.png"), full_page=True)
+            tab_screenshot(page, tmp_path / "predictions-live.png")
     finally:
         ui.stop()
 
@@ -157,8 +172,7 @@ def test_a_real_demo_run_shows_its_predictions(tmp_path):
     assert ev.epochs == [1, 2, 3, "final"] and ev.images
     ui = WorkbenchUI(runs).start()
     try:
-        # tall enough for the whole tab: Streamlit scrolls inside its own box, so a screenshot sees the window only
-        with chromium_page(width=1400, height=7000) as page:
+        with chromium_page(width=1400, height=TALL) as page:
             open_dashboard(page, ui, "demo")
             settle(page, "figure.wb-tile")
             sizes = {(im["width"], im["height"]) for im in ev.images}
@@ -168,13 +182,7 @@ def test_a_real_demo_run_shows_its_predictions(tmp_path):
             page.locator(f".st-key-pred_open_demo_{worst} button").first.click()
             wait_for(lambda: page.locator(".wb-large").count() == 2, 60, 0.25, "the image large at two epochs")
             settle(page, ".wb-large")
-            top = page.get_by_text("What the model sees").bounding_box()
-            panel = page.locator("[role='tabpanel']").first.bounding_box()
-            assert top and panel
-            clip = {"x": panel["x"] - 8, "y": top["y"] - 8, "width": panel["width"] + 16,
-                    "height": panel["y"] + panel["height"] - top["y"] + 16}  # fmt: skip
-            shot = tmp_path / "screenshot-predictions.png"
-            page.screenshot(path=str(shot), full_page=True, clip=clip)
+            shot = tab_screenshot(page, tmp_path / "screenshot-predictions.png")
             if os.environ.get("WORKBENCH_UPDATE_SCREENSHOT"):  # 256 colours: a third of the size, for the README
                 from PIL import Image
 

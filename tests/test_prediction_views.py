@@ -190,6 +190,9 @@ def test_open_shows_the_image_large_beside_another_epoch_with_its_boxes(runs_roo
     assert list(first["box"]).count("ground truth") == len(gt) and list(first["box"]).count("prediction") == len(preds)
     assert sorted(first["class"]) == sorted([pe.NAMES[c] for _, c in gt] + [pe.NAMES[c] for _, c, _ in preds])
     assert len(second) == 2 * len(gt)
+    at.button(key=f"pred_open_{RUN}_4").click().run()  # no labels, three false boxes at epoch 1, none at epoch 2
+    assert [len(t.value) for t in at.dataframe if "box" in t.value.columns] == [3]
+    assert "No labelled box and no prediction at this threshold." in captions(at)
     at.selectbox(key=f"pred_compare_w_{RUN}").set_value(prediction_views.NO_EPOCH).run()
     assert len(tiles(at, large=True)) == 1
     at.button(key=f"pred_close_{RUN}").click().run()
