@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from app import prediction_grid, prediction_views
 from tests import prediction_evidence as pe
 from tests.test_app_pages import open_page
-from trainers.telemetry.evidence import FINAL, PRED, SAMPLE_FILE
+from trainers.telemetry.evidence import FINAL, GT, PRED, SAMPLE_FILE, write_epoch
 
 RUN = "ev"
 TILE = re.compile(r'<figure class="([^"]*)" data-image="(\d+)" data-missed="(\d+)" data-false="(\d+)">')
@@ -267,3 +268,19 @@ def test_a_refresh_with_nothing_new_reads_and_draws_nothing_again(runs_root, mon
     assert (reads, thumbs) == ([], [])
     epoch_slider(at).set_value(3).run()
     assert reads and not thumbs
+
+
+def test_at_80_classes_the_filter_lists_them_all_and_the_legend_only_those_drawn(runs_root):
+    from tests.test_browser_layout import LONG_NAMES
+
+    run = pe.evidence_run(runs_root, RUN, epochs=())
+    pe.write_sample(run, [{"file": pe.IMAGES[0], "width": pe.SIZE, "height": pe.SIZE}], LONG_NAMES)
+    rows = [(0, GT, 71, 1.0, *pe.SLOTS[0]), (0, PRED, 71, 0.9, *pe.SLOTS[0]), (0, PRED, 5, 0.3, *pe.SLOTS[1])]
+    columns = np.asarray(rows, dtype=float).T
+    names = ("image", "kind", "cls", "conf", "x1", "y1", "x2", "y2")
+    write_epoch(run, 1, {"boxes": dict(zip(names, columns, strict=True))})
+    at = open_page("dashboard", query={"run": RUN})
+    assert len(at.selectbox(key=f"pred_class_w_{RUN}").options) == 81
+    assert re.findall(r'wb-chip"[^>]*></span>([^<]+)<', legend(at)) == [LONG_NAMES[5], LONG_NAMES[71]]
+    ((tile),) = tiles(at)
+    assert (tile["gt"], tile["pred"], tile["missed"], tile["false"]) == (1, 2, 0, 1)
