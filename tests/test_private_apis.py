@@ -70,7 +70,7 @@ IMPORTS = {
     "ultralytics.utils.callbacks": {"base", "platform"},
     "ultralytics.utils.downloads": {"safe_download", "unzip_file"},
     "ultralytics.utils.loss": {"FocalLoss", "VarifocalLoss"},
-    "ultralytics.utils.metrics": {"box_iou"},
+    "ultralytics.utils.metrics": {"ConfusionMatrix", "box_iou"},
     "ultralytics.utils.torch_utils": {"autocast", "unwrap_model"},
 }  # fmt: skip
 BOX_ATTRIBUTES = ("p", "r", "f1", "ap50", "ap", "ap_class_index")  # read by trainers.metrics.per_class_table
@@ -233,14 +233,16 @@ def test_the_validator_methods_the_evidence_wraps_exist_with_their_parameters(fa
         assert list(inspect.signature(getattr(validator, name)).parameters)[1:] == params, (family, name)
 
 
-def test_stock_validation_fills_the_confusion_matrix_only_with_plots_on():
-    """Why the recorder fills it itself with ``plots: false`` (and must not with plots on: it would count twice)."""
+def test_the_confusion_matrix_the_evidence_fills_takes_names_and_a_confidence():
+    """The recorder builds its own ``ConfusionMatrix(names=validator.names)`` per validation and fills it per image at
+    its own confidence; the PR curves come from the box metric's ``prec_values`` rows, one per ``ap_class_index``."""
     from ultralytics.models.yolo.detect import DetectionValidator
     from ultralytics.utils.metrics import ConfusionMatrix, Metric
 
-    source = inspect.getsource(DetectionValidator.update_metrics)
-    assert re.search(r"if self\.args\.plots:\s+self\.confusion_matrix\.process_batch\(predn, pbatch", source)
+    assert list(inspect.signature(ConfusionMatrix).parameters)[:1] == ["names"]
     assert list(inspect.signature(ConfusionMatrix.process_batch).parameters)[1:4] == ["detections", "batch", "conf"]
+    assert ConfusionMatrix(names={0: "a", 1: "b"}).matrix.shape == (3, 3)  # background row and column
+    assert "names" in self_attributes(DetectionValidator, stored_only=True)
     assert {"prec_values", "ap_class_index"} <= self_attributes(Metric, stored_only=True) | set(dir(Metric))
 
 

@@ -5,7 +5,8 @@ A run folder's ``evidence/`` holds::
     sample.json          the fixed sample of val images (chosen once per run, rare classes first)
     epoch-0003/          one folder per validation, written whole and renamed into place
         boxes.parquet      ground truth and predicted boxes of the sample images
-        confusion.parquet  the confusion matrix counts, background row and column included (non-zero cells)
+        confusion.parquet  the confusion matrix counts at confidence >= CONFUSION_CONF, background row and column
+                           included (non-zero cells)
         pr.parquet         per-class precision at 101 recall points (IoU 0.5)
         unlabelled.parquet confident predictions (conf >= UNLABELLED_CONF) that overlap no ground-truth box,
                            over every val image: the "likely missing labels" candidates
@@ -40,6 +41,7 @@ PRED_PER_IMAGE = 100  # ... at most this many per image (highest confidence firs
 UNLABELLED_CONF = 0.8  # a prediction this confident that overlaps no label is a missing-label candidate
 UNLABELLED_IOU = 0.3  # "overlaps": IoU with any ground-truth box at or above this
 UNLABELLED_KEEP = 200  # candidates kept per epoch (most confident first)
+CONFUSION_CONF = 0.25  # predictions counted in the confusion matrix from this confidence (ultralytics' default)
 PR_POINTS = 101  # recall grid 0, 0.01, ..., 1
 TABLES = ("boxes", "confusion", "pr", "unlabelled")
 GT, PRED = 0, 1  # boxes.kind

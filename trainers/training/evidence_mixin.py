@@ -1,6 +1,7 @@
 """Per-epoch evidence from the validator's own pass (no second inference): the sample images' ground-truth and
-predicted boxes, the confusion matrix counts (also with ``plots: false``, where ultralytics skips them), the PR curves
-and the confident predictions that overlap no label. Stored by :mod:`trainers.telemetry.evidence` (rank 0 only).
+predicted boxes, the confusion matrix counts (ultralytics' ``ConfusionMatrix``, filled by the recorder at
+:data:`~trainers.telemetry.evidence.CONFUSION_CONF`; also with ``plots: false``, where ultralytics keeps none), the PR
+curves and the confident predictions that overlap no label. Stored by :mod:`trainers.telemetry.evidence` (rank 0 only).
 
 The recorder wraps two methods of the validator instance: ``init_metrics`` (a validation starts: empty the buffers)
 and ``update_metrics`` (one batch: stock first, then what the evidence needs from the same predictions). Validation
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from ultralytics.utils import RANK, ops
-from ultralytics.utils.metrics import box_iou
+from ultralytics.utils.metrics import ConfusionMatrix, box_iou
 
 from trainers.datasets.image_headers import read_header
 from trainers.telemetry import evidence as store
@@ -30,6 +31,7 @@ class EvidenceRecorder:
         self.validator = validator
         self.sample = {f: i for i, f in enumerate(sample_files)}
         self.fresh = False  # a validation ran since the last snapshot
+        self.confusion: ConfusionMatrix | None = None
         self._boxes: list[np.ndarray] = []  # rows: image, kind, cls, conf, x1, y1, x2, y2
         self._unlabelled: list[tuple[str, np.ndarray]] = []  # (file, rows: cls, conf, x1, y1, x2, y2)
         init_metrics, update_metrics = validator.init_metrics, validator.update_metrics
@@ -37,6 +39,9 @@ class EvidenceRecorder:
         def init(model: Any) -> None:
             init_metrics(model)
             self._boxes, self._unlabelled, self.fresh = [], [], True
+            # A matrix of our own, not stock's: stock fills its own only with plots on, and at the validation's
+            # confidence (0.001 while training), where every class' background cell holds hundreds of faint boxes.
+            self.confusion = ConfusionMatrix(names=validator.names)
 
         def update(preds: list[dict[str, torch.Tensor]], batch: dict[str, Any]) -> None:
             update_metrics(preds, batch)
@@ -47,18 +52,14 @@ class EvidenceRecorder:
     def observe(self, preds: list[dict[str, torch.Tensor]], batch: dict[str, Any]) -> None:
         """Take one batch's evidence from the predictions stock validation just scored."""
         v = self.validator
-        plots = bool(v.args.plots)  # with plots on, stock fills the confusion matrix itself
-        if not preds:
+        if not preds or self.confusion is None:
             return
         confident = torch.stack([(p["conf"] >= store.UNLABELLED_CONF).sum() for p in preds]).tolist()  # one sync
         for si, pred in enumerate(preds):
             file = batch["im_file"][si]
             image = self.sample.get(file)
-            if plots and image is None and not confident[si]:
-                continue
             pbatch = v._prepare_batch(si, batch)
-            if not plots:
-                v.confusion_matrix.process_batch(pred, pbatch, conf=v.args.conf)
+            self.confusion.process_batch(pred, pbatch, conf=store.CONFUSION_CONF)
             if confident[si]:
                 self._take_unlabelled(file, pred, pbatch)
             if image is not None:
@@ -100,7 +101,7 @@ class EvidenceRecorder:
         self.fresh = False
         v = self.validator
         boxes = np.concatenate(self._boxes) if self._boxes else np.zeros((0, 8), dtype=np.float32)
-        matrix = np.asarray(v.confusion_matrix.matrix)
+        matrix = np.asarray(self.confusion.matrix if self.confusion is not None else np.zeros((1, 1)))
         pred, true = np.nonzero(matrix)
         tables: dict[str, dict[str, np.ndarray]] = {
             "boxes": {name: boxes[:, i] for i, name in enumerate(store.SCHEMAS["boxes"].names)},
