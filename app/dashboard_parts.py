@@ -89,8 +89,12 @@ def findings_section(
     note = "" if with_dataset else " (checking the dataset...)"
     serious = [f for f in found if f.severity != Severity.INFO]
     with st.expander(f"Doctor: {head}{note}", expanded=bool(serious), icon=":material/stethoscope:"):
+        seen: dict[str, int] = {}
         for f in found:
             slug = f.id.replace(".", "_")
+            seen[slug] = seen.get(slug, 0) + 1
+            if seen[slug] > 1:  # two findings of one id (several rules failing: doctor.rule_error) need two keys
+                slug = f"{slug}_{seen[slug]}"
             box = st.container(border=True, key=f"finding_{slug}")
             text, action = box.columns([5, 1])
             severity = Severity(f.severity)

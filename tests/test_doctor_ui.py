@@ -141,3 +141,19 @@ def test_change_text_names_each_setting_and_a_customization_switched_on():
         "train.lr0 1 → 0.1; customizations.grad_clip.max_norm 0 → 200; "
         "customizations.class_weights off → on (scheme inverse_frequency, cap 10)"
     )
+
+
+def test_a_damaged_evidence_file_shows_each_rule_error_and_the_page_lives(runs_root):
+    """Several prediction rules failing on one unreadable evidence file give several ``doctor.rule_error`` findings;
+    each needs its own widget key (one key twice stopped the whole dashboard)."""
+    from tests.evidence_runs import diagonal, names_of, write_evidence
+
+    run = make_run(runs_root, "damaged", DIVERGING)
+    write_evidence(run, names_of(4), {1: diagonal(4), "final": diagonal(4)})
+    for table in ("confusion", "unlabelled"):
+        (run / "evidence" / "final" / f"{table}.parquet").write_bytes(b"not parquet")
+    at = open_page("dashboard", {"run": "damaged"})
+    assert not at.exception, at.exception
+    doctor = next(e for e in at.expander if e.label.startswith("Doctor:"))
+    errors = [m.value for m in doctor.markdown if "could not read this run" in m.value]
+    assert len(errors) >= 2, [m.value for m in doctor.markdown]
