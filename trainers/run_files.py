@@ -16,6 +16,7 @@ A run folder (``<runs root>/<name>/``, ``docs/runs.md``)::
     export/model/        MODEL_EXPORT_DIR    ``workbench export-model``'s default output: best.onnx and its
                                              best.onnx.verify.json (VERIFY_SUFFIX), best.torchscript, ...
     evidence/            EVIDENCE_DIR        per-validation predictions, confusions, PR curves (docs/telemetry.md)
+    notes.json           NOTES_FILE          the user's note and tags (trainers/runs/notes.py), apart from status.json
 
 Folders of the runs root that are not runs start with a dot (run listings skip them): :data:`UI_RECIPES_DIR`,
 :data:`SWEEPS_DIR`, :data:`UI_SWEEPS_DIR`, :data:`UI_EXPORTS_DIR`. Nothing here imports anything beyond the standard
@@ -46,6 +47,7 @@ EXPORT_DIR = "export"
 MODEL_EXPORT_DIR = f"{EXPORT_DIR}/model"
 VERIFY_SUFFIX = ".verify.json"  # beside each exported model: its boxes against the .pt's (docs/export-model.md)
 EVIDENCE_DIR = "evidence"
+NOTES_FILE = "notes.json"  # a note and tags, never in status.json: the trainer rewrites that one every epoch
 
 # In the runs root, beside the runs.
 UI_RECIPES_DIR = ".ui-recipes"  # the recipe New run wrote for each run it started (one file per run)

@@ -25,13 +25,13 @@ from typing import Any
 
 from trainers import SOURCE_ROOT
 from trainers.cli import cluster as cluster_commands
-from trainers.cli import dataset_import
+from trainers.cli import dataset_import, ui_gate
 from trainers.cli import model_export as model_export_command
+from trainers.cli import notes as notes_commands
 from trainers.cli.reports import cmd_compare, cmd_counts, cmd_doctor, cmd_export, cmd_runs
 from trainers.errors import RunError, WorkbenchError
 
 APP_SCRIPT = SOURCE_ROOT / "app" / "main.py"
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 # ---- train / resume ------------------------------------------------------------------------------------------------
@@ -224,17 +224,19 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
         check_reachable(address)
         env[CLUSTER_ENV] = address  # the New run page offers it, and the launcher submits there
-    if args.host not in LOCAL_HOSTS:
-        print(
-            f"workbench: warning: serving on {args.host}: anyone who can reach this address can start and stop runs",
-            file=sys.stderr,
-        )
+    gate = ui_gate.plan(args)  # beyond loopback: Streamlit on 127.0.0.1, the sign-in proxy on --host (ui_gate)
+    host, port = (args.host, args.port) if gate is None else ("127.0.0.1", ui_gate.free_loopback_port())
+    env.pop(ui_gate.TOKEN_ENV, None)  # the app never needs the token
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
-        "--server.address", args.host, "--server.port", str(args.port),
+        "--server.address", host, "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env)
+    if gate is not None:
+        from trainers.cli import ui_proxy
+
+        return ui_proxy.serve(gate, port, proc)
     try:
         return proc.wait()
     except KeyboardInterrupt:  # Ctrl-C reaches streamlit too (same process group): let it shut down
@@ -292,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN", help="run name under the runs root, or path to a run folder")
     p.add_argument("--runs-dir", help=runs_dir_help)
     p.set_defaults(func=cmd_stop)
+    notes_commands.add_parsers(sub, runs_dir_help)  # note, tag
 
     p = sub.add_parser("sweep", help="train every variant of a grid over a base recipe, N at a time")
     p.add_argument("sweep", metavar="SWEEP.yaml", help="sweep file: base (a recipe) and grid (dotted key: values)")
@@ -333,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help=runs_dir_help)
     p.add_argument("--cluster", metavar="ADDRESS", help="offer this Ray cluster on New run ($WORKBENCH_CLUSTER)")
     p.add_argument("--datasets-dir", metavar="D", help=dataset_import.DATASETS_DIR_HELP)
+    ui_gate.add_options(p)
     _add_asset_options(p)
     p.set_defaults(func=cmd_ui)
     return parser

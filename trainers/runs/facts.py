@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trainers.doctor import DatasetFacts, Finding, count_by_severity, dataset_facts_for_run, diagnose
+from trainers.runs.notes import RunNotes, read_notes
 from trainers.statuses import ACTIVE_STATUSES
 from trainers.telemetry.run_log import RunLog
 from trainers.telemetry.run_reader import RunReader
@@ -94,6 +95,8 @@ class RunFacts:
         eta_s: Seconds left while the run is active (:func:`eta_seconds`); None otherwise.
         findings: The doctor's findings by severity (``{"critical": n, "warning": n, "info": n}``); None before the
             first epoch.
+        note: The user's note (notes.json, :mod:`trainers.runs.notes`); ``""`` for none.
+        tags: Its tags, lower-case, in the order they were added.
     """
 
     status: str
@@ -105,16 +108,22 @@ class RunFacts:
     clipped_share: float | None
     eta_s: float | None
     findings: dict[str, int] | None
+    note: str = ""
+    tags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
-        return asdict(self)
+        return {**asdict(self), "tags": list(self.tags)}
 
 
 def run_facts(
-    status: Mapping[str, Any], log: RunLog, findings: Sequence[Finding] | None = None, now: float | None = None
+    status: Mapping[str, Any],
+    log: RunLog,
+    findings: Sequence[Finding] | None = None,
+    now: float | None = None,
+    notes: RunNotes | None = None,
 ) -> RunFacts:
-    """The header's facts from status.json, the folded telemetry and the findings (:func:`findings_of`)."""
+    """The header's facts from status.json, the folded telemetry, the findings (:func:`findings_of`) and the notes."""
     state = str(status.get("status", "unknown"))
     now_at = progress(status, log)
     share = log.clip_share()
@@ -128,6 +137,8 @@ def run_facts(
         clipped_share=share if share is not None and log.n_steps else None,
         eta_s=eta_seconds(log, now_at.epochs, now) if state in ACTIVE_STATUSES else None,
         findings=count_by_severity(list(findings)) if findings is not None else None,
+        note=notes.note if notes else "",
+        tags=notes.tags if notes else (),
     )
 
 
@@ -136,4 +147,4 @@ def read_run_facts(run_dir: str | os.PathLike[str], status: Mapping[str, Any]) -
     or scanned once and cached there (as ``workbench doctor`` does; only for a run that finished an epoch)."""
     log = RunReader(Path(run_dir)).poll()
     found = findings_of(log, dataset_facts_for_run(run_dir), run_dir) if log.epochs else None
-    return run_facts(status, log, found)
+    return run_facts(status, log, found, notes=read_notes(run_dir))
