@@ -116,8 +116,10 @@ def test_overhead_benchmark_pairs_epochs_and_splits_step_and_epoch_time(tmp_path
     run = tmp_path / "ours0-32"  # ours wrote a real run folder
     assert (run / "telemetry.jsonl").is_file() and (run / "status.json").is_file() and (run / "steps").is_dir()
     assert (run / "evidence" / "epoch-0003").is_dir() and r["evidence_bytes_per_validation"] > 0  # evidence on
-    assert 0 < r["evidence_80_classes"]["bytes"] == sum(
-        f.stat().st_size for f in (tmp_path / "evidence-worst-case" / "evidence" / "epoch-0001").iterdir()
+    assert (
+        0
+        < r["evidence_80_classes"]["bytes"]
+        == sum(f.stat().st_size for f in (tmp_path / "evidence-worst-case" / "evidence" / "epoch-0001").iterdir())
     )
 
 

@@ -68,7 +68,7 @@ def test_the_composer_orders_it_by_rank(eighth):
 
     cls = build_trainer_class(Recipe.from_dict(recipe(freeze={"frozen_epochs": 1}, warmup_lr={}, layer_lr={})))
     mixins = [c.__name__ for c in cls.__mro__ if c.__name__.endswith("Mixin")]
-    assert mixins == ["TelemetryMixin", "FreezeMixin", "WarmupMixin", "LayerLRMixin"]
+    assert mixins == ["TelemetryMixin", "EvidenceMixin", "FreezeMixin", "WarmupMixin", "LayerLRMixin"]
 
 
 def test_the_new_run_form_draws_its_toggle_and_fields(eighth, runs_root):

@@ -103,8 +103,8 @@ def test_a_run_without_evidence_reads_as_empty(tmp_path):
 @pytest.mark.parametrize("plots", [False, True])
 def test_every_epochs_confusion_columns_sum_to_the_val_boxes_per_class(tmp_path, plots, monkeypatch):
     """The recorder keeps a matrix of its own whether ultralytics keeps one (plots on) or not (plots off): every
-    ground-truth box is counted once, in its true class' column. Writes are made slow: the evidence is written in a helper thread, and
-    every validation's (the final one's too) must be on disk when training returns."""
+    ground-truth box is counted once, in its true class' column. Writes are made slow: the evidence is written in a
+    helper thread, and every validation's (the final one's too) must be on disk when training returns."""
     write = ev.write_epoch
 
     def slow_write(*args, **kwargs):
