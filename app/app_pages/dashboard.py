@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import dashboard_parts, evidence_section, run_views
+from app import dashboard_parts, evidence_section, run_notes_panel, run_views
 from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
 from trainers.runs import launcher
@@ -121,6 +121,7 @@ def dashboard() -> None:
             )  # fmt: skip
     if epochs:
         st.progress(min(1.0, now.epoch / epochs))
+    run_notes_panel.dashboard_notes(run_dir, name)  # the note and tags, with their editor
     flash = ss.pop("dash_flash", None)
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])

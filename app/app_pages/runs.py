@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import exports, model_export_jobs, model_export_panel, run_findings, run_views
+from app import exports, model_export_jobs, model_export_panel, run_filter_bar, run_findings, run_notes_panel, run_views
 from app.compare_views import WINNER_MARK
 from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
@@ -59,6 +59,8 @@ st.caption(f"Runs in `{root}`")
 rows = run_views.run_rows(root)
 counts = {r.name: findings(r.path, run_findings.version(r.path)) for r in rows}  # queues the dataset scans
 live = any(r.active for r in rows) or run_findings.scanning() or model_export_jobs.running(root)
+if rows:
+    run_filter_bar.filter_bar(rows)  # status, tag, model, dataset, text: session state and ?query params
 
 
 @st.fragment(run_every=REFRESH_S if live else None)
@@ -82,6 +84,7 @@ def run_list() -> None:
         )  # fmt: skip
         if ss.get("runs_best_first"):
             current = run_views.best_first(current)
+    current = run_filter_bar.shown(current)  # under a count line: "12 of 500 runs"
     previous_sweep = None
     for row in current:
         if row.sweep and row.sweep != previous_sweep:  # the variants of a sweep are listed together, under a header
@@ -140,6 +143,7 @@ def run_list() -> None:
                             on_click="ignore",
                         )  # fmt: skip
             model_export_panel.export_popover(actions, row, root)
+            run_notes_panel.row_notes(name_col, actions, row)
             actions.button(
                 "Delete", key=f"runs_delete_{row.name}", on_click=_act, args=("ask_delete", row.path, row.name),
                 disabled=row.active, help="stop the run first" if row.active else None,
