@@ -55,6 +55,7 @@ SWEEPS_DIR = ".sweeps"  # <runs root>/.sweeps/<name>/: SWEEP_RECORD_FILE and eac
 SWEEP_RECORD_FILE = "sweep.json"
 UI_SWEEPS_DIR = ".ui-sweeps"  # <runs root>/.ui-sweeps/<name>.yaml and .log: sweeps started from the UI
 UI_EXPORTS_DIR = ".ui-exports"  # <runs root>/.ui-exports/<run>/<weights>.<format>.json and .log: Runs page exports
+NOTIFY_RECIPES_DIR = ".notify-recipes"  # <runs root>/.notify-recipes/<id>/<stem>.yaml: recipes `train --notify` set
 
 
 def chosen_folder(cli_value: str | os.PathLike[str] | None, flag: str, env: str, default: str) -> tuple[Path, str]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from trainers import SOURCE_ROOT
 from trainers.cli import cluster as cluster_commands
-from trainers.cli import dataset_import, ui_gate
+from trainers.cli import dataset_import, notify_option, ui_gate
 from trainers.cli import model_export as model_export_command
 from trainers.cli import notes as notes_commands
 from trainers.cli.reports import cmd_compare, cmd_counts, cmd_doctor, cmd_export, cmd_runs
@@ -128,6 +128,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 cluster_commands.check_claim(run_dir)  # inside a Ray job: still this job's run?
         else:
             ensure_name_free(root, args.name)  # fail now, not after the dataset scan
+    if args.notify:  # the recipe with its notify block set, as a file of its own (trainers/cli/notify_option.py)
+        args.recipe = notify_option.recipe_with_notify(args.recipe, args.notify, root)
     if address is not None:
         return cluster_commands.train_on_cluster(args, root, address)
 
@@ -201,7 +203,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from trainers.sweeps.runner import sweep_command
 
     root, address = runs_root(args.runs_dir), cluster_commands.cluster_of(args)
-    return sweep_command(args.sweep, root, cluster=address, name=args.name, parallel=args.parallel, cpus=args.cpus)
+    return sweep_command(
+        args.sweep, root, cluster=address, name=args.name, parallel=args.parallel, cpus=args.cpus, notify=args.notify
+    )
 
 
 # ---- ui ------------------------------------------------------------------------------------------------------------
@@ -262,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _add_asset_options(p)
     cluster_commands.add_options(p, "train")
+    notify_option.add_option(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("resume", help="resume a stopped or failed run from its last.pt")
@@ -303,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help=runs_dir_help)
     _add_asset_options(p)
     cluster_commands.add_options(p, "sweep")
+    notify_option.add_option(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("counts", help="per-class label counts and class-weight schemes of a dataset")

@@ -24,7 +24,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -148,6 +149,34 @@ class EvidenceSettings(BaseModel):
     sample: int = Field(16, ge=0, le=256, description="val images whose boxes are kept at each validation (0: none)")
 
 
+class NotifySettings(BaseModel):
+    """Where a run's alerts go (docs/recipe.md, "Alerts"): one JSON message per event, Slack-compatible ``text`` plus
+    the structured fields; delivered by :mod:`trainers.runs.notify`, never blocking training."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(..., description="http(s) URL the messages are POSTed to (a Slack incoming webhook works)")
+    on: tuple[Literal["end", "critical"], ...] = Field(
+        ("end", "critical"), description="end: the run ended, however it ended; critical: a critical doctor finding"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        v = v.strip()
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. https://hooks.slack.com/...")
+        return v
+
+    @field_validator("on")
+    @classmethod
+    def _on(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("name at least one of end, critical (or remove the notify block)")
+        return tuple(dict.fromkeys(v))
+
+
 class Recipe(BaseModel):
     """What the user chose: model, dataset, ultralytics training arguments and customizations."""
 
@@ -158,6 +187,7 @@ class Recipe(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict, description="ultralytics training arguments")
     customizations: Customizations = Field(default_factory=Customizations)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings, description="per-validation evidence kept")
+    notify: NotifySettings | None = Field(None, description="alerts on run end and critical findings (off: None)")
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler: Any) -> dict[str, Any]:
@@ -165,6 +195,8 @@ class Recipe(BaseModel):
         data = handler(self)
         if self.evidence == EvidenceSettings():
             data.pop("evidence", None)
+        if self.notify is None:  # likewise `notify`, which is off unless set
+            data.pop("notify", None)
         return data
 
     @model_validator(mode="before")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,9 +39,17 @@ def sweep_command(
     parallel: int | None = None,
     cpus: float | str | None = None,
     out: TextIO | None = None,
+    notify: str | None = None,
 ) -> int:
-    """``workbench sweep SWEEP.yaml``: check everything first (exit 2, one line), then run the sweep."""
+    """``workbench sweep SWEEP.yaml``: check everything first (exit 2, one line), then run the sweep.
+
+    ``notify``: ``--notify URL``, set as every variant's ``notify`` block (:func:`trainers.runs.notify.with_notify`).
+    """
     sweep = load_sweep(path, root=root, name=name, parallel=parallel)
+    if notify:
+        from trainers.runs.notify import with_notify
+
+        sweep = replace(sweep, variants=[replace(v, recipe=with_notify(v.recipe, notify)) for v in sweep.variants])
     fetch_assets(sweep)
     if cluster is not None:
         from trainers.runs.placement import check_reachable, cpus_request

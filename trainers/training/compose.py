@@ -83,4 +83,8 @@ def build_trainer_class(
         "live_doctor": LiveDoctor,
     }
     mixins = [row.mixin for row in rows]
+    if recipe.notify is not None:  # alerts: outside the customizations, so it sees each check after theirs
+        from trainers.training.notify_mixin import NotifyMixin
+
+        mixins.insert(0, NotifyMixin)
     return type(f"Workbench{tag}{base.__name__}", (TelemetryMixin, EvidenceMixin, *mixins, WorkbenchBase, base), attrs)

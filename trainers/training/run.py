@@ -225,7 +225,7 @@ def _finish(run_dir: Path, trainer: Any, outcome: dict[str, Any]) -> None:
         except Exception:  # never let telemetry hide the real outcome
             pass
         best = trainer.best_record
-    run_folder.end_run(
+    ended = run_folder.end_run(
         run_dir,
         outcome["status"],
         error=outcome["error"],
@@ -233,6 +233,9 @@ def _finish(run_dir: Path, trainer: Any, outcome: dict[str, Any]) -> None:
         best=best,
         stop_reason=stop_reason,
     )
+    from trainers.training.notify_mixin import post_run_end
+
+    post_run_end(trainer, run_dir, ended)  # the recipe's notify block, if any; waits a few seconds at most
 
 
 class _Tee:

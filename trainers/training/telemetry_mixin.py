@@ -145,9 +145,11 @@ class TelemetryMixin:
 
         if self.args.resume and self.run_dir and RANK in {-1, 0}:
             self.best_record = self._saved_best()
+        from trainers.runs.notify import redacted_argv, redacted_recipe
+
         record = self.emit_event(
             "run_start",
-            recipe=self.recipe.to_dict(),
+            recipe=redacted_recipe(self.recipe),  # a webhook URL is a secret: the log keeps its scheme://host only
             names=[str(n) for n in self.data["names"].values()],
             param_groups=self.param_group_names(),
             versions={
@@ -163,7 +165,7 @@ class TelemetryMixin:
             resumed=bool(self.args.resume),
             world_size=self.world_size,
             best=self.best_record if self.best_record["epoch"] is not None else None,
-            argv=sys.argv,
+            argv=redacted_argv(sys.argv),
             **self.run_state(),
         )
         if record is not None:

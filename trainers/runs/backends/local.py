@@ -135,10 +135,16 @@ def settle_dead(run_dir: Path, status: dict[str, Any], exit_code: int | None = N
         error = "training process was never started (the launcher stopped before spawning it)"
     else:
         error = f"training process {pid} exited without a run-end event (killed or out of memory?)"
-    return end_run(
+    marked: list[bool] = []  # whether this call ended it (another process may have settled it first)
+    settled = end_run(
         run_dir, RunStatus.FAILED, error=error + describe_exit(exit_code), exit_code=exit_code, source="launcher",
-        only_if=still_ours,
+        only_if=lambda current: marked.append(still_ours(current)) or marked[-1],
     )  # fmt: skip
+    if marked and marked[-1] and pid is not None:  # killed hard, it could not post its end: the recipe's notify block
+        from trainers.runs.notify import notify_recorded_end
+
+        notify_recorded_end(run_dir, settled)
+    return settled
 
 
 def signal_run(run_dir: Path, pid: int, sig: int) -> int:
