@@ -325,7 +325,8 @@ def test_ui_runs_streamlit_without_a_shell(host, warns, tmp_path, monkeypatch, c
     monkeypatch.setattr(cli, "APP_SCRIPT", app)
     monkeypatch.setattr(subprocess, "Popen", FakePopen)
     FakePopen.calls = []
-    assert cli.main(["ui", "--port", "8600", "--host", host, "--runs-dir", str(tmp_path / "r")]) == 0
+    no_auth = ["--no-auth"] if warns else []  # beyond loopback Streamlit serves the host itself only when asked
+    assert cli.main(["ui", "--port", "8600", "--host", host, "--runs-dir", str(tmp_path / "r"), *no_auth]) == 0
     [(args, kwargs)] = FakePopen.calls
     assert args == [
         sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", "8600",
