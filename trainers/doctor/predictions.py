@@ -358,8 +358,8 @@ def _background(window: _Window, nc: int) -> tuple[dict[str, Any], ...]:
     {"UNLABELLED_CONF": UNLABELLED_CONF, "UNLABELLED_IOU": UNLABELLED_IOU, "BACKGROUND_SHARE": BACKGROUND_SHARE,
      "BACKGROUND_MIN": BACKGROUND_MIN, "LOOKBACK": LOOKBACK},
     "With confident predictions of A on nothing at a quarter of A's val box count, at least one in five of A's "
-    "confident predictions is wrong (precision at 0.8 at most 0.8). The confusion matrix's background column cannot "
-    "say it: it counts predictions down to confidence 0.001 (hundreds per class in a healthy demo run).",
+    "confident predictions is wrong (precision at 0.8 at most 0.8). Counted from confident (>= 0.8) predictions, "
+    "not the confusion matrix's background column, which counts from confidence 0.25.",
     needs_evidence=True,
 )  # fmt: skip
 def background(ctx: Context) -> Finding | None:

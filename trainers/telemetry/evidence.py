@@ -46,32 +46,14 @@ PR_POINTS = 101  # recall grid 0, 0.01, ..., 1
 TABLES = ("boxes", "confusion", "pr", "unlabelled")
 GT, PRED = 0, 1  # boxes.kind
 
+_BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]  # xyxy, pixels
 SCHEMAS = {
     "boxes": pa.schema(
-        [
-            ("image", pa.int16()),
-            ("kind", pa.uint8()),
-            ("cls", pa.int16()),
-            ("conf", pa.float32()),
-            ("x1", pa.float32()),
-            ("y1", pa.float32()),
-            ("x2", pa.float32()),
-            ("y2", pa.float32()),
-        ]
-    ),  # fmt: skip
+        [("image", pa.int16()), ("kind", pa.uint8()), ("cls", pa.int16()), ("conf", pa.float32()), *_BOX]
+    ),
     "confusion": pa.schema([("pred", pa.int16()), ("true", pa.int16()), ("count", pa.int32())]),
     "pr": pa.schema([("cls", pa.int16()), ("recall", pa.float32()), ("precision", pa.float32())]),
-    "unlabelled": pa.schema(
-        [
-            ("file", pa.string()),
-            ("cls", pa.int16()),
-            ("conf", pa.float32()),
-            ("x1", pa.float32()),
-            ("y1", pa.float32()),
-            ("x2", pa.float32()),
-            ("y2", pa.float32()),
-        ]
-    ),  # fmt: skip
+    "unlabelled": pa.schema([("file", pa.string()), ("cls", pa.int16()), ("conf", pa.float32()), *_BOX]),
 }
 
 
