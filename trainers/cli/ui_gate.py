@@ -188,8 +188,9 @@ def is_page(path: str) -> bool:
     return not path.startswith(API_PREFIXES)
 
 
-def sign_in_page(next_path: str, wrong: bool = False) -> str:
-    """The only page shown before sign-in: a token field, nothing of the app."""
+def sign_in_page(next_path: str = "/", wrong: bool = False) -> str:
+    """The only page shown before sign-in: a token field, nothing of the app. ``next_path``: where to go after it
+    (a failed POST keeps the one posted; elsewhere the page's script takes the address it was opened at)."""
     note = '<p class="wrong">That token is not valid.</p>' if wrong else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -199,6 +200,9 @@ input{{width:100%;padding:.5rem;margin:.3rem 0 1rem;box-sizing:border-box}}.wron
 <body><h1>Trainer Workbench</h1><p>Sign in with the token printed where <code>workbench ui</code> started.</p>{note}
 <form method="post" action="{SIGN_IN_PATH}"><label for="token">Token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" autofocus required>
-<input type="hidden" name="next" value="{html.escape(safe_next(next_path))}">
-<button type="submit">Sign in</button></form></body></html>
+<input type="hidden" id="next" name="next" value="{html.escape(safe_next(next_path))}">
+<button type="submit">Sign in</button></form>
+<script>/* back to the page asked for after sign-in (read here, so the server echoes nothing of the URL) */
+if (location.pathname !== "{SIGN_IN_PATH}") {{ const u = new URL(location.href); u.searchParams.delete("token");
+  document.getElementById("next").value = u.pathname + u.search; }}</script></body></html>
 """

@@ -48,7 +48,7 @@ def build_app(gate: Gate, backend_port: int) -> Any:
         page = is_page(request.url.path) and request.method in ("GET", "HEAD") and not wrong
         if request.method not in ("GET", "HEAD", "POST"):
             return PlainTextResponse("sign in first\n", status_code=401)
-        return HTMLResponse(sign_in_page(request.url.path, wrong), status_code=200 if page else 401)
+        return HTMLResponse(sign_in_page(wrong=wrong), status_code=200 if page else 401)
 
     async def sign_in(request: Request) -> Response:
         if request.method != "POST":
