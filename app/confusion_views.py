@@ -26,7 +26,7 @@ from trainers.datasets.thumbnails import make_thumbnails, thumbnail_cache_dir
 from trainers.errors import WorkbenchError
 from trainers.runs.status import read_status
 from trainers.statuses import ACTIVE_STATUSES
-from trainers.telemetry.evidence import FINAL, Evidence
+from trainers.telemetry.evidence import CONFUSION_CONF, FINAL, Evidence
 
 NO_EVIDENCE = "No evidence yet: it is written at each validation (the end of every epoch)."
 PLOT_PX = 1200  # gallery images are scaled to this longer side (results.png is 2400 px wide)
@@ -138,8 +138,9 @@ def confusions_tab(run_dir: Path, name: str) -> None:
         fig = cached_figure(f"{name}/ev_matrix", at, lambda: cc.matrix_figure(matrix(), names, epoch))
         st.plotly_chart(fig, key="chart_ev_matrix", width="content")  # square cells at the figure's own width
         st.caption(
-            "Each column is a true class, split by what its boxes were predicted as (IoU 0.45, ultralytics' "
-            "confusion matrix). Background row: boxes missed; background column: predictions where there was no box."
+            "Each column is a true class, split by what its boxes were predicted as (ultralytics' confusion matrix: "
+            f"IoU 0.45, predictions of confidence {CONFUSION_CONF} and up). Background row: boxes missed; background "
+            "column: predictions where there was no box."
         )
         return
 
