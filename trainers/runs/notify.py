@@ -211,6 +211,11 @@ class Notifier:
         """Whether the recipe asked for messages of ``kind`` (``end`` or ``critical``)."""
         return kind in self.settings.on
 
+    def busy(self) -> bool:
+        """Whether messages are still waiting to be sent (or given up on)."""
+        with self._lock:
+            return bool(self._waiting)
+
     def post(self, message: dict[str, Any]) -> bool:
         """Queue ``message`` for sending (if its kind is wanted); returns at once. False when it was dropped."""
         if not self.wants(message.get("kind", "")):
@@ -290,9 +295,7 @@ def notify_recorded_end(run_dir: str | Path, status: Mapping[str, Any], wait_s: 
     if wait_s:
         notifier.close(wait_s)
     else:
-        if not _OUTSIDE:
-            atexit.register(_drain_at_exit)
-        _OUTSIDE.append(notifier)
+        _OUTSIDE[:] = [n for n in _OUTSIDE if n.busy()] + [notifier]  # a long-lived UI process keeps no sent ones
     return notifier
 
 
@@ -300,6 +303,9 @@ def _drain_at_exit() -> None:
     deadline = time.monotonic() + END_WAIT_S
     for notifier in _OUTSIDE:
         notifier.close(max(deadline - time.monotonic(), 0.0))
+
+
+atexit.register(_drain_at_exit)  # costs nothing when no message is waiting
 
 
 # ---- secrets out of what the run logs -----------------------------------------------------------------------------
