@@ -83,8 +83,13 @@ def filter_bar(rows: Sequence[Any]) -> Filters:
     return filters
 
 
+def kept(rows: Sequence[Any]) -> list[Any]:
+    """The rows that pass the filter bar's filters."""
+    return run_filters.kept(rows, current())
+
+
 def shown(rows: Sequence[Any]) -> list[Any]:
     """The rows that pass the filter bar's filters, under a count line (``12 of 500 runs``)."""
-    kept = run_filters.kept(rows, current())
-    st.caption(run_filters.count_line(len(kept), len(rows)))
-    return kept
+    out = kept(rows)
+    st.caption(run_filters.count_line(len(out), len(rows)))
+    return out

@@ -60,7 +60,7 @@ def editor(prefix: str, run_dir: str | os.PathLike[str], name: str, meta: run_fi
     ss = st.session_state
     note_key, tags_key, seen_key = _keys(prefix, name)
     version = notes_version(run_dir)
-    if ss.get(seen_key, "unset") != version:  # first render, or the file changed elsewhere: show what it holds now
+    if ss.get(seen_key, "unset") != version or note_key not in ss:  # first open, or the file changed elsewhere
         ss[note_key], ss[tags_key], ss[seen_key] = meta.note, ", ".join(meta.tags), version
     with st.form(key=f"{prefix}_notes_form_{name}", border=False):
         st.text_area("Note", key=note_key, height=100, placeholder="what this run tries, what came of it")
@@ -74,14 +74,28 @@ def editor(prefix: str, run_dir: str | os.PathLike[str], name: str, meta: run_fi
         )  # fmt: skip
 
 
+def popover(container, prefix: str, run_dir: str | os.PathLike[str], name: str, meta: run_filters.RunMeta) -> None:
+    """The "Note & tags" popover (key ``{prefix}_notes_pop_{name}``, True while open) in ``container``.
+
+    Its form is drawn only while it is open: every text widget makes Streamlit copy the whole session state, so 500
+    closed editors made one Runs page render take 30 s (bench_runs_page.py) where the page without them took 2.
+    """
+    pop = container.popover(
+        "Note & tags", icon=":material/sell:", help="a note and tags for this run", key=f"{prefix}_notes_pop_{name}",
+        on_change="rerun",
+    )  # fmt: skip
+    if pop.open:
+        with pop:
+            editor(prefix, run_dir, name, meta)
+
+
 def row_notes(name_col, actions, row) -> None:
     """A Runs page row: its tags and note under the name, and the "Note & tags" popover among its actions."""
     meta = run_filters.run_meta(row.path)
     line = notes_line(meta)
     if line:
         name_col.markdown(f":small[{line}]")
-    with actions.popover("Note & tags", icon=":material/sell:", help="a note and tags for this run"):
-        editor("runs", row.path, row.name, meta)
+    popover(actions, "runs", row.path, row.name, meta)
 
 
 def dashboard_notes(run_dir: str | os.PathLike[str], name: str) -> None:
@@ -89,5 +103,4 @@ def dashboard_notes(run_dir: str | os.PathLike[str], name: str) -> None:
     meta = run_filters.run_meta(run_dir)
     line_col, edit_col = st.columns([6, 1.2], vertical_alignment="center")
     line_col.markdown(f":small[{notes_line(meta)}]" if meta.tags or meta.note else ":small[:gray[no note or tags]]")
-    with edit_col.popover("Note & tags", icon=":material/sell:", help="a note and tags for this run"):
-        editor("dash", run_dir, name, meta)
+    popover(edit_col, "dash", run_dir, name, meta)

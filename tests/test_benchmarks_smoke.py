@@ -132,6 +132,7 @@ def test_runs_page_benchmark_lists_and_draws_every_run(tmp_path):
     assert r["listed"] == 20 and r["all_listed"]
     assert r["newest_first"] == ["exp-0000", "exp-0001", "exp-0002"]  # created an hour apart, newest first
     assert r["run_rows_count"] == 20 and r["page_rows"] == 20
+    assert r["filtered_rows"] == 1 and r["filtered_count_line"] == "1 of 20 runs"  # the tag filter: exp-0000 only
 
 
 # ---- bench_dataset_page --------------------------------------------------------------------------------------------

@@ -45,8 +45,23 @@ def row_markdown(at, name: str) -> str:
     return " ".join(texts)
 
 
-def test_runs_page_note_and_tags_round_trip_through_the_cli(two_runs):
+def opened(at, key: str):
+    """``at`` with the popover ``key`` opened (its form is drawn only while open), as a click on it does."""
+    at.session_state[key] = True
+    return at.run()
+
+
+def test_a_closed_popover_draws_no_editor(two_runs):
     at = open_page("runs")
+    assert not [w for w in at.text_area if str(w.key).startswith("runs_note_")]
+    opened(at, "runs_notes_pop_alpha")
+    assert [w.key for w in at.text_area] == ["runs_note_alpha"]
+    assert at.text_area(key="runs_note_alpha").value == "First try with LR 0.01"
+    assert at.text_input(key="runs_tags_alpha").value == "baseline"
+
+
+def test_runs_page_note_and_tags_round_trip_through_the_cli(two_runs):
+    at = opened(open_page("runs"), "runs_notes_pop_delta")
     at.text_area(key="runs_note_delta").set_value("Swapped to RT-DETR\nsecond line")
     at.text_input(key="runs_tags_delta").set_value("Keep, X  detr")
     at.button(key="runs_notes_save_delta").click().run()
@@ -71,7 +86,7 @@ def test_runs_page_note_and_tags_round_trip_through_the_cli(two_runs):
 
 def test_a_bad_tag_on_the_runs_page_is_one_line_and_writes_nothing(two_runs):
     before = (two_runs / "alpha" / NOTES_FILE).read_bytes()
-    at = open_page("runs")
+    at = opened(open_page("runs"), "runs_notes_pop_alpha")
     at.text_area(key="runs_note_alpha").set_value("changed")
     at.text_input(key="runs_tags_alpha").set_value("fine, " + "t" * 41)
     at.button(key="runs_notes_save_alpha").click().run()
@@ -83,6 +98,7 @@ def test_a_bad_tag_on_the_runs_page_is_one_line_and_writes_nothing(two_runs):
 def test_dashboard_edits_the_note_under_its_header(two_runs):
     at = open_page("dashboard", query={"run": "alpha"})
     assert "baseline" in " ".join(m.value for m in at.markdown)
+    opened(at, "dash_notes_pop_alpha")
     at.text_area(key="dash_note_alpha").set_value("Promoted to prod")
     at.text_input(key="dash_tags_alpha").set_value("baseline prod")
     at.button(key="dash_notes_save_alpha").click().run()

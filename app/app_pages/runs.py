@@ -57,16 +57,15 @@ def _act(action: str, path: str, name: str) -> None:
 st.title("Runs")
 st.caption(f"Runs in `{root}`")
 rows = run_views.run_rows(root)
-counts = {r.name: findings(r.path, run_findings.version(r.path)) for r in rows}  # queues the dataset scans
-live = any(r.active for r in rows) or run_findings.scanning() or model_export_jobs.running(root)
 if rows:
     run_filter_bar.filter_bar(rows)  # status, tag, model, dataset, text: session state and ?query params
+counts = {r.name: findings(r.path, run_findings.version(r.path)) for r in run_filter_bar.kept(rows)}  # queues scans
+live = any(r.active for r in rows) or run_findings.scanning() or model_export_jobs.running(root)
 
 
 @st.fragment(run_every=REFRESH_S if live else None)
 def run_list() -> None:
     current = run_views.run_rows(root)
-    counts.update({r.name: findings(r.path, run_findings.version(r.path)) for r in current})
     if (any(r.active for r in current) or run_findings.scanning() or model_export_jobs.running(root)) != live:
         st.rerun()  # a run, a scan or an export started or ended: rerun the page so the refresh interval follows
     flash = ss.pop("runs_flash", None)
@@ -85,6 +84,7 @@ def run_list() -> None:
         if ss.get("runs_best_first"):
             current = run_views.best_first(current)
     current = run_filter_bar.shown(current)  # under a count line: "12 of 500 runs"
+    counts.update({r.name: findings(r.path, run_findings.version(r.path)) for r in current})  # the rows shown only
     previous_sweep = None
     for row in current:
         if row.sweep and row.sweep != previous_sweep:  # the variants of a sweep are listed together, under a header
