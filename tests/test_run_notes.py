@@ -141,3 +141,25 @@ def test_notes_written_while_a_run_trains_neither_lose_nor_disturb_status_json(r
     assert (run / NOTES_FILE).read_bytes() == before  # and status writes leave the notes file alone
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []  # no temp file left behind
     assert (run / STATUS_FILE).is_file()
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from trainers.runs.notes import add_tags
+    run, who, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    while not go.exists():  # both writers start together
+        time.sleep(0.001)
+    for i in range(150):
+        add_tags(run, [f"{who}{i}"])
+    """
+)
+
+
+def test_two_writers_at_once_lose_no_tag(run, tmp_path):
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(run), who, str(go)], cwd=REPO) for who in "ab"]
+    go.touch()
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert set(notes.read_notes(run).tags) == {f"{who}{i}" for who in "ab" for i in range(150)}
