@@ -163,6 +163,8 @@ def test_runs_lists_json_and_table_and_settles_dead_runs(root):
         "clipped_share",
         "eta_s",
         "findings",
+        "note",  # the user's note and tags (notes.json; tests/test_run_notes.py)
+        "tags",
     }
     assert by_name["done"]["best_epoch"] == 2
     assert read_events(dead / "telemetry.jsonl")[0][-1]["event"] == "run_end"
