@@ -17,9 +17,11 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from app.sign_in import require_sign_in  # noqa: E402
 from app.state import current_runs_root, init_state, keep_widget_state  # noqa: E402
 
 st.set_page_config(page_title="Trainer Workbench", page_icon=":material/model_training:", layout="wide")
+require_sign_in()  # OIDC ([auth] in .streamlit/secrets.toml): nothing below runs for someone not signed in
 init_state()
 keep_widget_state()
 

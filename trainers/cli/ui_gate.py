@@ -18,10 +18,12 @@ import hmac
 import html
 import ipaddress
 import os
+import re
 import secrets
 import socket
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 from trainers.errors import WorkbenchError
@@ -106,6 +108,10 @@ def plan(args: argparse.Namespace) -> Gate | None:
     with a warning). Binds the public socket."""
     if not reachable_from_others(args.host):
         return None
+    oidc = oidc_secrets()
+    if oidc is not None and not args.no_auth:
+        print(f"workbench: sign-in by Streamlit's OIDC ([auth] in {oidc})", file=sys.stderr)
+        return None
     if args.no_auth:
         print(
             f"workbench: warning: serving on {args.host} without sign-in (--no-auth): "
@@ -120,6 +126,18 @@ def plan(args: argparse.Namespace) -> Gate | None:
     else:
         token, generated = secrets.token_urlsafe(32), True
     return Gate(token, args.host, args.port, listen(args.host, args.port), generated)
+
+
+def oidc_secrets() -> Path | None:
+    """The secrets file with an ``[auth]`` section that Streamlit will read (its defaults: the working folder's
+    ``.streamlit/secrets.toml``, then the user's), if any: then the app signs people in itself (app/sign_in.py)."""
+    for path in (Path.cwd() / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml"):
+        try:  # a table header, not a TOML parse: tomllib is Python 3.11+, and Streamlit reports a broken file itself
+            if re.search(r"^\s*\[\s*auth\s*[\].]", path.read_text(encoding="utf-8"), re.M):
+                return path
+        except (OSError, UnicodeDecodeError):
+            continue
+    return None
 
 
 def listen(host: str, port: int) -> socket.socket:
