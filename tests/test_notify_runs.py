@@ -107,3 +107,17 @@ def test_a_dead_endpoint_does_not_slow_training(tmp_path, demo):
     assert {e["kind"] for e in recorded} == {"critical", "end"} and not any(e["ok"] for e in recorded)
     assert any("gave up" in (e["error"] or "") for e in recorded)
     assert read_status(dead)["status"] == "completed"  # a failed delivery is never fatal
+
+
+def test_the_notify_benchmark_runs_each_variant_and_reports_ratios(capsys):
+    """benchmarks/bench_notify.py at its smallest: the three variants, each run's alerts recorded, never delivered."""
+    from tests.test_benchmarks_smoke import load
+
+    report = load("bench_notify").main(["--epochs", "1", "--repeats", "1", "--json"])
+    rows = report["variants"]
+    assert set(rows) == {"without notify", "silent endpoint", "refused endpoint", "answering endpoint"}
+    assert rows["answering endpoint"]["alerts"] == rows["answering endpoint"]["delivered"] == 2
+    assert rows["without notify"]["alerts"] == 0 and rows["without notify"]["training_s_ratio"] == 1.0
+    for label in ("silent endpoint", "refused endpoint"):
+        assert rows[label]["alerts"] == 2 and rows[label]["delivered"] == 0  # the critical finding and the end
+        assert rows[label]["training_s_ratio"] > 0

@@ -227,11 +227,12 @@ class Notifier:
                 self._thread.start()
             try:
                 self._queue.put_nowait(item)
+                self._waiting.append(item)
+                return True
             except queue.Full:
-                self._settle(item, Delivery(False, 0, f"not sent: {QUEUE_SIZE} messages already waiting"))
-                return False
-            self._waiting.append(item)
-        return True
+                pass
+        self._settle(item, Delivery(False, 0, f"not sent: {QUEUE_SIZE} messages already waiting"))
+        return False
 
     def close(self, wait_s: float = END_WAIT_S) -> bool:
         """Wait at most ``wait_s`` for the queued messages; those still unsent are recorded as given up.
