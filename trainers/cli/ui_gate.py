@@ -24,13 +24,16 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from trainers.errors import WorkbenchError
 
 TOKEN_ENV = "WORKBENCH_TOKEN"
 MIN_TOKEN_CHARS = 16
 SESSION_COOKIE = "workbench_session"
+USER_COOKIE = "workbench_user"  # the name given at sign-in, readable: it opens nothing
+USER_HEADER = "X-Workbench-User"  # how Streamlit learns the name (st.context.headers); never taken from the browser
+MAX_NAME_CHARS = 64
 SIGN_IN_PATH = "/_workbench/sign-in"
 # Paths a browser fetches for the app, not as a page: refused with 401 (the form's body still says how to sign in).
 API_PREFIXES = ("/_stcore/", "/media/", "/component/", "/static/", "/app/static/", "/_workbench/")
@@ -62,6 +65,9 @@ class Gate:
     def set_cookie_header(self) -> str:
         # HttpOnly: no script reads it; SameSite=Strict: no other site's page makes the browser send it.
         return f"{SESSION_COOKIE}={self.cookie_value}; Path=/; HttpOnly; SameSite=Strict"
+
+    def set_user_header(self, name: str) -> str:
+        return f"{USER_COOKIE}={quote(name)}; Path=/; SameSite=Strict"
 
     def start_line(self) -> str:
         """The one line printed at start; it holds the token only when the token was generated here."""
@@ -185,9 +191,20 @@ def cookies(header: str | None) -> dict[str, str]:
 
 
 def without_our_cookie(header: str) -> str:
-    """The Cookie header Streamlit gets: the browser's own cookies less the session cookie."""
+    """The Cookie header Streamlit gets: the browser's own cookies less the session and name cookies."""
     parts = [p.strip() for p in header.split(";")]
-    return "; ".join(p for p in parts if p and p.partition("=")[0] != SESSION_COOKIE)
+    return "; ".join(p for p in parts if p and p.partition("=")[0] not in (SESSION_COOKIE, USER_COOKIE))
+
+
+def clean_name(name: str) -> str:
+    """A name as recorded: printable, one line, at most :data:`MAX_NAME_CHARS` characters ('' when none)."""
+    return "".join(c for c in name if c.isprintable()).strip()[:MAX_NAME_CHARS]
+
+
+def user_header(cookie_header: str | None) -> str | None:
+    """The value of :data:`USER_HEADER` for Streamlit: the signed-in person's name, URL-quoted (headers are latin-1)."""
+    name = clean_name(unquote(cookies(cookie_header).get(USER_COOKIE, "")))
+    return quote(name) if name else None
 
 
 def split_token(query: str) -> tuple[str | None, str]:
@@ -218,6 +235,8 @@ input{{width:100%;padding:.5rem;margin:.3rem 0 1rem;box-sizing:border-box}}.wron
 <body><h1>Trainer Workbench</h1><p>Sign in with the token printed where <code>workbench ui</code> started.</p>{note}
 <form method="post" action="{SIGN_IN_PATH}"><label for="token">Token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" autofocus required>
+<label for="name">Your name (recorded with the runs you start, stop, resume or archive)</label>
+<input id="name" name="name" maxlength="{MAX_NAME_CHARS}" autocomplete="name" required>
 <input type="hidden" id="next" name="next" value="{html.escape(safe_next(next_path))}">
 <button type="submit">Sign in</button></form>
 <script>/* back to the page asked for after sign-in (read here, so the server echoes nothing of the URL) */

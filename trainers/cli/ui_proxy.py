@@ -19,7 +19,18 @@ import sys
 from typing import Any
 from urllib.parse import parse_qsl
 
-from trainers.cli.ui_gate import SIGN_IN_PATH, Gate, is_page, safe_next, sign_in_page, split_token, without_our_cookie
+from trainers.cli.ui_gate import (
+    SIGN_IN_PATH,
+    USER_HEADER,
+    Gate,
+    clean_name,
+    is_page,
+    safe_next,
+    sign_in_page,
+    split_token,
+    user_header,
+    without_our_cookie,
+)
 
 # Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own on each side; the length is recomputed for the body sent;
 # uvicorn writes its own date and server lines.
@@ -27,6 +38,7 @@ HOP_HEADERS = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding",
     "upgrade", "content-length", "date", "server",
 }  # fmt: skip
+OURS = {"cookie", USER_HEADER.lower()}  # set by the proxy alone: a browser's own X-Workbench-User is dropped
 MAX_MESSAGE = 256 * 1024 * 1024  # above Streamlit's own server.maxMessageSize (200 MB): the proxy never is the limit
 UPSTREAM_TIMEOUT = 600  # seconds: a slow page build under load is slow, not gone
 
@@ -39,9 +51,11 @@ def build_app(gate: Gate, backend_port: int) -> Any:
     from starlette.routing import Route, WebSocketRoute
     from starlette.websockets import WebSocket
 
-    def signed_in_redirect(path: str, query: str) -> Response:
+    def signed_in_redirect(path: str, query: str, name: str = "") -> Response:
         response = RedirectResponse(safe_next(path) + (f"?{query}" if query else ""), status_code=303)
         response.headers.append("set-cookie", gate.set_cookie_header())
+        if name:
+            response.headers.append("set-cookie", gate.set_user_header(name))
         return response
 
     def refuse(request: Request, wrong: bool = False) -> Response:
@@ -56,7 +70,7 @@ def build_app(gate: Gate, backend_port: int) -> Any:
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         if not gate.token_ok(form.get("token", "")):
             return HTMLResponse(sign_in_page(form.get("next", "/"), wrong=True), status_code=401)
-        return signed_in_redirect(form.get("next", "/"), "")
+        return signed_in_redirect(form.get("next", "/"), "", clean_name(form.get("name", "")))
 
     async def forward(request: Request) -> Response:
         token, rest = split_token(request.url.query)
@@ -67,10 +81,9 @@ def build_app(gate: Gate, backend_port: int) -> Any:
         if not gate.signed_in(request.headers.get("cookie")):
             return refuse(request)
         body = await request.body()
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_HEADERS and k.lower() != "cookie"]
-        kept = without_our_cookie(request.headers.get("cookie", ""))
-        if kept:
-            headers.append(("cookie", kept))
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_HEADERS | OURS]
+        kept, who = without_our_cookie(request.headers.get("cookie", "")), user_header(request.headers.get("cookie"))
+        headers += ([("cookie", kept)] if kept else []) + ([(USER_HEADER, who)] if who else [])
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         try:
             status, reply_headers, content = await asyncio.to_thread(
@@ -93,7 +106,8 @@ def build_app(gate: Gate, backend_port: int) -> Any:
         if cross_site or not gate.signed_in(headers.get("cookie")):
             await websocket.send_denial_response(PlainTextResponse("sign in first\n", status_code=401))
             return
-        await _relay(websocket, backend_port, without_our_cookie(headers.get("cookie", "")))
+        cookie, who = without_our_cookie(headers.get("cookie", "")), user_header(headers.get("cookie"))
+        await _relay(websocket, backend_port, {"Cookie": cookie, USER_HEADER: who})
 
     methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
     return Starlette(
@@ -120,7 +134,7 @@ def _fetch(port: int, method: str, target: str, headers: list[tuple[str, str]], 
         conn.close()
 
 
-async def _relay(websocket: Any, port: int, cookie: str) -> None:
+async def _relay(websocket: Any, port: int, headers: dict[str, str | None]) -> None:
     """Relay the app's websocket to Streamlit's and back until either side closes."""
     from websockets.asyncio.client import connect
 
@@ -129,7 +143,7 @@ async def _relay(websocket: Any, port: int, cookie: str) -> None:
     protocols = websocket.scope.get("subprotocols") or None
     try:
         upstream = await connect(
-            url, subprotocols=protocols, additional_headers={"Cookie": cookie} if cookie else None,
+            url, subprotocols=protocols, additional_headers={k: v for k, v in headers.items() if v},
             max_size=MAX_MESSAGE, compression=None, open_timeout=60, ping_interval=None,
         )  # fmt: skip
     except (OSError, asyncio.TimeoutError, Exception) as e:  # noqa: BLE001 - any refusal upstream is a 502 here
