@@ -11,6 +11,7 @@ import streamlit as st
 from app import exports, model_export_jobs, model_export_panel, run_filter_bar, run_findings, run_notes_panel, run_views
 from app.compare_views import WINNER_MARK
 from app.state import current_runs_root, init_state
+from app.who import record_done
 from trainers.errors import WorkbenchError
 from trainers.runs import launcher
 from trainers.statuses import RunStatus
@@ -33,12 +34,15 @@ def _act(action: str, path: str, name: str) -> None:
     try:
         if action == "stop":
             launcher.stop_run(path)
+            record_done(path, "stop")
             ss.runs_flash = ("success", f"Stop requested for {name}: it saves and ends at the next batch.")
         elif action == "resume":
             launcher.resume_run_detached(path)
+            record_done(path, "resume")
             ss.runs_flash = ("success", f"Resuming {name} from its last checkpoint.")
         elif action == "again":
             new = launcher.start_again(path)
+            record_done(new, "start")
             ss.runs_flash = ("success", f"Started {new.name} with the recipe of {name}.")
         elif action == "delete":
             launcher.delete_run(path)
