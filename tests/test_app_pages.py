@@ -425,7 +425,7 @@ def test_runs_page_delete_asks_for_confirmation(three_runs):
     at = open_page("runs")
     at.button(key="runs_delete_done").click().run()
     assert (three_runs / "done").is_dir()
-    assert any("Delete run **done**" in w.value for w in at.warning)
+    assert any("Archive run **done**" in w.value for w in at.warning)  # delete = archive (tests/test_run_archive.py)
     at.button(key="runs_cancel_done").click().run()
     assert (three_runs / "done").is_dir() and not at.warning
     at.button(key="runs_delete_done").click().run()

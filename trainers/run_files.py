@@ -51,6 +51,7 @@ NOTES_FILE = "notes.json"  # a note and tags, never in status.json: the trainer 
 
 # In the runs root, beside the runs.
 UI_RECIPES_DIR = ".ui-recipes"  # the recipe New run wrote for each run it started (one file per run)
+ARCHIVE_DIR = ".archive"  # in the runs root: archived run folders (Archive on the Runs page; a dot-folder: not listed)
 SWEEPS_DIR = ".sweeps"  # <runs root>/.sweeps/<name>/: SWEEP_RECORD_FILE and each variant's recipe
 SWEEP_RECORD_FILE = "sweep.json"
 UI_SWEEPS_DIR = ".ui-sweeps"  # <runs root>/.ui-sweeps/<name>.yaml and .log: sweeps started from the UI

@@ -9,11 +9,13 @@ from __future__ import annotations
 import streamlit as st
 
 from app import exports, model_export_jobs, model_export_panel, run_filter_bar, run_findings, run_notes_panel, run_views
+from app.archived_runs_panel import show as show_archived_runs
 from app.compare_views import WINNER_MARK
 from app.state import current_runs_root, init_state
-from app.who import record_done
+from app.who import current_user, record_done
 from trainers.errors import WorkbenchError
 from trainers.runs import launcher
+from trainers.runs.archive import archive_run
 from trainers.statuses import RunStatus
 
 REFRESH_S = 3.0
@@ -45,11 +47,11 @@ def _act(action: str, path: str, name: str) -> None:
             record_done(new, "start")
             ss.runs_flash = ("success", f"Started {new.name} with the recipe of {name}.")
         elif action == "delete":
-            launcher.delete_run(path)
+            archive_run(path, current_user())  # delete = archive: restorable from Show archived
             run_views.forget_run(path)
             run_findings.forget(path)
             ss.runs_confirm_delete = None
-            ss.runs_flash = ("success", f"Deleted {name}.")
+            ss.runs_flash = ("success", f"Archived {name}; Show archived restores it.")
         elif action == "ask_delete":
             ss.runs_confirm_delete = name
         elif action == "cancel_delete":
@@ -149,16 +151,16 @@ def run_list() -> None:
             model_export_panel.export_popover(actions, row, root)
             run_notes_panel.row_notes(name_col, actions, row)
             actions.button(
-                "Delete", key=f"runs_delete_{row.name}", on_click=_act, args=("ask_delete", row.path, row.name),
+                "Archive", key=f"runs_delete_{row.name}", on_click=_act, args=("ask_delete", row.path, row.name),
                 disabled=row.active, help="stop the run first" if row.active else None,
             )  # fmt: skip
             if row.error:
                 st.caption(f":red[{row.error}]")
             if ss.get("runs_confirm_delete") == row.name:
-                st.warning(f"Delete run **{row.name}** and all its files (weights, logs)? This cannot be undone.")
+                st.warning(f"Archive run **{row.name}**? It leaves the list; Show archived restores it.")
                 y, n, _ = st.columns([1, 1, 6])
                 y.button(
-                    "Yes, delete", key=f"runs_confirm_{row.name}", type="primary", on_click=_act,
+                    "Yes, archive", key=f"runs_confirm_{row.name}", type="primary", on_click=_act,
                     args=("delete", row.path, row.name),
                 )  # fmt: skip
                 n.button(
@@ -167,3 +169,4 @@ def run_list() -> None:
 
 
 run_list()
+show_archived_runs(root)
