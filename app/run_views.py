@@ -17,6 +17,7 @@ from trainers.errors import WorkbenchError
 from trainers.metrics import metric_label
 from trainers.run_files import CONSOLE_FILE
 from trainers.runs import launcher
+from trainers.runs.actions import last_action_line
 from trainers.runs.compare import ranked, winners
 from trainers.runs.facts import Progress, eta_seconds, progress  # noqa: F401 (the header's facts: one place)
 from trainers.runs.folder import list_runs, resume_refusal
@@ -66,6 +67,7 @@ class RunRow:
     where: str = "local"  # the backend: local, or ray (a Ray job)
     early_stop: str | None = None  # why the sweep stopped it early
     best_metric: dict[str, Any] | None = None  # status.json's ``{"name", "value"}``
+    last_action: str | None = None  # who last started/stopped/resumed it, and when (trainers.runs.actions)
 
     @property
     def best_label(self) -> str:
@@ -135,6 +137,7 @@ def run_rows(root: str | os.PathLike[str]) -> list[RunRow]:
                 resume_refusal=resume_refusal(s.path, status) if status else "status unreadable",
                 sweep=status.get("sweep"), sweep_values=status.get("sweep_values"),
                 where=str(status.get("backend") or "local"), early_stop=status.get("early_stop"),
+                last_action=last_action_line(status),
             )
         )  # fmt: skip
     return grouped_by_sweep(rows)

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 import app.who
-from tests.test_app_pages import make_run, open_page
+from tests.test_app_pages import BUILTIN, make_run, open_page
 from trainers.runs import launcher
 from trainers.runs.actions import actions_of, last_action_line, record_action
 from trainers.runs.status import process_start_time, read_status, write_status
@@ -86,3 +86,19 @@ def test_without_sign_in_the_action_is_recorded_by_nobody_and_a_vanished_run_sti
     assert not at.exception and [s.value for s in at.success] == [
         "Stop requested for live: it saves and ends at the next batch."]  # fmt: skip
     assert not at.error
+
+
+def test_new_run_records_who_started_it_and_the_runs_page_shows_the_last_action(runs_root, monkeypatch):
+    monkeypatch.setattr(app.who, "current_user", lambda: "Ada L.")
+
+    def fake_start(recipe_path, root, name=None, **_):
+        return make_run(root, name or "started", None, status="starting")
+
+    monkeypatch.setattr(launcher, "start_run", fake_start)
+    at = open_page("new_run", **BUILTIN)
+    at.button(key="new_run_start").click().run()
+    assert not at.exception
+    [run] = [p for p in runs_root.iterdir() if not p.name.startswith(".")]
+    assert [(a["action"], a["by"]) for a in read_status(run)["actions"]] == [("start", "Ada L.")]
+    at = open_page("runs")
+    assert any(c.value.startswith("started by Ada L., 20") for c in at.caption)

@@ -18,6 +18,7 @@ import streamlit as st
 from app import dataset_info, devices, import_panel, model_choices, recipe_form
 from app.recipe_form import FormValues, toggle_key, widget_key
 from app.state import current_runs_root, default_cpus, init_state, refit_defaults, show_problems
+from app.who import record_done
 from app.widgets import setting_widget
 from trainers import customizations as table
 from trainers.errors import WorkbenchError
@@ -288,6 +289,7 @@ with recipe_col:
             except WorkbenchError as e:
                 st.error(str(e))
             else:
+                record_done(run_dir, "start")
                 ss.selected_run = run_dir.name
                 ss.pop("nr_prefilled", None)
                 ss.new_run_clear_name = True  # a run name can be used once: cleared when the page is shown next

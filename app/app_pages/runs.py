@@ -106,6 +106,8 @@ def run_list() -> None:
                 name_col.caption(row.created.replace("T", " ")[:19])
             if row.sweep_values:
                 name_col.caption(" · ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in row.sweep_values.items()))
+            if row.last_action:
+                name_col.caption(row.last_action)
             if row.where == "ray":
                 name_col.caption(":material/cloud: on the Ray cluster")
             status_col.badge(row.status, color=RunStatus.colour_of(row.status))
