@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.who import current_user
+from app import who
 from trainers.errors import RunError
 from trainers.runs.actions import last_action_line
 from trainers.runs.archive import archived_runs, restore_run
@@ -16,7 +16,7 @@ from trainers.runs.status import read_status
 
 def _restore(path: str) -> None:
     try:
-        restored = restore_run(path, current_user())
+        restored = restore_run(path, who.current_user())
         st.session_state.runs_flash = ("success", f"Restored {restored.name}.")
     except RunError as e:
         st.session_state.runs_flash = ("error", str(e))
