@@ -255,3 +255,17 @@ def test_a_bad_notify_url_on_the_command_line_is_one_line_exit_2(tmp_path, comma
         "workbench: error: --notify: must be an http:// or https:// URL with a host"
     ), out.stderr
     assert not list((tmp_path / "runs").glob("[!.]*"))  # no run started
+
+
+def test_sweep_notify_sets_the_block_on_every_variant(tmp_path, monkeypatch):
+    from trainers.sweeps import runner
+
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({**BASE, "data": str(REPO / "assets/demo/data.yaml")}))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"base": "r.yaml", "grid": {"train.lr0": [0.01, 0.02]}}))
+    started = []
+    monkeypatch.setattr(runner, "fetch_assets", lambda sweep: None)
+    monkeypatch.setattr(runner, "run_sweep", lambda sweep, root, **kw: started.append(sweep) or 0)
+    assert runner.sweep_command(tmp_path / "s.yaml", tmp_path / "runs", notify="https://hooks.example.com/T/B/x") == 0
+    (sweep,) = started
+    assert [v.recipe.notify for v in sweep.variants] == [NotifySettings(url="https://hooks.example.com/T/B/x")] * 2
+    assert [v.recipe.train["lr0"] for v in sweep.variants] == [0.01, 0.02]  # the grid's values kept
