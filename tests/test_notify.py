@@ -224,6 +224,29 @@ def test_the_launcher_posts_the_end_of_a_run_killed_hard(tmp_path, monkeypatch):
     assert "SIGKILL" in m["text"]
 
 
+def test_a_ray_job_that_died_without_a_run_end_posts_its_end_once(tmp_path, monkeypatch):
+    from trainers.runs.backends import ray as ray_runs
+    from trainers.runs.backends.ray_cluster.jobs import JobState
+    from trainers.runs.status import read_status, write_status
+
+    monkeypatch.setattr(ray_runs.cluster, "job_info", lambda address, job: JobState("FAILED", exit_code=-9))
+    monkeypatch.setattr(ray_runs.cluster, "logs_tail", lambda address, job: "")
+    monkeypatch.delenv(ray_runs.cluster.JOB_ID_ENV, raising=False)
+    run = tmp_path / "on-ray"
+    run.mkdir()
+    with webhook() as (url, got):
+        (run / "recipe.yaml").write_text(Recipe.from_dict({**BASE, "notify": {"url": url}}).to_yaml())
+        write_status(run, status=RunStatus.RUNNING, backend="ray", cluster="http://head:8265", job_id="J")
+        ray_runs.refresh(run, read_status(run))
+        wait_for(lambda: got.messages, 30, what="the end message of the Ray run")
+        # A second poller that read the log before the first wrote its run_end: the run is settled, no second post
+        monkeypatch.setattr(ray_runs, "run_end_since", lambda run_dir, offset: None)
+        ray_runs.refresh(run, {**read_status(run), "status": RunStatus.RUNNING})
+        notify._drain_at_exit()
+    (m,) = got.messages
+    assert m["status"] == "failed" and m["run"] == "on-ray" and m["text"].startswith("run on-ray failed: Ray job J")
+
+
 # ---- --notify on the command line ---------------------------------------------------------------------------------
 def test_notify_option_sets_the_block_on_a_copy_of_the_recipe(tmp_path):
     from trainers.cli.notify_option import recipe_with_notify

@@ -168,10 +168,15 @@ def refresh(run_dir: Path, status: dict[str, Any]) -> dict[str, Any]:
 
     fields = settlement.fields
     if settlement.append_run_end:  # the one run-end writer, as for a local process that died
-        end_run(
+        marked: list[bool] = []  # whether this call ended it (another poller may have settled it first)
+        settled = end_run(
             run_dir, fields["status"], error=fields.get("error"), exit_code=info.exit_code, source="launcher",
-            only_if=still_ours,
+            only_if=lambda current: marked.append(still_ours(current)) or marked[-1],
         )  # fmt: skip
+        if marked and marked[-1]:  # its process could not post its end: the recipe's notify block, if any
+            from trainers.runs.notify import notify_recorded_end
+
+            notify_recorded_end(run_dir, settled)
     else:
         update_status(run_dir, lambda current: dict(fields) if still_ours(current) else None)
     return update_status(run_dir, lambda current: {"ray_status": info.status} if current.get("job_id") == job else None)
