@@ -139,6 +139,8 @@ def test_a_live_run_keeps_its_f1_classes_at_every_refresh(tmp_path):
                 if n == 2:  # a class chosen by hand stays too
                     added = next(c for c in LONG_NAMES if c not in shown(page)[0])
                     picker = page.locator(f".st-key-dash_classes_{RUN}")
+                    # in the middle of the window, as a person scrolls to it (test_browser_classes.py says why)
+                    picker.evaluate("e => e.scrollIntoView({block: 'center'})")
                     picker.locator("input").fill(added)
                     page.locator('[role="option"]', has_text=added).first.click()
                     page.keyboard.press("Escape")
