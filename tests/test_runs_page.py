@@ -21,7 +21,7 @@ from trainers.runs.status import read_status, write_status
 
 
 # ---- delete --------------------------------------------------------------------------------------------------------
-def test_deleting_a_run_started_on_new_run_removes_its_ui_recipe(runs_root, monkeypatch):
+def test_archiving_a_run_started_on_new_run_moves_it_whole_to_the_archive(runs_root, monkeypatch):
     # a training process that ends at once: the run settles as failed (no run_end), so it can be deleted
     monkeypatch.setattr(launcher, "train_command", lambda recipe, root, name: [sys.executable, "-c", "pass"])
     at = open_page("new_run")
@@ -38,7 +38,10 @@ def test_deleting_a_run_started_on_new_run_removes_its_ui_recipe(runs_root, monk
     at.button(key="runs_confirm_mine").click().run()
     assert not at.exception
     assert not (runs_root / "mine").exists()
-    assert not ui_recipe.exists()  # deleting a run leaves nothing of it behind
+    # Delete is Archive now (issue 20): the folder is kept whole under .archive/, restorable, and the recipe New run
+    # wrote for it stays beside the other runs' (Use in new run reads it by name)
+    assert (runs_root / ".archive" / "mine" / "status.json").is_file()
+    assert ui_recipe.is_file()
 
 
 # ---- findings ------------------------------------------------------------------------------------------------------

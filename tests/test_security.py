@@ -84,7 +84,7 @@ def group_socket_inodes(pgid: int) -> set[int]:
 
 
 def serve(tmp_path: Path, *host: str) -> WorkbenchUI:
-    ui = WorkbenchUI(tmp_path / "runs", extra=("--host", host[0]) if host else ())
+    ui = WorkbenchUI(tmp_path / "runs", extra=("--host", *host) if host else ())
     ui.log = tmp_path / f"ui-{ui.port}.log"
     return ui.start()
 
@@ -108,7 +108,8 @@ def test_ui_listens_on_127_0_0_1_only_and_opens_no_outbound_connection(tmp_path)
 
 
 def test_ui_listens_on_all_interfaces_only_when_told_and_warns(tmp_path):
-    ui = serve(tmp_path, "0.0.0.0")
+    # without sign-in only when told twice (--host 0.0.0.0 --no-auth); with sign-in: tests/test_ui_auth.py
+    ui = serve(tmp_path, "0.0.0.0", "--no-auth")
     port, log = ui.port, ui.log
     try:
         listeners = {s["local"] for s in proc_net_sockets() if s["listen"] and s["lport"] == port}
@@ -116,8 +117,8 @@ def test_ui_listens_on_all_interfaces_only_when_told_and_warns(tmp_path):
     finally:
         ui.stop()
     assert (
-        "workbench: warning: serving on 0.0.0.0: anyone who can reach this address can start and stop runs"
-        in log.read_text()
+        "workbench: warning: serving on 0.0.0.0 without sign-in (--no-auth): anyone who can reach this address can "
+        "start and stop runs" in log.read_text()
     )
 
 
