@@ -32,11 +32,19 @@ def serve(folder: Path, chunk_delay_s: float = 0.0) -> Iterator[tuple[str, list[
                 outputfile.flush()
                 time.sleep(chunk_delay_s)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+    with running(functools.partial(Handler, directory=str(folder))) as url:
+        yield url, requested
+
+
+@contextmanager
+def running(handler) -> Iterator[str]:
+    """An HTTP server with request handler ``handler`` on a free port of 127.0.0.1, in a thread; yields its base URL
+    and shuts it down afterwards."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", requested
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.loopback import running
+
 
 @dataclass
 class Received:
@@ -50,14 +52,8 @@ def webhook(fail_first: int = 0) -> Iterator[tuple[str, Received]]:
             self.end_headers()
             self.wfile.write(b"ok")
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/SECRETTOKEN", got
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running(Handler) as url:
+        yield f"{url}/services/T000/B000/SECRETTOKEN", got
 
 
 @contextmanager
