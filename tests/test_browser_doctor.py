@@ -65,11 +65,15 @@ def test_a_finding_appears_on_the_live_dashboard_in_the_refresh_that_logs_its_ev
             assert seen["finding"] < 3 * REFRESH_S, seen  # the next refresh (2 s) and its render
             print(f"epoch shown {seen['epoch']:.2f} s, finding shown {seen['finding']:.2f} s after the write")
 
-            marks = page.evaluate(
-                """() => [...document.querySelectorAll('.st-key-chart_losses .js-plotly-plot')]
-                         .flatMap(gd => (gd.layout.annotations || []).map(a => a.text))"""
-            )
-            assert "divergence (epoch 3)" in marks, marks
+            def marks() -> list[str]:
+                return page.evaluate(
+                    """() => [...document.querySelectorAll('.st-key-chart_losses .js-plotly-plot')]
+                             .flatMap(gd => (gd.layout.annotations || []).map(a => a.text))"""
+                )
+
+            # Plotly redraws the chart after Streamlit has put the text on the page; under load (CI: 2 cores) that
+            # redraw lands a moment later than the finding's line, so the mark gets a few refreshes, not one look.
+            wait_for(lambda: "divergence (epoch 3)" in marks(), 5 * REFRESH_S, 0.1, "the divergence mark on Losses")
 
             if os.environ.get("WORKBENCH_SHOT"):
                 page.screenshot(path=os.environ["WORKBENCH_SHOT"], full_page=True)

@@ -30,9 +30,20 @@ def test_export_onnx_from_the_runs_page_and_download_the_verified_file(tmp_path,
         page.goto(f"{ui.url}/runs", wait_until="domcontentloaded")
         popover = page.locator('[data-testid="stPopover"]').filter(has_text="Export")
         popover.wait_for(timeout=90_000)
-        popover.locator("button").first.click()
         start = page.locator(".st-key-runs_export_r button:visible").first  # the fragment keeps a stale copy too
-        start.wait_for(timeout=30_000)
+
+        def export_open() -> bool:
+            """Click Export until its controls show. While the doctor's first scan of the run refreshes the list
+            (CI, loaded), a click can land as the row redraws and open nothing, or the Note & tags popover beside it;
+            Escape closes whatever opened, and the next look clicks again."""
+            if start.is_visible():
+                return True
+            page.keyboard.press("Escape")
+            popover.locator("button").first.click()
+            return start.is_visible()
+
+        wait_for(lambda: "checking the dataset" not in page_text(page), 90, 0.5, "the doctor's first scan to end")
+        wait_for(export_open, 60, 2.0, "the Export popover's controls")
         assert "ONNX" in page_text(page) and "best.pt" in page_text(page)  # the defaults: ONNX, best.pt
         start.click()
 
