@@ -12,6 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import dashboard_parts, evidence_section, run_notes_panel, run_views
+from app.live_refresh import live_refresh
 from app.state import current_runs_root, init_state
 from trainers.errors import WorkbenchError
 from trainers.runs import launcher
@@ -81,8 +82,9 @@ def _status() -> dict:
 was_active = _status().get("status") in ACTIVE_STATUSES
 
 
-@st.fragment(run_every=REFRESH_S if was_active and ss.dash_live else None)
+@st.fragment
 def dashboard() -> None:
+    live_refresh(REFRESH_S if was_active and ss.dash_live else None, "dash_live_refresh")
     st_now = _status()
     state = str(st_now.get("status", "unknown"))
     if (state in ACTIVE_STATUSES) != was_active:

@@ -11,6 +11,7 @@ import streamlit as st
 from app import exports, model_export_jobs, model_export_panel, run_filter_bar, run_findings, run_notes_panel, run_views
 from app.archived_runs_panel import show as show_archived_runs
 from app.compare_views import WINNER_MARK
+from app.live_refresh import live_refresh
 from app.state import current_runs_root, init_state
 from app.who import current_user, record_done
 from trainers.errors import WorkbenchError
@@ -69,8 +70,9 @@ counts = {r.name: findings(r.path, run_findings.version(r.path)) for r in run_fi
 live = any(r.active for r in rows) or run_findings.scanning() or model_export_jobs.running(root)
 
 
-@st.fragment(run_every=REFRESH_S if live else None)
+@st.fragment
 def run_list() -> None:
+    live_refresh(REFRESH_S if live else None, "runs_live_refresh")
     current = run_views.run_rows(root)
     if (any(r.active for r in current) or run_findings.scanning() or model_export_jobs.running(root)) != live:
         st.rerun()  # a run, a scan or an export started or ended: rerun the page so the refresh interval follows

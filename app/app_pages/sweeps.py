@@ -18,6 +18,7 @@ import yaml
 
 from app import run_views
 from app.compare_views import WINNER_MARK
+from app.live_refresh import live_refresh
 from app.state import current_runs_root, default_cpus, init_state
 from trainers.errors import WorkbenchError
 from trainers.runs.compare import winners
@@ -123,8 +124,10 @@ records = listed_sweeps()
 rows = run_views.run_rows(root) if records else []
 
 
-@st.fragment(run_every=REFRESH_S if ss.sw_pending or any(r.sweep and r.active for r in rows) else None)
+@st.fragment
 def sweep_tables() -> None:
+    busy = ss.sw_pending or any(r.sweep and r.active for r in rows)
+    live_refresh(REFRESH_S if busy else None, "sweeps_live_refresh")
     records = listed_sweeps()  # again at each refresh: a sweep's record appears once its process has written it
     by_name = {r.name: r for r in run_views.run_rows(root)} if records else {}
     if not records:

@@ -209,6 +209,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 # ---- ui ------------------------------------------------------------------------------------------------------------
+# Streamlit's development aids cost the UI server most of a live dashboard's refresh (py-spy on the server, issue 20):
+# a full gc.collect(2) after every script and fragment run (runner.postScriptGC; about a third of the server's samples)
+# and a watcher of the app's source files (a thread polling every file 5 times a second wherever watchdog's inotify is
+# not used, WSL included, and a walk of sys.modules after every run). An installed workbench does not edit its own
+# source while it serves. benchmarks/bench_ui.py measures the server with and without these.
+LIGHT_SERVER = ("--runner.postScriptGC", "false", "--server.fileWatcherType", "none", "--server.runOnSave", "false")
 def cmd_ui(args: argparse.Namespace) -> int:
     """``workbench ui``: run the Streamlit app in a child process with the runs root in its environment."""
     from trainers.runs.folder import RUNS_DIR_ENV, runs_root
@@ -235,6 +241,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
         "--server.address", host, "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+        *LIGHT_SERVER,
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env)
     if gate is not None:
