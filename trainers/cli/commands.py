@@ -238,7 +238,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     host, port = (args.host, args.port) if gate is None else ("127.0.0.1", ui_gate.free_loopback_port())
     env.pop(ui_gate.TOKEN_ENV, None)  # the app never needs the token
     cmd = [
-        sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+        sys.executable, "-m", "app.serve", "run", str(APP_SCRIPT),  # `streamlit run` with the app's imports warmed
         "--server.address", host, "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
         *LIGHT_SERVER,

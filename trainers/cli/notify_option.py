@@ -12,9 +12,7 @@ import argparse
 import uuid
 from pathlib import Path
 
-from trainers.recipe import load_recipe
 from trainers.run_files import NOTIFY_RECIPES_DIR
-from trainers.runs.notify import with_notify
 
 HELP = (
     "POST a JSON message (Slack-compatible) to URL when the run ends or the doctor finds it broken (sets the "
@@ -33,6 +31,11 @@ def recipe_with_notify(recipe_path: str | Path, url: str, root: Path) -> str:
     Raises:
         RecipeError: The recipe is invalid, or ``url`` is not http(s) (one line naming ``--notify``).
     """
+    # Imported here: every `workbench` command imports this module, and the recipe model (pydantic, numpy) was 0.2 s
+    # of `workbench ui`'s start before Streamlit was even spawned.
+    from trainers.recipe import load_recipe
+    from trainers.runs.notify import with_notify
+
     recipe = with_notify(load_recipe(recipe_path), url)
     folder = root / NOTIFY_RECIPES_DIR / uuid.uuid4().hex[:12]
     folder.mkdir(parents=True, exist_ok=True)
