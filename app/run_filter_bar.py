@@ -20,6 +20,10 @@ KEYS = {"text": "runs_f_text", "status": "runs_f_status", "tag": "runs_f_tag", "
         "dataset": "runs_f_dataset"}  # fmt: skip
 URL_KEYS = ("q", "status", "tag", "model", "dataset")
 _SEEN = "runs_filters_url"  # the filters last written to (or taken from) the URL
+_LIMIT = "runs_limit"
+# Rows drawn at a time. Each row is a bordered container of about 20 elements: 500 of them took 2.7-2.9 s of server
+# time per render (benchmarks/bench_runs_page.py), every 3 s while a run is active; 50 take a tenth of that.
+PAGE = 50
 
 
 def current() -> Filters:
@@ -88,8 +92,31 @@ def kept(rows: Sequence[Any]) -> list[Any]:
     return run_filters.kept(rows, current())
 
 
-def shown(rows: Sequence[Any]) -> list[Any]:
-    """The rows that pass the filter bar's filters, under a count line (``12 of 500 runs``)."""
+def limit() -> int:
+    """How many of the kept rows the page draws now: :data:`PAGE`, and :data:`PAGE` more per "Show more"."""
+    return int(st.session_state.get(_LIMIT, PAGE))
+
+
+def shown(rows: Sequence[Any]) -> tuple[list[Any], int]:
+    """The first :func:`limit` rows that pass the filter bar's filters, under a count line (``12 of 500 runs``;
+    ``500 runs · the newest 50 shown``), and how many passed (for :func:`more_button` under the list)."""
     out = kept(rows)
-    st.caption(run_filters.count_line(len(out), len(rows)))
-    return out
+    line = run_filters.count_line(len(out), len(rows))
+    if len(out) > limit():
+        line += f" · the first {limit()} shown"
+    st.caption(line)
+    return out[: limit()], len(out)
+
+
+def _more() -> None:
+    st.session_state[_LIMIT] = limit() + PAGE
+
+
+def more_button(n_kept: int) -> None:
+    """Under the list: "Show 50 more" while rows are left undrawn."""
+    left = n_kept - limit()
+    if left > 0:
+        st.button(
+            f"Show {min(PAGE, left)} more", key="runs_more", on_click=_more, icon=":material/expand_more:",
+            help=f"{left} more runs match; the filters above find a run without scrolling",
+        )  # fmt: skip

@@ -124,14 +124,17 @@ def test_overhead_benchmark_pairs_epochs_and_splits_step_and_epoch_time(tmp_path
 
 
 # ---- bench_runs_page -----------------------------------------------------------------------------------------------
-def test_runs_page_benchmark_lists_and_draws_every_run(tmp_path):
+def test_runs_page_benchmark_lists_every_run_and_draws_the_first_page(tmp_path, monkeypatch):
+    from app import run_filter_bar
+
+    monkeypatch.setattr(run_filter_bar, "PAGE", 15)  # 20 runs: a page of 15 and 5 more
     bench = load("bench_runs_page")
     env_before = os.environ.get("WORKBENCH_RUNS_DIR")
     r = bench.run_benchmark(20, active=2, repeats=1, apptest=True, cli=False, workdir=tmp_path)
     assert os.environ.get("WORKBENCH_RUNS_DIR") == env_before  # the AppTest render does not leak its runs root
     assert r["listed"] == 20 and r["all_listed"]
     assert r["newest_first"] == ["exp-0000", "exp-0001", "exp-0002"]  # created an hour apart, newest first
-    assert r["run_rows_count"] == 20 and r["page_rows"] == 20
+    assert r["run_rows_count"] == 20 and r["page_rows"] == 15 and r["page_count_line"] == "20 runs · the first 15 shown"
     assert r["filtered_rows"] == 1 and r["filtered_count_line"] == "1 of 20 runs"  # the tag filter: exp-0000 only
 
 

@@ -180,3 +180,26 @@ def test_dataset_and_model_labels():
     assert run_filters.dataset_label("coco8.yaml") == "coco8"
     assert run_filters.dataset_label(None) == ""
     assert run_filters.model_label("../weights/yolo11n.pt") == "yolo11n.pt"
+
+
+# ---- paging: the page draws 50 rows at a time (issue 20: the Runs page at 500 runs) --------------------------------
+def test_the_page_draws_the_newest_50_and_shows_50_more_per_click(runs_root):
+    now = datetime.now().astimezone()
+    for i in range(120):
+        tags = ["rare"] if i % 40 == 0 else []
+        make_run(runs_root, f"r{i:03d}", RunStatus.COMPLETED, "yolo26n.yaml", "coco8.yaml", tags, "",
+                 created=now - timedelta(minutes=i))  # fmt: skip
+    at = open_page("runs")
+    assert shown(at) == [f"r{i:03d}" for i in range(50)]  # newest first
+    assert count_line(at) == "120 runs · the first 50 shown"
+    at.button(key="runs_more").click().run()
+    assert shown(at) == [f"r{i:03d}" for i in range(100)]
+    assert at.button(key="runs_more").label == "Show 20 more"
+    at.button(key="runs_more").click().run()
+    assert shown(at) == [f"r{i:03d}" for i in range(120)] and count_line(at) == "120 runs"
+    assert not [b for b in at.button if b.key == "runs_more"]  # nothing left to show
+    # a filter reaches runs past the first page: r040 and r080 were not drawn at first
+    at.session_state["runs_limit"] = 50
+    at.multiselect(key="runs_f_tag").set_value(["rare"]).run()
+    assert shown(at) == ["r000", "r040", "r080"] and count_line(at) == "3 of 120 runs"
+    assert not [b for b in at.button if b.key == "runs_more"]

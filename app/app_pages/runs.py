@@ -66,7 +66,9 @@ st.caption(f"Runs in `{root}`")
 rows = run_views.run_rows(root)
 if rows:
     run_filter_bar.filter_bar(rows)  # status, tag, model, dataset, text: session state and ?query params
-counts = {r.name: findings(r.path, run_findings.version(r.path)) for r in run_filter_bar.kept(rows)}  # queues scans
+counts = {  # queues the doctor's scans of the rows the page draws first
+    r.name: findings(r.path, run_findings.version(r.path)) for r in run_filter_bar.kept(rows)[: run_filter_bar.limit()]
+}
 live = any(r.active for r in rows) or run_findings.scanning() or model_export_jobs.running(root)
 
 
@@ -91,7 +93,7 @@ def run_list() -> None:
         )  # fmt: skip
         if ss.get("runs_best_first"):
             current = run_views.best_first(current)
-    current = run_filter_bar.shown(current)  # under a count line: "12 of 500 runs"
+    current, n_kept = run_filter_bar.shown(current)  # under a count line: "12 of 500 runs"; the first 50 drawn
     counts.update({r.name: findings(r.path, run_findings.version(r.path)) for r in current})  # the rows shown only
     previous_sweep = None
     for row in current:
@@ -170,6 +172,7 @@ def run_list() -> None:
                 n.button(
                     "Cancel", key=f"runs_cancel_{row.name}", on_click=_act, args=("cancel_delete", row.path, row.name)
                 )
+    run_filter_bar.more_button(n_kept)
 
 
 run_list()
