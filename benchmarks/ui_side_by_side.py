@@ -177,7 +177,8 @@ def run(before: str, *, repeats: int = 3, window: float = 30.0, epochs: int = 20
 
 def report(r: dict[str, Any]) -> str:
     fp, lt = r["first_paint"], r["live_tab"]
-    lines = [f"{ui_bench.machine()}; before = {r['before']}, now = {r['now']}"]
+    load = r.get("machine_before_the_benchmark") or ui_bench.machine()
+    lines = [f"{load} (before the benchmark); before = {r['before']}, now = {r['now']}"]
     for k in ("before", "now"):
         runs = ", ".join(f"{x['start_visible_s']:.2f}" for x in fp[k]["runs"])
         lines.append(
