@@ -215,6 +215,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 # not used, WSL included, and a walk of sys.modules after every run). An installed workbench does not edit its own
 # source while it serves. benchmarks/bench_ui.py measures the server with and without these.
 LIGHT_SERVER = ("--runner.postScriptGC", "false", "--server.fileWatcherType", "none", "--server.runOnSave", "false")
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """``workbench ui``: run the Streamlit app in a child process with the runs root in its environment."""
     from trainers.runs.folder import RUNS_DIR_ENV, runs_root
