@@ -7,6 +7,7 @@ replaced by a stub only for the in-process tests of the train/resume plumbing.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
@@ -226,7 +227,10 @@ def test_stop_sends_sigterm_to_the_running_process(root, tmp_path):
         assert result.returncode == 0, result.stderr
         assert f"sent SIGTERM to run 'live' (pid {proc.pid})" in result.stdout
         assert proc.wait(10) == 0 and marker.exists()
-        assert read_status(run_dir)["stop_requested"]
+        status = read_status(run_dir)
+        assert status["stop_requested"]
+        [action] = status["actions"]  # who stopped it (issue 20): the login name, marked as the command line
+        assert action["action"] == "stop" and action["by"] == f"{getpass.getuser()} (CLI)"
     finally:
         proc.kill()
         proc.wait()
@@ -425,6 +429,9 @@ def test_resume_accepts_a_name_or_a_path_and_checks_state_first(runner, root):
     n = len(runner.calls)
     assert cli.main(["resume", "done", "--runs-dir", str(root)]) == 2
     assert len(runner.calls) == n  # the runner was never asked
+    by = f"{getpass.getuser()} (CLI)"  # who resumed it (issue 20), twice; the refused resume recorded nothing
+    assert [(a["action"], a["by"]) for a in read_status(root / "idle")["actions"]] == [("resume", by)] * 2
+    assert "actions" not in read_status(root / "done")
 
 
 def test_resume_refuses_a_run_that_is_really_running(runner, root, capsys):

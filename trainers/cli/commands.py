@@ -157,6 +157,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if cluster_commands.resumes_on_cluster(args, run_dir):
         return cluster_commands.resume_on_cluster(args, run_dir)
     resumable_status(run_dir)
+    from trainers.runs.actions import cli_user, record_action
+
+    record_action(run_dir, "resume", cli_user())
 
     def body() -> int:
         from trainers.training.run import resume_run
@@ -186,11 +189,13 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 # ---- runs / stop ---------------------------------------------------------------------------------------------------
 def cmd_stop(args: argparse.Namespace) -> int:
     """``workbench stop RUN``: send SIGTERM; the training process stops cleanly after the current step."""
+    from trainers.runs.actions import cli_user, record_action
     from trainers.runs.folder import resolve_run, runs_root
     from trainers.runs.launcher import stop_run
 
     run_dir = resolve_run(runs_root(args.runs_dir), args.run)
     pid = stop_run(run_dir)
+    record_action(run_dir, "stop", cli_user())  # the Runs page says "stopped by ada (CLI)"
     who = f"through Ray, job {pid}" if isinstance(pid, str) else f"pid {pid}"  # Ray's stop_job sends the SIGTERM
     print(f"sent SIGTERM to run {run_dir.name!r} ({who}); it saves and stops after the current step")
     return 0

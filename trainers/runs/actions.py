@@ -3,11 +3,13 @@ done from the UI, appended under the run folder's lock (:func:`~trainers.runs.st
 process writing its own fields at the same moment loses nothing and is lost by nothing.
 
 ``by`` is the name given at sign-in (``workbench ui`` beyond loopback, trainers/cli/ui_gate.py), or None when the UI
-has no sign-in (loopback) or the person gave no name.
+has no sign-in (loopback) or the person gave no name; ``workbench stop`` and ``workbench resume`` record the login
+name marked ``(CLI)`` (:func:`cli_user`).
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 from typing import Any
 
@@ -28,6 +30,15 @@ def record_action(run_dir: str | os.PathLike[str], action: str, by: str | None) 
         raise ValueError(f"unknown run action {action!r}; one of {ACTIONS}")
     entry = {"action": action, "by": by, "at": now_iso()}
     return update_status(run_dir, lambda current: {"actions": [*actions_of(current), entry]})
+
+
+def cli_user() -> str | None:
+    """Who runs this ``workbench`` command: the login name, marked as the command line (``"ada (CLI)"``); None when
+    the system knows no name for the process' user."""
+    try:
+        return f"{getpass.getuser()} (CLI)"
+    except (OSError, KeyError, ImportError):  # no $USER/$LOGNAME and no passwd entry (some containers)
+        return None
 
 
 def actions_of(status: dict[str, Any]) -> list[dict[str, Any]]:
