@@ -157,8 +157,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if cluster_commands.resumes_on_cluster(args, run_dir):
         return cluster_commands.resume_on_cluster(args, run_dir)
     resumable_status(run_dir)
+    from trainers.run_files import LAST_CHECKPOINT
     from trainers.runs.actions import cli_user, record_action
+    from trainers.runs.preflight import check_last_checkpoint
 
+    check_last_checkpoint(run_dir / LAST_CHECKPOINT)  # a refused resume changes nothing, not even who tried
     record_action(run_dir, "resume", cli_user())
 
     def body() -> int:
