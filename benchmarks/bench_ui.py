@@ -53,7 +53,7 @@ for path in (REPO, Path(__file__).resolve().parent):
 
 import bench_dashboard  # noqa: E402
 
-from tests.ui_server import CHROMIUM_ARGS, chromium_path, free_port  # noqa: E402  (one definition for tests and benchmarks)
+from tests.ui_server import CHROMIUM_ARGS, COUNT_SENDS, chromium_path, free_port  # noqa: E402  (one definition for tests and benchmarks)
 
 GOAL_FIRST_PAINT_S = 2.0  # issue 20 (it was 4 s before)
 GOAL_LIVE_TAB_PCT = 5.0  # issue 20: one visible live dashboard tab, real run, % of one core
@@ -377,11 +377,6 @@ class LiveRun:
                     os.killpg(pid, signal.SIGKILL)  # the process group the launcher started for this run
                 except ProcessLookupError:
                     pass
-
-
-# Counts the messages each tab sends to the server (Streamlit BackMsgs: the live refresh's rerun requests and others).
-COUNT_SENDS = """(() => { const send = WebSocket.prototype.send; window.__wsSent = 0;
-    WebSocket.prototype.send = function (data) { window.__wsSent += 1; return send.call(this, data); }; })();"""
 
 
 def descendants(pid: int) -> list[int]:

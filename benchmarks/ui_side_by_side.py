@@ -36,16 +36,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_ui as ui_bench  # noqa: E402
 
-from tests.ui_server import CHROMIUM_ARGS, chromium_path  # noqa: E402
+from tests.ui_server import CHROMIUM_ARGS, COUNT_SENDS, VISIBILITY, chromium_path  # noqa: E402
 
 REPO = ui_bench.REPO
 TITLE_SELECTOR = "h1:has-text('New run')"
-VISIBILITY = """(() => {
-  let hidden = false;
-  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => hidden ? 'hidden' : 'visible'});
-  Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});
-  window.__setHidden = (h) => { hidden = h; document.dispatchEvent(new Event('visibilitychange')); };
-})();"""
 
 
 @contextmanager
@@ -79,7 +73,7 @@ def first_paint(browser, runs: Path, repo: Path) -> dict[str, float]:
 def _tab(browser, ui, run_name: str):
     ctx = browser.new_context(viewport={"width": 1500, "height": 1900})
     ctx.add_init_script(VISIBILITY)
-    ctx.add_init_script(ui_bench.COUNT_SENDS)
+    ctx.add_init_script(COUNT_SENDS)
     page = ctx.new_page()
     page.goto(f"{ui.url}/dashboard?run={run_name}", wait_until="commit")
     return ctx, page

@@ -209,6 +209,25 @@ def test_ui_benchmark_in_chromium(tmp_path):
     assert max(live["tab_updates_seen"]) >= 1 and live["steps_logged_in_window"] > 0
 
 
+@pytest.mark.browser
+def test_side_by_side_first_paint_from_a_worktree_of_the_code_before(tmp_path):
+    """ui_side_by_side.py: a worktree of the ref is checked out and removed, and a first paint is timed from it."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.ui_server import CHROMIUM_ARGS, chromium_path
+
+    sbs = load("ui_side_by_side")
+    with sbs.worktree("HEAD") as old, sync_playwright() as p:
+        assert (old / "app" / "main.py").is_file()
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            paint = sbs.first_paint(browser, tmp_path / "runs", old)
+        finally:
+            browser.close()
+    assert not old.exists()  # the worktree is removed afterwards
+    assert 0 < paint["server_ready_s"] < paint["title_visible_s"] <= paint["start_visible_s"]
+
+
 # ---- bench_class_weights -------------------------------------------------------------------------------------------
 def _epoch(n: int, f1: list[float]) -> dict:
     names = ["circle", "square", "triangle", "cross"]

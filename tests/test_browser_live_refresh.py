@@ -17,22 +17,13 @@ from tests.conftest import wait_for
 from tests.doctor.runs import make_run
 from tests.doctor.synthetic import epoch
 from tests.test_doctor_ui import DIVERGING
-from tests.ui_server import WorkbenchUI, chromium_page
+from tests.ui_server import COUNT_SENDS, VISIBILITY, WorkbenchUI, chromium_page
 from trainers.run_files import TELEMETRY_FILE
 from trainers.runs.status import write_status
 from trainers.telemetry.events import TelemetryWriter
 
 pytestmark = pytest.mark.browser  # synthetic run: nothing trains
 REFRESH_S = 2.0  # app/app_pages/dashboard.py REFRESH_S (a Streamlit page: not imported here)
-
-VISIBILITY = """(() => {
-  let hidden = false;
-  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => hidden ? 'hidden' : 'visible'});
-  Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});
-  window.__setHidden = (h) => { hidden = h; document.dispatchEvent(new Event('visibilitychange')); };
-  const send = WebSocket.prototype.send; window.__wsSent = 0;
-  WebSocket.prototype.send = function (data) { window.__wsSent += 1; return send.call(this, data); };
-})();"""
 
 
 def page_text(page) -> str:
@@ -55,6 +46,7 @@ def test_a_hidden_dashboard_tab_sends_nothing_and_catches_up_when_shown(tmp_path
     try:
         with chromium_page(width=1400, height=1200) as page:
             page.context.add_init_script(VISIBILITY)
+            page.context.add_init_script(COUNT_SENDS)
             page.goto(f"{ui.url}/dashboard?run=live", wait_until="domcontentloaded")
             wait_for(lambda: "2/6" in (t := page_text(page)) and "Losses" in t, 90, 0.2, "the dashboard at epoch 2")
 

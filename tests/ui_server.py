@@ -31,6 +31,19 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
+# Init scripts for a page (``context.add_init_script``), shared by the browser tests and benchmarks/bench_ui.py.
+# COUNT_SENDS counts the messages the page sends to the server (Streamlit BackMsgs: a live refresh's rerun request is
+# one). VISIBILITY lets the caller hide and show the tab (``window.__setHidden(true)``): headless Chromium reports
+# every tab visible, so ``document.visibilityState`` is overridden and ``visibilitychange`` fired as a browser does.
+COUNT_SENDS = """(() => { const send = WebSocket.prototype.send; window.__wsSent = 0;
+    WebSocket.prototype.send = function (data) { window.__wsSent += 1; return send.call(this, data); }; })();"""
+VISIBILITY = """(() => {
+  let hidden = false;
+  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => hidden ? 'hidden' : 'visible'});
+  Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});
+  window.__setHidden = (h) => { hidden = h; document.dispatchEvent(new Event('visibilitychange')); };
+})();"""
+
 
 def free_port() -> int:
     with socket.socket() as s:
