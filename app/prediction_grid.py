@@ -63,13 +63,14 @@ def all_errors(boxes: dict[str, np.ndarray], n_images: int, conf: float) -> list
 
 def image_boxes(boxes: dict[str, np.ndarray], image: int, conf: float) -> list[dict[str, Any]]:
     """The boxes of one image drawn at ``conf``: every ground-truth box, then the predictions at or above ``conf``,
-    most confident first: ``{"kind", "cls", "conf", "x1", "y1", "x2", "y2"}`` (kind GT or PRED)."""
+    most confident first: ``{"row", "kind", "cls", "conf", "x1", "y1", "x2", "y2"}`` (kind GT or PRED; row: the box's
+    index in ``boxes``)."""
     on = boxes["image"] == image
     keep = on & ((boxes["kind"] == GT) | (boxes["conf"] >= conf))
     rows = np.flatnonzero(keep)
     rows = rows[np.lexsort((-boxes["conf"][rows], boxes["kind"][rows]))]
     return [
-        {"kind": int(boxes["kind"][r]), "cls": int(boxes["cls"][r]), "conf": float(boxes["conf"][r]),
+        {"row": int(r), "kind": int(boxes["kind"][r]), "cls": int(boxes["cls"][r]), "conf": float(boxes["conf"][r]),
          **{k: float(boxes[k][r]) for k in ("x1", "y1", "x2", "y2")}}
         for r in rows
     ]  # fmt: skip

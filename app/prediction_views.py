@@ -29,7 +29,15 @@ from trainers.errors import WorkbenchError
 from trainers.run_files import EVIDENCE_DIR
 from trainers.runs.status import read_status
 from trainers.statuses import ACTIVE_STATUSES
-from trainers.telemetry.evidence import FINAL, PRED, PRED_MIN_CONF, SAMPLE_FILE, Evidence, epoch_folder_name
+from trainers.telemetry.evidence import (
+    FINAL,
+    PRED,
+    PRED_MIN_CONF,
+    SAMPLE_FILE,
+    Evidence,
+    box_verdicts,
+    epoch_folder_name,
+)
 
 COLUMNS = 4  # tiles per row: ~260 px each in the dashboard's width
 LARGE_PX = 768  # the opened image's thumbnail (its longer side)
@@ -141,10 +149,12 @@ def _large(
     errors = _errors(run_dir, epoch, mtime, conf, len(sample["images"]))[image]
     w, h = int(info.get("width") or 0), int(info.get("height") or 0)
     html = grid.tile_html(image, info, jpeg, note, grid.boxes_html(rows, w, h, names, cls), errors, large=True)
+    verdicts = box_verdicts(boxes, image, conf)  # the rule behind the tile's "missed" and "false" counts
     table = [
         {"box": grid.PRED_LABEL if r["kind"] == PRED else grid.GT_LABEL,
          "class": names[r["cls"]] if 0 <= r["cls"] < len(names) else f"id {r['cls']}",
          "confidence": f"{r['conf']:.3f}" if r["kind"] == PRED else "",
+         "verdict": verdicts.get(r["row"], ""),
          **{k: round(r[k], 1) for k in ("x1", "y1", "x2", "y2")}}
         for r in rows
     ]  # fmt: skip

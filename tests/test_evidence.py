@@ -93,6 +93,30 @@ def test_worst_first_counts_missed_and_false_boxes_at_the_threshold(tmp_path):
     assert ev.image_errors(boxes, 0, conf=0.95) == (1, 0)  # above both predictions: the GT box is missed
 
 
+def test_every_box_of_an_image_gets_its_verdict_by_one_matching_rule():
+    """Image 0: GT a (class 0) and GT b (class 1); predictions: class 0 on a (correct), class 0 on a again (a is
+    taken by the first, and it overlaps no box of another class: background), class 0 on b (wrong class), class 1 far
+    away (background), and one below the threshold (no verdict). GT b is missed: only a wrong-class box sits on it."""
+    a, b, far = (0, 0, 10, 10), (50, 50, 60, 60), (100, 100, 110, 110)
+    rows = [  # kind, cls, conf, box; image 1 holds a copy of a predicted box that must not count for image 0
+        (ev.GT, 0, 1.0, a), (ev.GT, 1, 1.0, b),
+        (ev.PRED, 0, 0.9, a), (ev.PRED, 0, 0.8, a), (ev.PRED, 0, 0.7, b), (ev.PRED, 1, 0.6, far),
+        (ev.PRED, 1, 0.1, b),
+    ]  # fmt: skip
+    boxes = {
+        "image": np.array([0] * len(rows) + [1]),
+        "kind": np.array([r[0] for r in rows] + [ev.PRED]),
+        "cls": np.array([r[1] for r in rows] + [1]),
+        "conf": np.array([r[2] for r in rows] + [0.9]),
+        **{k: np.array([float(r[3][i]) for r in rows] + [50.0]) for i, k in enumerate(("x1", "y1", "x2", "y2"))},
+    }
+    assert ev.box_verdicts(boxes, 0, conf=0.25) == {
+        0: ev.FOUND, 1: ev.MISSED, 2: ev.CORRECT, 3: ev.BACKGROUND, 4: ev.WRONG_CLASS, 5: ev.BACKGROUND,
+    }  # fmt: skip
+    assert ev.image_errors(boxes, 0, conf=0.25) == (1, 3)  # the tile's counts are the verdicts counted
+    assert ev.box_verdicts(boxes, 0, conf=0.95) == {0: ev.MISSED, 1: ev.MISSED}  # no prediction that confident
+
+
 def test_a_run_without_evidence_reads_as_empty(tmp_path):
     e = ev.Evidence(tmp_path)
     assert not e and e.epochs == [] and e.images == []

@@ -190,6 +190,12 @@ def test_open_shows_the_image_large_beside_another_epoch_with_its_boxes(runs_roo
     first, second = (t.value for t in at.dataframe if "box" in t.value.columns)
     assert list(first["box"]).count("ground truth") == len(gt) and list(first["box"]).count("prediction") == len(preds)
     assert sorted(first["class"]) == sorted([pe.NAMES[c] for _, c in gt] + [pe.NAMES[c] for _, c, _ in preds])
+    verdicts = list(first["verdict"])  # each box's verdict, counted as the tile counts them
+    missed, false = pe.ERRORS_025[5]
+    assert verdicts.count("missed") == missed and verdicts.count("found") == len(gt) - missed
+    assert verdicts.count("wrong class") + verdicts.count("background") == false
+    predicted = [v for v, box in zip(verdicts, first["box"], strict=True) if box == "prediction"]
+    assert all(v in ("correct", "wrong class", "background") for v in predicted)
     assert len(second) == 2 * len(gt)
     at.button(key=f"pred_open_{RUN}_4").click().run()  # no labels, three false boxes at epoch 1, none at epoch 2
     assert [len(t.value) for t in at.dataframe if "box" in t.value.columns] == [3]

@@ -245,23 +245,43 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
-def image_errors(boxes: dict[str, np.ndarray], image: int, conf: float, iou_min: float = 0.5) -> tuple[int, int]:
-    """(missed ground-truth boxes, false predicted boxes) of one sample image at confidence ``conf``: predictions
-    matched greedily, most confident first, to an unmatched box of the same class with IoU >= ``iou_min``."""
+# What each box of a sample image is at a confidence threshold (:func:`box_verdicts`).
+FOUND, MISSED = "found", "missed"  # ground truth
+CORRECT, WRONG_CLASS, BACKGROUND = "correct", "wrong class", "background"  # predictions at or above the threshold
+
+
+def box_verdicts(boxes: dict[str, np.ndarray], image: int, conf: float, iou_min: float = 0.5) -> dict[int, str]:
+    """``{row: verdict}`` for the boxes of one sample image at confidence ``conf`` (row: index into ``boxes``).
+
+    Predictions at or above ``conf`` are matched greedily, most confident first, to an unmatched ground-truth box of
+    the same class with IoU >= ``iou_min`` (:data:`CORRECT`); one that matches none is :data:`WRONG_CLASS` when it
+    overlaps a box of another class that much, else :data:`BACKGROUND`. Ground-truth boxes are :data:`FOUND` or
+    :data:`MISSED`. Predictions below ``conf`` get no verdict. The one matching rule of the tiles' counts
+    (:func:`image_errors`) and the opened image's box list.
+    """
     on = boxes["image"] == image
     xyxy = np.stack([boxes[k] for k in ("x1", "y1", "x2", "y2")], axis=1)
-    gt = on & (boxes["kind"] == GT)
-    pred = on & (boxes["kind"] == PRED) & (boxes["conf"] >= conf)
-    g_box, g_cls = xyxy[gt], boxes["cls"][gt]
-    order = np.argsort(-boxes["conf"][pred], kind="stable")
-    p_box, p_cls = xyxy[pred][order], boxes["cls"][pred][order]
-    overlaps = iou(p_box, g_box)
-    taken = np.zeros(len(g_box), dtype=bool)
-    false = 0
-    for i in range(len(p_box)):
-        ok = (~taken) & (g_cls == p_cls[i]) & (overlaps[i] >= iou_min) if len(g_box) else np.zeros(0, dtype=bool)
+    gt_rows = np.flatnonzero(on & (boxes["kind"] == GT))
+    pred_rows = np.flatnonzero(on & (boxes["kind"] == PRED) & (boxes["conf"] >= conf))
+    pred_rows = pred_rows[np.argsort(-boxes["conf"][pred_rows], kind="stable")]
+    g_cls, p_cls = boxes["cls"][gt_rows], boxes["cls"][pred_rows]
+    overlaps = iou(xyxy[pred_rows], xyxy[gt_rows])
+    taken = np.zeros(len(gt_rows), dtype=bool)
+    verdicts: dict[int, str] = {}
+    for i, row in enumerate(pred_rows):
+        near = overlaps[i] >= iou_min if len(gt_rows) else np.zeros(0, dtype=bool)
+        ok = (~taken) & (g_cls == p_cls[i]) & near
         if ok.any():
             taken[int(np.argmax(np.where(ok, overlaps[i], -1)))] = True
+            verdicts[int(row)] = CORRECT
         else:
-            false += 1
-    return int((~taken).sum()), false
+            verdicts[int(row)] = WRONG_CLASS if (near & (g_cls != p_cls[i])).any() else BACKGROUND
+    verdicts.update({int(row): FOUND if hit else MISSED for row, hit in zip(gt_rows, taken, strict=True)})
+    return verdicts
+
+
+def image_errors(boxes: dict[str, np.ndarray], image: int, conf: float, iou_min: float = 0.5) -> tuple[int, int]:
+    """(missed ground-truth boxes, false predicted boxes) of one sample image at confidence ``conf``
+    (:func:`box_verdicts`)."""
+    verdicts = list(box_verdicts(boxes, image, conf, iou_min).values())
+    return verdicts.count(MISSED), verdicts.count(WRONG_CLASS) + verdicts.count(BACKGROUND)
