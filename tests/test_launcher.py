@@ -240,8 +240,11 @@ def test_three_concurrent_runs_keep_separate_uncorrupted_logs(tmp_path, fake):
         assert events[0]["event"] == "run_start" and events[-1]["event"] == "run_end"
         assert events[-1]["status"] == "completed"
         spans.append((events[0]["t"], events[-1]["t"]))
+        # the fake prints its last line after writing status.json: wait for it rather than read at once
+        ended = lambda d=d: "fake trainer ended completed" in (d / "console.log").read_text()  # noqa: E731
+        wait_for(ended, 30, 0.05, "its last line")
         console = (d / "console.log").read_text()
-        assert f"fake trainer started {d.name}" in console and "fake trainer ended completed" in console
+        assert f"fake trainer started {d.name}" in console
         assert all(f"started {other.name}" not in console for other in dirs if other != d)
     # They really ran at the same time.
     assert max(s for s, _ in spans) < min(e for _, e in spans)
