@@ -84,7 +84,6 @@ was_active = _status().get("status") in ACTIVE_STATUSES
 
 @st.fragment
 def dashboard() -> None:
-    live_refresh(REFRESH_S if was_active and ss.dash_live else None, "dash_live_refresh")
     st_now = _status()
     state = str(st_now.get("status", "unknown"))
     if (state in ACTIVE_STATUSES) != was_active:
@@ -148,6 +147,7 @@ def dashboard() -> None:
     dashboard_parts.training_charts(log, reader, name, ss.dash_lr_log, ss.dash_gn_log, mark)
     dashboard_parts.system_panel(log)
     dashboard_parts.console_and_files(run_dir, name, state == RunStatus.FAILED)
+    live_refresh(REFRESH_S if was_active and ss.dash_live else None, "dash_live_refresh")  # last: after this draw
 
 
 dashboard()

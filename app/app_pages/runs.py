@@ -74,7 +74,11 @@ live = any(r.active for r in rows) or run_findings.scanning() or model_export_jo
 
 @st.fragment
 def run_list() -> None:
-    live_refresh(REFRESH_S if live else None, "runs_live_refresh")
+    _run_list()
+    live_refresh(REFRESH_S if live else None, "runs_live_refresh")  # drawn last: the next refresh after this one
+
+
+def _run_list() -> None:
     current = run_views.run_rows(root)
     if (any(r.active for r in current) or run_findings.scanning() or model_export_jobs.running(root)) != live:
         st.rerun()  # a run, a scan or an export started or ended: rerun the page so the refresh interval follows

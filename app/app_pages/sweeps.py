@@ -127,7 +127,11 @@ rows = run_views.run_rows(root) if records else []
 @st.fragment
 def sweep_tables() -> None:
     busy = ss.sw_pending or any(r.sweep and r.active for r in rows)
-    live_refresh(REFRESH_S if busy else None, "sweeps_live_refresh")
+    _sweep_tables()
+    live_refresh(REFRESH_S if busy else None, "sweeps_live_refresh")  # drawn last: the next refresh after this one
+
+
+def _sweep_tables() -> None:
     records = listed_sweeps()  # again at each refresh: a sweep's record appears once its process has written it
     by_name = {r.name: r for r in run_views.run_rows(root)} if records else {}
     if not records:
