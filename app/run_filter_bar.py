@@ -99,7 +99,7 @@ def limit() -> int:
 
 def shown(rows: Sequence[Any]) -> tuple[list[Any], int]:
     """The first :func:`limit` rows that pass the filter bar's filters, under a count line (``12 of 500 runs``;
-    ``500 runs · the newest 50 shown``), and how many passed (for :func:`more_button` under the list)."""
+    ``500 runs · the first 50 shown``), and how many passed (for :func:`more_button` under the list)."""
     out = kept(rows)
     line = run_filters.count_line(len(out), len(rows))
     if len(out) > limit():
